@@ -1,0 +1,118 @@
+/* farena protocol codec: MessagePack-RPC envelopes and typed params, on top of
+ * msgpack-c. I/O-free: packing goes through a msgpack_packer whose write
+ * callback the caller chooses (an evbuffer, a growable buffer, ...). */
+#ifndef FARENA_PROTO_CODEC_H
+#define FARENA_PROTO_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+
+#include "errors.h"
+#include "methods.h"
+
+enum proto_msg_type { PROTO_REQUEST = 0, PROTO_RESPONSE = 1, PROTO_NOTIFY = 2 };
+
+/* A location: (file index, offset, length) within an arena. */
+struct proto_loc {
+    uint16_t file_index;
+    uint32_t offset;
+    uint32_t len;
+};
+
+/* A decoded request or notification. Every pointer points into the unpacked
+ * msgpack object (and so into its zone and the message bytes): valid only as
+ * long as both are. */
+struct proto_request {
+    enum proto_msg_type type;     /* PROTO_REQUEST or PROTO_NOTIFY */
+    int answerable;               /* 1 when type and msgid were read, so a
+                                     bad_request reply can be sent */
+    uint32_t msgid;               /* 0 for a notification */
+    const char *method;           /* not NUL-terminated */
+    size_t method_len;            /* <= PROTO_MAX_METHOD_LEN */
+    const msgpack_object *params; /* the params array's items */
+    uint32_t nparams;
+};
+
+/* A decoded response; pointers as in struct proto_request. */
+struct proto_response {
+    uint32_t msgid;
+    int err;                      /* PROTO_OK, an enum proto_err, or -1 when
+                                     the daemon sent a code this build does
+                                     not know (errname says which) */
+    const char *errname;          /* NULL on success */
+    size_t errname_len;
+    const char *message;          /* the error's human text; NULL on success */
+    size_t message_len;
+    const msgpack_object *result; /* the result (nil on error) */
+};
+
+/* Unpacks one complete message of len bytes (as delimited by proto_scan)
+ * into *out, allocating from zone, which the caller owns and may clear
+ * between messages. The message's bin/str objects point into buf (no copy).
+ * Returns 0, or -1 with *why set (not msgpack, trailing bytes, out of
+ * memory). */
+int proto_unpack(msgpack_zone *zone, const void *buf, size_t len, msgpack_object *out,
+                 const char **why);
+
+/* Decodes a request [0, msgid, method, params] or a notification
+ * [2, method, params] with strict validation. Returns 0, or -1 with *why
+ * (static) set; then out->answerable says whether out->type and out->msgid
+ * were read (a request whose method or params are malformed gets a
+ * bad_request reply; anything else is unanswerable). */
+int proto_request_decode(const msgpack_object *msg, struct proto_request *out, const char **why);
+
+/* Decodes a response [1, msgid, error, result], error being nil or
+ * [code, message]. Returns 0 or -1 with *why set. */
+int proto_response_decode(const msgpack_object *msg, struct proto_response *out,
+                          const char **why);
+
+/* Packs the head of a success response, [1, msgid, nil, ; the caller then
+ * packs exactly one result object. Returns msgpack's 0 / -1. */
+int proto_pack_result_head(msgpack_packer *pk, uint32_t msgid);
+
+/* Packs a whole error response [1, msgid, [name, message], nil]; message may
+ * be NULL (the code's description is sent). */
+int proto_pack_error(msgpack_packer *pk, uint32_t msgid, enum proto_err code,
+                     const char *message);
+
+/* Packs the head of a request [0, msgid, method, [ ; the caller then packs
+ * exactly nparams objects. */
+int proto_pack_request_head(msgpack_packer *pk, uint32_t msgid, enum proto_method m,
+                            uint32_t nparams);
+
+/* Packs the head of a notification [2, method, [ ; then nparams objects. */
+int proto_pack_notify_head(msgpack_packer *pk, enum proto_method m, uint32_t nparams);
+
+/* Packs a location as [file_index, offset, len]. */
+int proto_pack_loc(msgpack_packer *pk, struct proto_loc loc);
+
+/* Exact encoded sizes, for deciding before packing whether a response fits
+ * in max_message (get_many) or how to split a batch (client). */
+size_t proto_size_uint(uint64_t v);
+size_t proto_size_bin(size_t len);      /* header + len */
+size_t proto_size_array(size_t n);      /* header only */
+size_t proto_size_loc(struct proto_loc loc);
+
+/* Typed readers for params and results. Each returns 0, or -1 with *why
+ * (static, e.g. "expected an unsigned integer") set. Integers are strict: a
+ * float, a negative number or nil is refused. */
+int proto_read_uint(const msgpack_object *o, uint64_t max, uint64_t *out, const char **why);
+/* A handle: an integer in 1..UINT64_MAX. */
+int proto_read_handle(const msgpack_object *o, uint64_t *out, const char **why);
+/* A file index: an integer in 0..65535. */
+int proto_read_index(const msgpack_object *o, uint16_t *out, const char **why);
+/* A location: an array of exactly three integers in range. */
+int proto_read_loc(const msgpack_object *o, struct proto_loc *out, const char **why);
+/* A payload: bin, or str (accepted on input). *data points into the message. */
+int proto_read_payload(const msgpack_object *o, const void **data, size_t *len,
+                       const char **why);
+/* A str of at most max_len bytes (arena names: also not empty, no NUL). */
+int proto_read_str(const msgpack_object *o, size_t max_len, const char **s, size_t *len,
+                   const char **why);
+/* An array: *items points to its n items. */
+int proto_read_array(const msgpack_object *o, const msgpack_object **items, uint32_t *n,
+                     const char **why);
+
+#endif

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages farena needs, only those that are missing.
+#   scripts/deps.sh          build + run the daemon
+#   scripts/deps.sh test     also what the tests need (Check, clang for fuzzing)
+set -euo pipefail
+
+pkgs=(build-essential cmake pkg-config libevent-dev libmsgpack-dev)
+if [ "${1:-}" = test ]; then
+    pkgs+=(check clang libclang-rt-14-dev procps)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+        missing+=("$p")
+    fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "deps: installing ${missing[*]}" >&2
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "deps: need root or sudo to install ${missing[*]}" >&2; exit 1; }
+    sudo=sudo
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
