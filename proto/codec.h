@@ -64,7 +64,9 @@ int proto_unpack(msgpack_zone *zone, const void *buf, size_t len, msgpack_object
 int proto_request_decode(const msgpack_object *msg, struct proto_request *out, const char **why);
 
 /* Decodes a response [1, msgid, error, result], error being nil or
- * [code, message]. Returns 0 or -1 with *why set. */
+ * [code, message]. Returns 0 or -1 with *why set. On -1, out->msgid is still
+ * set when the envelope's type and msgid were readable (0 otherwise), so a
+ * client can fail that one call. */
 int proto_response_decode(const msgpack_object *msg, struct proto_response *out,
                           const char **why);
 
@@ -88,12 +90,25 @@ int proto_pack_notify_head(msgpack_packer *pk, enum proto_method m, uint32_t npa
 /* Packs a location as [file_index, offset, len]. */
 int proto_pack_loc(msgpack_packer *pk, struct proto_loc loc);
 
+/* Payloads (push data, get results) have no helper on purpose: pack the
+ * header with msgpack_pack_bin(pk, len), then either msgpack_pack_bin_body(pk,
+ * data, len), which hands the caller's pointer straight to the packer's write
+ * callback (no intermediate copy), or append the len body bytes to the same
+ * output yourself (e.g. the daemon reads them from the scratch file straight
+ * into its output buffer). Exactly len bytes must follow the header. */
+
 /* Exact encoded sizes, for deciding before packing whether a response fits
  * in max_message (get_many) or how to split a batch (client). */
 size_t proto_size_uint(uint64_t v);
 size_t proto_size_bin(size_t len);      /* header + len */
 size_t proto_size_array(size_t n);      /* header only */
 size_t proto_size_loc(struct proto_loc loc);
+size_t proto_size_str(size_t len); /* header + len */
+/* [1, msgid, nil, : what proto_pack_result_head() packs. */
+size_t proto_size_result_head(uint32_t msgid);
+/* [0, msgid, method, [ : what proto_pack_request_head() packs (the params
+ * array header included, not the params). */
+size_t proto_size_request_head(uint32_t msgid, enum proto_method m, uint32_t nparams);
 
 /* Typed readers for params and results. Each returns 0, or -1 with *why
  * (static, e.g. "expected an unsigned integer") set. Integers are strict: a
@@ -108,7 +123,10 @@ int proto_read_loc(const msgpack_object *o, struct proto_loc *out, const char **
 /* A payload: bin, or str (accepted on input). *data points into the message. */
 int proto_read_payload(const msgpack_object *o, const void **data, size_t *len,
                        const char **why);
-/* A str of at most max_len bytes (arena names: also not empty, no NUL). */
+/* A str of at most max_len bytes (arena names: also not empty, no NUL).
+ * Every str param of protocol 1 is a name, so this reader always requires
+ * 1..max_len bytes and no NUL byte. *s points into the message and is not
+ * NUL-terminated. */
 int proto_read_str(const msgpack_object *o, size_t max_len, const char **s, size_t *len,
                    const char **why);
 /* An array: *items points to its n items. */

@@ -13,6 +13,9 @@
 #define PROTO_MAX_MESSAGE_MAX (1u << 30)
 /* Deepest nesting of arrays/maps in one message (the envelope counts as 1). */
 #define PROTO_MAX_DEPTH_DEFAULT 16u
+/* Deepest max_depth that is useful: msgpack-c's unpacker refuses nesting
+ * past 32 levels whatever the scanner allows. */
+#define PROTO_MAX_DEPTH_MAX 32u
 /* Most msgpack objects (every array/map element, keys included) in one
  * message. msgpack-c allocates about 24 bytes per object when it unpacks, so
  * this bounds that allocation independently of max_message. */

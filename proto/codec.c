@@ -1,0 +1,391 @@
+/* MessagePack-RPC envelopes and strictly typed params on top of msgpack-c. */
+#include "codec.h"
+
+#include <string.h>
+
+#include "limits.h"
+
+/* Sets *why when the caller asked for it and returns -1. */
+static int fail(const char **why, const char *reason)
+{
+    if (why != NULL)
+        *why = reason;
+    return -1;
+}
+
+/* Unpacks one whole message; bytes after it are an error because the scanner
+ * already cut the stream at message boundaries. */
+int proto_unpack(msgpack_zone *zone, const void *buf, size_t len, msgpack_object *out,
+                 const char **why)
+{
+    size_t off = 0;
+
+    if (zone == NULL || out == NULL || (buf == NULL && len > 0))
+        return fail(why, "invalid arguments");
+    switch (msgpack_unpack(buf, len, &off, zone, out)) {
+    case MSGPACK_UNPACK_SUCCESS:
+        return 0;
+    case MSGPACK_UNPACK_EXTRA_BYTES:
+        return fail(why, "trailing bytes after the message");
+    case MSGPACK_UNPACK_CONTINUE:
+        return fail(why, "incomplete message");
+    case MSGPACK_UNPACK_NOMEM_ERROR:
+        return fail(why, "out of memory, or nesting deeper than msgpack-c's 32 levels");
+    case MSGPACK_UNPACK_PARSE_ERROR:
+    default:
+        return fail(why, "not msgpack");
+    }
+}
+
+/* Reads a msgid: a non-negative integer of at most 32 bits. */
+static int read_msgid(const msgpack_object *o, uint32_t *out)
+{
+    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 > UINT32_MAX)
+        return -1;
+    *out = (uint32_t)o->via.u64;
+    return 0;
+}
+
+/* Decodes [0, msgid, method, params] or [2, method, params]. A request is
+ * answerable as soon as its type and msgid are read, whatever follows. */
+int proto_request_decode(const msgpack_object *msg, struct proto_request *out, const char **why)
+{
+    const msgpack_object *e, *method, *params;
+    uint32_t n;
+
+    memset(out, 0, sizeof(*out));
+    out->type = PROTO_REQUEST;
+    if (msg == NULL || msg->type != MSGPACK_OBJECT_ARRAY || msg->via.array.size == 0)
+        return fail(why, "message is not an array envelope");
+    e = msg->via.array.ptr;
+    n = msg->via.array.size;
+    if (e[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return fail(why, "envelope type is not an unsigned integer");
+
+    switch (e[0].via.u64) {
+    case PROTO_REQUEST:
+        if (n < 2 || read_msgid(&e[1], &out->msgid) != 0)
+            return fail(why, "msgid is not an unsigned 32-bit integer");
+        out->answerable = 1;
+        if (n != 4)
+            return fail(why, "a request must be an array of 4");
+        method = &e[2];
+        params = &e[3];
+        break;
+    case PROTO_NOTIFY:
+        out->type = PROTO_NOTIFY;
+        if (n != 3)
+            return fail(why, "a notification must be an array of 3");
+        method = &e[1];
+        params = &e[2];
+        break;
+    case PROTO_RESPONSE:
+        return fail(why, "a response where a request was expected");
+    default:
+        return fail(why, "unknown envelope type");
+    }
+
+    if (method->type != MSGPACK_OBJECT_STR)
+        return fail(why, "method is not a str");
+    if (method->via.str.size == 0 || method->via.str.size > PROTO_MAX_METHOD_LEN)
+        return fail(why, "method name is empty or too long");
+    if (params->type != MSGPACK_OBJECT_ARRAY)
+        return fail(why, "params is not an array");
+    out->method = method->via.str.ptr;
+    out->method_len = method->via.str.size;
+    out->params = params->via.array.ptr;
+    out->nparams = params->via.array.size;
+    return 0;
+}
+
+/* Decodes [1, msgid, error, result]. */
+int proto_response_decode(const msgpack_object *msg, struct proto_response *out, const char **why)
+{
+    const msgpack_object *e, *err;
+
+    memset(out, 0, sizeof(*out));
+    if (msg == NULL || msg->type != MSGPACK_OBJECT_ARRAY || msg->via.array.size != 4)
+        return fail(why, "a response must be an array of 4");
+    e = msg->via.array.ptr;
+    if (e[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER || e[0].via.u64 != PROTO_RESPONSE)
+        return fail(why, "envelope type is not 1 (response)");
+    if (read_msgid(&e[1], &out->msgid) != 0)
+        return fail(why, "msgid is not an unsigned 32-bit integer");
+
+    err = &e[2];
+    out->result = &e[3];
+    if (err->type == MSGPACK_OBJECT_NIL) {
+        out->err = PROTO_OK;
+        return 0;
+    }
+    if (err->type != MSGPACK_OBJECT_ARRAY || err->via.array.size != 2 ||
+        err->via.array.ptr[0].type != MSGPACK_OBJECT_STR ||
+        err->via.array.ptr[1].type != MSGPACK_OBJECT_STR)
+        return fail(why, "error is neither nil nor [code str, message str]");
+    out->errname = err->via.array.ptr[0].via.str.ptr;
+    out->errname_len = err->via.array.ptr[0].via.str.size;
+    out->message = err->via.array.ptr[1].via.str.ptr;
+    out->message_len = err->via.array.ptr[1].via.str.size;
+    out->err = proto_err_from_name(out->errname, out->errname_len);
+    return 0;
+}
+
+/* Packs a str from a NUL-terminated string. */
+static int pack_cstr(msgpack_packer *pk, const char *s)
+{
+    size_t len = strlen(s);
+    return msgpack_pack_str(pk, len) || msgpack_pack_str_body(pk, s, len);
+}
+
+/* [1, msgid, nil, ... */
+int proto_pack_result_head(msgpack_packer *pk, uint32_t msgid)
+{
+    return msgpack_pack_array(pk, 4) || msgpack_pack_uint8(pk, PROTO_RESPONSE) ||
+                   msgpack_pack_uint32(pk, msgid) || msgpack_pack_nil(pk)
+               ? -1
+               : 0;
+}
+
+/* [1, msgid, [name, message], nil] */
+int proto_pack_error(msgpack_packer *pk, uint32_t msgid, enum proto_err code, const char *message)
+{
+    const char *name = proto_err_name(code);
+
+    if (name == NULL)
+        return -1;
+    if (message == NULL)
+        message = proto_err_describe(code);
+    return msgpack_pack_array(pk, 4) || msgpack_pack_uint8(pk, PROTO_RESPONSE) ||
+                   msgpack_pack_uint32(pk, msgid) || msgpack_pack_array(pk, 2) ||
+                   pack_cstr(pk, name) || pack_cstr(pk, message) || msgpack_pack_nil(pk)
+               ? -1
+               : 0;
+}
+
+/* [0, msgid, method, [ ... */
+int proto_pack_request_head(msgpack_packer *pk, uint32_t msgid, enum proto_method m,
+                            uint32_t nparams)
+{
+    const char *name = proto_method_name(m);
+
+    if (name == NULL)
+        return -1;
+    return msgpack_pack_array(pk, 4) || msgpack_pack_uint8(pk, PROTO_REQUEST) ||
+                   msgpack_pack_uint32(pk, msgid) || pack_cstr(pk, name) ||
+                   msgpack_pack_array(pk, nparams)
+               ? -1
+               : 0;
+}
+
+/* [2, method, [ ... */
+int proto_pack_notify_head(msgpack_packer *pk, enum proto_method m, uint32_t nparams)
+{
+    const char *name = proto_method_name(m);
+
+    if (name == NULL)
+        return -1;
+    return msgpack_pack_array(pk, 3) || msgpack_pack_uint8(pk, PROTO_NOTIFY) ||
+                   pack_cstr(pk, name) || msgpack_pack_array(pk, nparams)
+               ? -1
+               : 0;
+}
+
+/* [file_index, offset, len], each in its smallest encoding. */
+int proto_pack_loc(msgpack_packer *pk, struct proto_loc loc)
+{
+    return msgpack_pack_array(pk, 3) || msgpack_pack_uint16(pk, loc.file_index) ||
+                   msgpack_pack_uint32(pk, loc.offset) || msgpack_pack_uint32(pk, loc.len)
+               ? -1
+               : 0;
+}
+
+/* msgpack-c packs every unsigned integer in its smallest encoding. */
+size_t proto_size_uint(uint64_t v)
+{
+    if (v < 128)
+        return 1;
+    if (v <= UINT8_MAX)
+        return 2;
+    if (v <= UINT16_MAX)
+        return 3;
+    if (v <= UINT32_MAX)
+        return 5;
+    return 9;
+}
+
+/* bin8 / bin16 / bin32 header plus the body (msgpack has no fixbin). */
+size_t proto_size_bin(size_t len)
+{
+    if (len <= UINT8_MAX)
+        return 2 + len;
+    if (len <= UINT16_MAX)
+        return 3 + len;
+    return 5 + len;
+}
+
+/* fixstr / str8 / str16 / str32 header plus the body. */
+size_t proto_size_str(size_t len)
+{
+    if (len < 32)
+        return 1 + len;
+    if (len <= UINT8_MAX)
+        return 2 + len;
+    if (len <= UINT16_MAX)
+        return 3 + len;
+    return 5 + len;
+}
+
+/* fixarray / array16 / array32 header. */
+size_t proto_size_array(size_t n)
+{
+    if (n < 16)
+        return 1;
+    if (n <= UINT16_MAX)
+        return 3;
+    return 5;
+}
+
+/* A location's array header and three integers. */
+size_t proto_size_loc(struct proto_loc loc)
+{
+    return 1 + proto_size_uint(loc.file_index) + proto_size_uint(loc.offset) +
+           proto_size_uint(loc.len);
+}
+
+/* fixarray(4), type 1, msgid, nil. */
+size_t proto_size_result_head(uint32_t msgid)
+{
+    return 3 + proto_size_uint(msgid);
+}
+
+/* fixarray(4), type 0, msgid, method str, params array header. */
+size_t proto_size_request_head(uint32_t msgid, enum proto_method m, uint32_t nparams)
+{
+    const char *name = proto_method_name(m);
+    size_t name_len = name != NULL ? strlen(name) : 0;
+
+    return 2 + proto_size_uint(msgid) + proto_size_str(name_len) + proto_size_array(nparams);
+}
+
+/* The reason an object is not the unsigned integer a reader wanted. */
+static const char *not_uint_reason(const msgpack_object *o)
+{
+    switch (o->type) {
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        return "expected an unsigned integer, got a negative one";
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64:
+        return "expected an unsigned integer, got a float";
+    case MSGPACK_OBJECT_NIL:
+        return "expected an unsigned integer, got nil";
+    default:
+        return "expected an unsigned integer";
+    }
+}
+
+/* An integer in 0..max. */
+int proto_read_uint(const msgpack_object *o, uint64_t max, uint64_t *out, const char **why)
+{
+    if (o == NULL)
+        return fail(why, "missing integer");
+    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return fail(why, not_uint_reason(o));
+    if (o->via.u64 > max)
+        return fail(why, "integer out of range");
+    *out = o->via.u64;
+    return 0;
+}
+
+/* A handle: 1..UINT64_MAX. */
+int proto_read_handle(const msgpack_object *o, uint64_t *out, const char **why)
+{
+    uint64_t v;
+
+    if (o == NULL)
+        return fail(why, "missing handle");
+    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return fail(why, "a handle must be a positive integer");
+    v = o->via.u64;
+    if (v == 0)
+        return fail(why, "handle 0 is never valid");
+    *out = v;
+    return 0;
+}
+
+/* A file index: 0..65535. */
+int proto_read_index(const msgpack_object *o, uint16_t *out, const char **why)
+{
+    if (o == NULL)
+        return fail(why, "missing file index");
+    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return fail(why, "a file index must be an integer in 0..65535");
+    if (o->via.u64 > UINT16_MAX)
+        return fail(why, "file index above 65535");
+    *out = (uint16_t)o->via.u64;
+    return 0;
+}
+
+/* [file_index u16, offset u32, len u32]; *out is written only on success. */
+int proto_read_loc(const msgpack_object *o, struct proto_loc *out, const char **why)
+{
+    const msgpack_object *e;
+    struct proto_loc loc;
+
+    if (o == NULL || o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 3)
+        return fail(why, "a location must be an array of 3 integers");
+    e = o->via.array.ptr;
+    if (proto_read_index(&e[0], &loc.file_index, why) != 0)
+        return -1;
+    if (e[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER || e[1].via.u64 > UINT32_MAX)
+        return fail(why, "a location's offset must be an integer in 0..4294967295");
+    if (e[2].type != MSGPACK_OBJECT_POSITIVE_INTEGER || e[2].via.u64 > UINT32_MAX)
+        return fail(why, "a location's len must be an integer in 0..4294967295");
+    loc.offset = (uint32_t)e[1].via.u64;
+    loc.len = (uint32_t)e[2].via.u64;
+    *out = loc;
+    return 0;
+}
+
+/* bin, or str accepted on input. */
+int proto_read_payload(const msgpack_object *o, const void **data, size_t *len, const char **why)
+{
+    if (o != NULL && o->type == MSGPACK_OBJECT_BIN) {
+        *data = o->via.bin.ptr;
+        *len = o->via.bin.size;
+        return 0;
+    }
+    if (o != NULL && o->type == MSGPACK_OBJECT_STR) {
+        *data = o->via.str.ptr;
+        *len = o->via.str.size;
+        return 0;
+    }
+    return fail(why, "a payload must be bin (or str)");
+}
+
+/* A str of 1..max_len bytes without NUL. */
+int proto_read_str(const msgpack_object *o, size_t max_len, const char **s, size_t *len,
+                   const char **why)
+{
+    if (o == NULL || o->type != MSGPACK_OBJECT_STR)
+        return fail(why, "expected a str");
+    if (o->via.str.size == 0)
+        return fail(why, "empty str");
+    if (o->via.str.size > max_len)
+        return fail(why, "str too long");
+    if (memchr(o->via.str.ptr, '\0', o->via.str.size) != NULL)
+        return fail(why, "str contains a NUL byte");
+    *s = o->via.str.ptr;
+    *len = o->via.str.size;
+    return 0;
+}
+
+/* Any array. */
+int proto_read_array(const msgpack_object *o, const msgpack_object **items, uint32_t *n,
+                     const char **why)
+{
+    if (o == NULL || o->type != MSGPACK_OBJECT_ARRAY)
+        return fail(why, "expected an array");
+    *items = o->via.array.ptr;
+    *n = o->via.array.size;
+    return 0;
+}
