@@ -39,7 +39,7 @@ struct store_config {
     uint64_t max_bytes;  /* quota on all scratch bytes; 0 = unlimited */
     uint64_t min_free;   /* keep this many bytes free on dir's filesystem; 0 = off */
     uint64_t file_max;   /* largest file; 0 = 4 GiB - 1 (tests lower it) */
-    size_t write_buffer; /* per-writer append buffer; 0 = default */
+    size_t write_buffer; /* per-writer append buffer; 0 = default (64 KiB) */
     /* Free-space probe for the min_free floor: stores the bytes available to
      * the daemon on dir's filesystem in *avail, returns 0 or -1 (errno). NULL
      * = statvfs(dir). Tests inject a fake here. */
@@ -62,7 +62,9 @@ struct store_stats {
 };
 
 /* Creates an engine over cfg->dir (checked to be a writable directory).
- * Returns 0 and *out (freed with store_free), or -1 with *err. */
+ * Returns 0 and *out (freed with store_free), or -1 with *err: bad_request
+ * for a bad configuration (no dir, file_max over 4 GiB - 1), io_error for a
+ * dir that is missing, not a directory or not writable. */
 int store_new(const struct store_config *cfg, struct store **out, struct store_err *err);
 
 /* Frees the engine. Every writer, file and arena must have been released;
@@ -152,11 +154,11 @@ int store_check(const struct store_arena *a, struct store_loc loc, struct store_
 /* Reads loc's bytes into dst (room for loc.len bytes) with pread, retrying
  * short reads and EINTR. Errors: out_of_bounds, io_error. Thread-safe as
  * described at the top of this header. */
-int store_get(const struct store_arena *a, struct store_loc loc, void *dst,
-              struct store_err *err);
+int store_get(const struct store_arena *a, struct store_loc loc, void *dst, struct store_err *err);
 
 /* The descriptor of a's file at index i, for zero-copy sends (sendfile).
- * Borrowed: valid while a lives; the caller must not close or seek it. */
+ * Borrowed: valid while a lives; the caller must not close or seek it.
+ * -1 (errno EINVAL) if a has no file of that index. */
 int store_arena_fd(const struct store_arena *a, uint16_t index);
 
 /* Tells whether dir is on a memory filesystem (tmpfs or ramfs): returns 1
