@@ -33,8 +33,10 @@
 #define NATIVE_AUDIT_ARCH AUDIT_ARCH_AARCH64
 #endif
 
-/* The scratch directory of the running test (set by the fixture). */
-static char scratch[4096];
+/* The directory of this run (made by main under $TMPDIR or /var/tmp) and
+ * the scratch directory of the running test, inside it (set by the fixture). */
+static char run_dir[4096];
+static char scratch[4200];
 
 /* Removes one entry of a scratch tree (nftw callback). */
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -45,14 +47,12 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
     return remove(path);
 }
 
-/* Fixture: a fresh scratch directory per test. */
+/* Fixture: a fresh scratch directory per test, inside the run's directory
+ * (main removes that one at the end, so a test that fails or times out, and
+ * never reaches its teardown, leaves nothing behind either). */
 static void scratch_setup(void)
 {
-    const char *base = getenv("TMPDIR");
-
-    if (!base || !base[0])
-        base = "/var/tmp";
-    snprintf(scratch, sizeof(scratch), "%s/check_store-XXXXXX", base);
+    snprintf(scratch, sizeof(scratch), "%s/test-XXXXXX", run_dir);
     ck_assert_msg(mkdtemp(scratch) != NULL, "mkdtemp %s: %s", scratch, strerror(errno));
 }
 
@@ -239,7 +239,7 @@ START_TEST(test_new_rejects_bad_config)
     struct store_config c = {0};
     struct store_err err;
     struct store *st = NULL;
-    char path[4200];
+    char path[4300];
     int fd;
 
     ck_assert_int_eq(store_new(&c, &st, &err), -1);
@@ -1538,11 +1538,24 @@ static Suite *store_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(store_suite());
+    const char *base = getenv("TMPDIR");
+    SRunner *sr;
     int failed;
 
+    if (!base || !base[0])
+        base = "/var/tmp";
+    snprintf(run_dir, sizeof(run_dir), "%s/check_store-XXXXXX", base);
+    if (!mkdtemp(run_dir)) {
+        fprintf(stderr, "check_store: mkdtemp %s: %s\n", run_dir, strerror(errno));
+        return EXIT_FAILURE;
+    }
+    sr = srunner_create(store_suite());
     srunner_run_all(sr, CK_ENV);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);
+    if (nftw(run_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0) {
+        fprintf(stderr, "check_store: cannot remove %s: %s\n", run_dir, strerror(errno));
+        failed++;
+    }
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
