@@ -1,0 +1,887 @@
+/* libfarena's operations: each packs one protocol method's params, runs the
+ * call and reads the result. Batches (push_many, get_many) are split here
+ * into requests that fit the daemon's limits and pipelined by cl_run(). */
+#include "internal.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "limits.h"
+
+/* Fails the call with EPROTO: the daemon's result has the wrong shape. */
+static int bad_result(farena_client *c, const char *method, const char *why)
+{
+    return cl_fail(c, FARENA_EPROTO, "farenad's %s result is malformed: %s", method,
+                   why ? why : "unexpected type");
+}
+
+/* Reads a handle result. */
+static int result_handle(farena_client *c, const char *method, const msgpack_object *res,
+                         farena_handle *out)
+{
+    const char *why = NULL;
+    uint64_t h;
+
+    if (proto_read_handle(res, &h, &why) != 0)
+        return bad_result(c, method, why);
+    if (out != NULL)
+        *out = h;
+    return 0;
+}
+
+/* Finds key in a msgpack map; NULL when absent. */
+static const msgpack_object *map_get(const msgpack_object *map, const char *key)
+{
+    size_t klen = strlen(key);
+
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object *k = &map->via.map.ptr[i].key;
+        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == klen &&
+            memcmp(k->via.str.ptr, key, klen) == 0)
+            return &map->via.map.ptr[i].val;
+    }
+    return NULL;
+}
+
+/* Reads an optional unsigned map entry into *out (left alone if absent). */
+static int map_uint(const msgpack_object *map, const char *key, uint64_t *out)
+{
+    const msgpack_object *v = map_get(map, key);
+
+    if (v == NULL)
+        return 0;
+    return proto_read_uint(v, UINT64_MAX, out, NULL);
+}
+
+/* Copies an optional str map entry into out (NUL-terminated, truncated). */
+static int map_str(const msgpack_object *map, const char *key, char *out, size_t cap)
+{
+    const msgpack_object *v = map_get(map, key);
+    size_t n;
+
+    if (v == NULL)
+        return 0;
+    if (v->type != MSGPACK_OBJECT_STR)
+        return -1;
+    n = v->via.str.size < cap - 1 ? v->via.str.size : cap - 1;
+    memcpy(out, v->via.str.ptr, n);
+    out[n] = '\0';
+    return 0;
+}
+
+/* The hello result: see PROTOCOL.md. */
+int cl_hello_parse(farena_client *c, const msgpack_object *res)
+{
+    farena_server_info info;
+    const msgpack_object *lim;
+    uint64_t proto = 0;
+
+    memset(&info, 0, sizeof(info));
+    if (res->type != MSGPACK_OBJECT_MAP)
+        return bad_result(c, "hello", "not a map");
+    if (map_str(res, "server", info.server, sizeof(info.server)) != 0 ||
+        map_str(res, "version", info.version, sizeof(info.version)) != 0 ||
+        map_uint(res, "protocol", &proto) != 0)
+        return bad_result(c, "hello", "server, version or protocol mistyped");
+    if (proto < PROTO_VERSION || proto > UINT32_MAX)
+        return cl_fail(c, FARENA_EPROTO, "farenad speaks protocol %" PRIu64 ", this library %d",
+                       proto, PROTO_VERSION);
+    info.protocol = (uint32_t)proto;
+    lim = map_get(res, "limits");
+    if (lim != NULL) {
+        farena_limits *l = &info.limits;
+        if (lim->type != MSGPACK_OBJECT_MAP)
+            return bad_result(c, "hello", "limits is not a map");
+        if (map_uint(lim, "max_message", &l->max_message) ||
+            map_uint(lim, "max_batch", &l->max_batch) ||
+            map_uint(lim, "max_depth", &l->max_depth) ||
+            map_uint(lim, "max_objects", &l->max_objects) ||
+            map_uint(lim, "max_name", &l->max_name) || map_uint(lim, "file_max", &l->file_max) ||
+            map_uint(lim, "max_clients", &l->max_clients) ||
+            map_uint(lim, "max_writers", &l->max_writers) ||
+            map_uint(lim, "max_handles", &l->max_handles) ||
+            map_uint(lim, "max_bytes", &l->max_bytes) || map_uint(lim, "min_free", &l->min_free))
+            return bad_result(c, "hello", "a limit is not an unsigned integer");
+    }
+    if (info.limits.max_message != 0 && info.limits.max_message < 4096)
+        return cl_fail(c, FARENA_EPROTO, "farenad's max_message (%" PRIu64 ") is unusably small",
+                       info.limits.max_message);
+    c->info = info;
+    c->max_message = info.limits.max_message ? info.limits.max_message : PROTO_MAX_MESSAGE_DEFAULT;
+    c->max_batch = info.limits.max_batch ? info.limits.max_batch : PROTO_MAX_BATCH_DEFAULT;
+    c->max_objects = info.limits.max_objects ? info.limits.max_objects : PROTO_MAX_OBJECTS_DEFAULT;
+    if (c->max_objects < 64)
+        c->max_objects = 64;
+    return 0;
+}
+
+/* Checks a farena_buf the caller passed. */
+static int buf_ok(const farena_buf *buf)
+{
+    return buf != NULL && buf->len <= buf->cap && (buf->data != NULL || buf->cap == 0);
+}
+
+/* ---- writing ---- */
+
+/* writer_new [file_index] -> writer. */
+int farena_writer_new(farena_client *c, uint16_t file_index, farena_handle *writer)
+{
+    const msgpack_object *res;
+    int err = cl_ready(c);
+
+    if (err != 0)
+        return err;
+    if (writer == NULL)
+        return cl_fail(c, FARENA_EINVAL, "writer is NULL");
+    cl_begin(c, PROTO_M_WRITER_NEW, 1);
+    msgpack_pack_uint16(&c->pk, file_index);
+    err = cl_end(c, 0, &res);
+    if (err != 0)
+        return err;
+    return result_handle(c, "writer_new", res, writer);
+}
+
+/* push [writer, data] -> location. */
+int farena_push(farena_client *c, farena_handle writer, const void *data, size_t len,
+                farena_loc *loc)
+{
+    const msgpack_object *res;
+    struct proto_loc pl;
+    const char *why = NULL;
+    int err = cl_ready(c);
+
+    if (err != 0)
+        return err;
+    if (writer == 0 || (data == NULL && len > 0))
+        return cl_fail(c, FARENA_EINVAL, writer == 0 ? "writer handle 0" : "data is NULL");
+    if (proto_size_bin(len) > c->max_message - cl_req_overhead(PROTO_M_PUSH))
+        return cl_fail(c, FARENA_ETOOLARGE,
+                       "a payload of %zu bytes cannot fit in one request (max_message %" PRIu64 ")",
+                       len, c->max_message);
+    cl_begin(c, PROTO_M_PUSH, 2);
+    msgpack_pack_uint64(&c->pk, writer);
+    msgpack_pack_bin(&c->pk, len);
+    msgpack_pack_bin_body(&c->pk, data, len);
+    err = cl_end(c, 0, &res);
+    if (err != 0)
+        return err;
+    if (proto_read_loc(res, &pl, &why) != 0)
+        return bad_result(c, "push", why);
+    if (pl.len != len)
+        return bad_result(c, "push", "length differs from the payload's");
+    if (loc != NULL) {
+        loc->file_index = pl.file_index;
+        loc->offset = pl.offset;
+        loc->len = pl.len;
+    }
+    return 0;
+}
+
+/* State of one push_many. */
+struct push_ctx {
+    farena_handle writer;
+    const struct iovec *items;
+    farena_loc *locs;
+};
+
+/* Packs push_many [writer, [data...]] for request i. */
+static int push_pack(farena_client *c, struct cl_call *call, size_t i, uint32_t msgid)
+{
+    const struct push_ctx *x = call->ctx;
+    const struct cl_req *r = &call->reqs[i];
+
+    proto_pack_request_head(&c->pk, msgid, PROTO_M_PUSH_MANY, 2);
+    msgpack_pack_uint64(&c->pk, x->writer);
+    msgpack_pack_array(&c->pk, (size_t)r->count);
+    for (size_t k = r->first; k < r->first + r->count; k++) {
+        msgpack_pack_bin(&c->pk, x->items[k].iov_len);
+        msgpack_pack_bin_body(&c->pk, x->items[k].iov_base, x->items[k].iov_len);
+    }
+    return 0;
+}
+
+/* Stores the locations push_many returned for request i. */
+static int push_done(farena_client *c, struct cl_call *call, size_t i, const msgpack_object *res)
+{
+    const struct push_ctx *x = call->ctx;
+    const struct cl_req *r = &call->reqs[i];
+    const msgpack_object *items;
+    const char *why = NULL;
+    uint32_t n;
+
+    if (proto_read_array(res, &items, &n, &why) != 0)
+        return bad_result(c, "push_many", why);
+    if (n != r->count)
+        return bad_result(c, "push_many", "wrong number of locations");
+    for (uint32_t k = 0; k < n; k++) {
+        struct proto_loc pl;
+        if (proto_read_loc(&items[k], &pl, &why) != 0)
+            return bad_result(c, "push_many", why);
+        if (pl.len != x->items[r->first + k].iov_len)
+            return bad_result(c, "push_many", "a length differs from its payload's");
+        if (x->locs != NULL) {
+            x->locs[r->first + k].file_index = pl.file_index;
+            x->locs[r->first + k].offset = pl.offset;
+            x->locs[r->first + k].len = pl.len;
+        }
+    }
+    return 0;
+}
+
+/* Most items one batch request may carry under the daemon's limits, given
+ * how many objects each item costs in the request. */
+static size_t batch_items_max(const farena_client *c, uint64_t objects_per_item)
+{
+    uint64_t m = c->max_batch;
+    uint64_t by_objects = (c->max_objects - 16) / objects_per_item;
+
+    if (by_objects < m)
+        m = by_objects;
+    if (m == 0)
+        m = 1;
+    return m > SIZE_MAX ? SIZE_MAX : (size_t)m;
+}
+
+/* Pushes many payloads in pipelined requests. */
+int farena_push_many(farena_client *c, farena_handle writer, const struct iovec *items, size_t n,
+                     farena_loc *locs)
+{
+    struct proto_loc widest = {UINT16_MAX, UINT32_MAX, UINT32_MAX};
+    struct push_ctx x;
+    struct cl_call call;
+    size_t req_budget, resp_budget, per_req, nreq = 0, sum = 0;
+    int err = cl_ready(c);
+
+    if (err != 0)
+        return err;
+    if (writer == 0 || (items == NULL && n > 0))
+        return cl_fail(c, FARENA_EINVAL, writer == 0 ? "writer handle 0" : "items is NULL");
+    if (n == 0)
+        return 0;
+    req_budget = c->max_message - cl_req_overhead(PROTO_M_PUSH_MANY);
+    resp_budget = c->max_message - cl_resp_overhead();
+    per_req = batch_items_max(c, 1);
+    if (per_req > resp_budget / proto_size_loc(widest))
+        per_req = resp_budget / proto_size_loc(widest);
+
+    /* Plan every request before sending anything, so an item that can never
+     * fit fails the call with nothing stored. */
+    for (size_t k = 0; k < n; k++) {
+        size_t cost;
+        if (items[k].iov_base == NULL && items[k].iov_len > 0)
+            return cl_fail(c, FARENA_EINVAL, "item %zu: data is NULL", k);
+        cost = proto_size_bin(items[k].iov_len);
+        if (items[k].iov_len > UINT32_MAX || cost > req_budget)
+            return cl_fail(c, FARENA_ETOOLARGE,
+                           "item %zu: a payload of %zu bytes cannot fit in one request "
+                           "(max_message %" PRIu64 ")",
+                           k, items[k].iov_len, c->max_message);
+        if (nreq == 0 || c->reqs[nreq - 1].count == per_req || sum + cost > req_budget) {
+            err = cl_reqs_reserve(c, nreq + 1);
+            if (err != 0)
+                return err;
+            c->reqs[nreq].first = k;
+            c->reqs[nreq].count = 0;
+            c->reqs[nreq].out = 0;
+            nreq++;
+            sum = 0;
+        }
+        c->reqs[nreq - 1].count++;
+        sum += cost;
+    }
+    if (locs != NULL)
+        for (size_t k = 0; k < n; k++) {
+            locs[k].file_index = FARENA_LOC_NONE_INDEX;
+            locs[k].offset = FARENA_LOC_NONE_OFFSET;
+            locs[k].len = FARENA_LOC_NONE_LEN;
+        }
+    x.writer = writer;
+    x.items = items;
+    x.locs = locs;
+    memset(&call, 0, sizeof(call));
+    call.nreq = nreq;
+    call.reqs = c->reqs;
+    call.pack = push_pack;
+    call.done = push_done;
+    call.ctx = &x;
+    return cl_run(c, &call);
+}
+
+/* Tells the "not stored" location apart. */
+int farena_loc_is_none(farena_loc loc)
+{
+    return loc.file_index == FARENA_LOC_NONE_INDEX && loc.offset == FARENA_LOC_NONE_OFFSET &&
+           loc.len == FARENA_LOC_NONE_LEN;
+}
+
+/* A method whose only param is a handle, on a client cl_ready() accepted;
+ * the caller reads the result. */
+static int handle_call(farena_client *c, enum proto_method m, farena_handle h,
+                       const msgpack_object **res)
+{
+    if (h == 0)
+        return cl_fail(c, FARENA_EINVAL, "handle 0 is never valid");
+    cl_begin(c, m, 1);
+    msgpack_pack_uint64(&c->pk, h);
+    return cl_end(c, 0, res);
+}
+
+/* writer_len [writer] -> bytes. */
+int farena_writer_len(farena_client *c, farena_handle writer, uint64_t *len)
+{
+    const msgpack_object *res;
+    const char *why = NULL;
+    uint64_t v;
+    int err = cl_ready(c);
+
+    if (err != 0)
+        return err;
+    if (len == NULL)
+        return cl_fail(c, FARENA_EINVAL, "len is NULL");
+    err = handle_call(c, PROTO_M_WRITER_LEN, writer, &res);
+    if (err != 0)
+        return err;
+    if (proto_read_uint(res, UINT64_MAX, &v, &why) != 0)
+        return bad_result(c, "writer_len", why);
+    *len = v;
+    return 0;
+}
+
+/* finish [writer] -> file. */
+int farena_finish(farena_client *c, farena_handle writer, farena_handle *file)
+{
+    const msgpack_object *res;
+    int err = cl_ready(c);
+
+    if (err != 0)
+        return err;
+    if (file == NULL)
+        return cl_fail(c, FARENA_EINVAL, "file is NULL");
+    err = handle_call(c, PROTO_M_FINISH, writer, &res);
+    if (err != 0)
+        return err;
+    return result_handle(c, "finish", res, file);
+}
+
+/* into_arena [writer] -> arena. */
+int farena_into_arena(farena_client *c, farena_handle writer, farena_handle *arena)
+{
+    const msgpack_object *res;
+    int err = cl_ready(c);
+
+    if (err != 0)
+        return err;
+    if (arena == NULL)
+        return cl_fail(c, FARENA_EINVAL, "arena is NULL");
+    err = handle_call(c, PROTO_M_INTO_ARENA, writer, &res);
+    if (err != 0)
+        return err;
+    return result_handle(c, "into_arena", res, arena);
+}
+
+/* build / arena_new [[file...]] -> arena. */
+static int files_call(farena_client *c, enum proto_method m, const farena_handle *files, size_t n,
+                      farena_handle *arena)
+{
+    const msgpack_object *res;
+    size_t size;
+    int err = cl_ready(c);
+
+    if (err != 0)
+        return err;
+    if (arena == NULL || (files == NULL && n > 0))
+        return cl_fail(c, FARENA_EINVAL, arena == NULL ? "arena is NULL" : "files is NULL");
+    if (n == 0)
+        return cl_fail(c, FARENA_EEMPTY, "no files given");
+    size = cl_req_overhead(m);
+    for (size_t i = 0; i < n; i++) {
+        if (files[i] == 0)
+            return cl_fail(c, FARENA_EINVAL, "files[%zu] is handle 0", i);
+        size += proto_size_uint(files[i]);
+    }
+    if (size > c->max_message || n > c->max_objects - 16)
+        return cl_fail(c, FARENA_ETOOLARGE, "%zu files cannot fit in one request", n);
+    cl_begin(c, m, 1);
+    msgpack_pack_array(&c->pk, n);
+    for (size_t i = 0; i < n; i++)
+        msgpack_pack_uint64(&c->pk, files[i]);
+    err = cl_end(c, 0, &res);
+    if (err != 0)
+        return err;
+    return result_handle(c, proto_method_name(m), res, arena);
+}
+
+/* build [[file...]] -> arena (any order). */
+int farena_build(farena_client *c, const farena_handle *files, size_t n, farena_handle *arena)
+{
+    return files_call(c, PROTO_M_BUILD, files, n, arena);
+}
+
+/* arena_new [[file...]] -> arena (index order). */
+int farena_arena_new(farena_client *c, const farena_handle *files, size_t n, farena_handle *arena)
+{
+    return files_call(c, PROTO_M_ARENA_NEW, files, n, arena);
+}
+
+/* ---- reading ---- */
+
+/* get [arena, loc] -> bin, appended to buf (checked as UTF-8 when asked). */
+static int get_one(farena_client *c, farena_handle arena, farena_loc loc, farena_buf *buf, int utf8)
+{
+    struct proto_loc pl = {loc.file_index, loc.offset, loc.len};
+    const msgpack_object *res;
+    const void *data = NULL;
+    const char *why = NULL;
+    size_t len = 0;
+    int err = cl_ready(c);
+
+    if (err != 0)
+        return err;
+    if (arena == 0 || !buf_ok(buf))
+        return cl_fail(c, FARENA_EINVAL, arena == 0 ? "arena handle 0" : "bad buffer");
+    if (proto_size_bin(loc.len) > c->max_message - cl_resp_overhead())
+        return cl_fail(c, FARENA_ETOOLARGE,
+                       "a payload of %" PRIu32 " bytes cannot fit in one response "
+                       "(max_message %" PRIu64 ")",
+                       loc.len, c->max_message);
+    cl_begin(c, PROTO_M_GET, 2);
+    msgpack_pack_uint64(&c->pk, arena);
+    proto_pack_loc(&c->pk, pl);
+    err = cl_end(c, cl_resp_overhead() + proto_size_bin(loc.len), &res);
+    if (err != 0)
+        return err;
+    if (proto_read_payload(res, &data, &len, &why) != 0)
+        return bad_result(c, "get", why);
+    if (len != loc.len)
+        return bad_result(c, "get", "payload length differs from the location's");
+    if (utf8 && !cl_utf8_valid(data, len))
+        return cl_fail(c, FARENA_EUTF8,
+                       "the payload at %" PRIu16 ":%" PRIu32 ":%" PRIu32 " is not valid UTF-8",
+                       loc.file_index, loc.offset, loc.len);
+    err = cl_buf_append(buf, data, len);
+    if (err != 0)
+        return cl_fail(c, err, "out of memory for a %zu-byte payload", len);
+    return 0;
+}
+
+/* Appends one payload. */
+int farena_get_into(farena_client *c, farena_handle arena, farena_loc loc, farena_buf *buf)
+{
+    return get_one(c, arena, loc, buf, 0);
+}
+
+/* Appends one payload that must be UTF-8. */
+int farena_get_str_into(farena_client *c, farena_handle arena, farena_loc loc, farena_buf *buf)
+{
+    return get_one(c, arena, loc, buf, 1);
+}
+
+/* Appends one payload the caller knows is text. */
+int farena_get_str_into_unchecked(farena_client *c, farena_handle arena, farena_loc loc,
+                                  farena_buf *buf)
+{
+    return get_one(c, arena, loc, buf, 0);
+}
+
+/* State of one get_many. */
+struct getm_ctx {
+    farena_handle arena;
+    const farena_loc *locs;
+    uint8_t *out; /* where payload 0 goes: the buffer's spare room */
+};
+
+/* Packs get_many [arena, [loc...]] for request i. */
+static int getm_pack(farena_client *c, struct cl_call *call, size_t i, uint32_t msgid)
+{
+    const struct getm_ctx *x = call->ctx;
+    const struct cl_req *r = &call->reqs[i];
+
+    proto_pack_request_head(&c->pk, msgid, PROTO_M_GET_MANY, 2);
+    msgpack_pack_uint64(&c->pk, x->arena);
+    msgpack_pack_array(&c->pk, r->count);
+    for (size_t k = r->first; k < r->first + r->count; k++) {
+        struct proto_loc pl = {x->locs[k].file_index, x->locs[k].offset, x->locs[k].len};
+        proto_pack_loc(&c->pk, pl);
+    }
+    return 0;
+}
+
+/* Copies request i's payloads to their place in the output. */
+static int getm_done(farena_client *c, struct cl_call *call, size_t i, const msgpack_object *res)
+{
+    const struct getm_ctx *x = call->ctx;
+    const struct cl_req *r = &call->reqs[i];
+    const msgpack_object *items;
+    const char *why = NULL;
+    size_t at = r->out;
+    uint32_t n;
+
+    if (proto_read_array(res, &items, &n, &why) != 0)
+        return bad_result(c, "get_many", why);
+    if (n != r->count)
+        return bad_result(c, "get_many", "wrong number of payloads");
+    for (uint32_t k = 0; k < n; k++) {
+        const void *data = NULL;
+        size_t len = 0;
+        if (proto_read_payload(&items[k], &data, &len, &why) != 0)
+            return bad_result(c, "get_many", why);
+        if (len != x->locs[r->first + k].len)
+            return bad_result(c, "get_many", "a payload's length differs from its location's");
+        if (len > 0)
+            memcpy(x->out + at, data, len);
+        at += len;
+    }
+    return 0;
+}
+
+/* Reads many payloads in pipelined requests, appending them in order. */
+int farena_get_many_into(farena_client *c, farena_handle arena, const farena_loc *locs, size_t n,
+                         farena_buf *buf)
+{
+    struct getm_ctx x;
+    struct cl_call call;
+    size_t req_budget, resp_budget, per_req, nreq = 0, rq = 0, rs = 0, hint = 0;
+    uint64_t total = 0;
+    int err = cl_ready(c);
+
+    if (err != 0)
+        return err;
+    if (arena == 0 || (locs == NULL && n > 0) || !buf_ok(buf))
+        return cl_fail(c, FARENA_EINVAL,
+                       arena == 0     ? "arena handle 0"
+                       : locs == NULL ? "locs is NULL"
+                                      : "bad buffer");
+    if (n == 0)
+        return 0;
+    req_budget = c->max_message - cl_req_overhead(PROTO_M_GET_MANY);
+    resp_budget = c->max_message - cl_resp_overhead();
+    per_req = batch_items_max(c, 4);
+
+    for (size_t k = 0; k < n; k++) {
+        struct proto_loc pl = {locs[k].file_index, locs[k].offset, locs[k].len};
+        size_t qcost = proto_size_loc(pl);
+        size_t scost = proto_size_bin(pl.len);
+        if (scost > resp_budget)
+            return cl_fail(c, FARENA_ETOOLARGE,
+                           "item %zu: a payload of %" PRIu32 " bytes cannot fit in one response "
+                           "(max_message %" PRIu64 ")",
+                           k, pl.len, c->max_message);
+        if (nreq == 0 || c->reqs[nreq - 1].count == per_req || rq + qcost > req_budget ||
+            rs + scost > resp_budget) {
+            err = cl_reqs_reserve(c, nreq + 1);
+            if (err != 0)
+                return err;
+            c->reqs[nreq].first = k;
+            c->reqs[nreq].count = 0;
+            c->reqs[nreq].out = (size_t)total;
+            nreq++;
+            rq = rs = 0;
+        }
+        c->reqs[nreq - 1].count++;
+        rq += qcost;
+        rs += scost;
+        if (rs > hint)
+            hint = rs;
+        total += pl.len;
+    }
+    if (total >= SIZE_MAX - buf->len)
+        return cl_fail(c, FARENA_ENOMEM, "%" PRIu64 " bytes cannot fit in memory", total);
+    err = farena_buf_reserve(buf, (size_t)total);
+    if (err != 0)
+        return cl_fail(c, err, "out of memory for %" PRIu64 " bytes of payloads", total);
+
+    x.arena = arena;
+    x.locs = locs;
+    x.out = buf->data + buf->len;
+    memset(&call, 0, sizeof(call));
+    call.nreq = nreq;
+    call.reqs = c->reqs;
+    call.pack = getm_pack;
+    call.done = getm_done;
+    call.ctx = &x;
+    call.rx_hint = hint + cl_resp_overhead();
+    err = cl_run(c, &call);
+    if (err != 0)
+        return err;
+    buf->len += (size_t)total;
+    buf->data[buf->len] = 0;
+    return 0;
+}
+
+/* arena_info [arena] -> {files, bytes, refs, name}. */
+int farena_arena_info(farena_client *c, farena_handle arena, struct farena_arena_info *out)
+{
+    struct farena_arena_info info;
+    const msgpack_object *res, *name;
+    int err = cl_ready(c);
+
+    if (err != 0)
+        return err;
+    if (out == NULL)
+        return cl_fail(c, FARENA_EINVAL, "out is NULL");
+    err = handle_call(c, PROTO_M_ARENA_INFO, arena, &res);
+    if (err != 0)
+        return err;
+    memset(&info, 0, sizeof(info));
+    if (res->type != MSGPACK_OBJECT_MAP)
+        return bad_result(c, "arena_info", "not a map");
+    if (map_uint(res, "files", &info.files) || map_uint(res, "bytes", &info.bytes) ||
+        map_uint(res, "refs", &info.refs))
+        return bad_result(c, "arena_info", "a count is not an unsigned integer");
+    name = map_get(res, "name");
+    if (name != NULL && name->type == MSGPACK_OBJECT_STR) {
+        if (map_str(res, "name", info.name, sizeof(info.name)) != 0)
+            return bad_result(c, "arena_info", "name");
+        info.has_name = 1;
+    } else if (name != NULL && name->type != MSGPACK_OBJECT_NIL) {
+        return bad_result(c, "arena_info", "name is neither str nor nil");
+    }
+    *out = info;
+    return 0;
+}
+
+/* arena_files [arena] -> [file...]. */
+int farena_arena_files(farena_client *c, farena_handle arena, farena_handle *files, size_t cap,
+                       size_t *n)
+{
+    const msgpack_object *res, *items;
+    const char *why = NULL;
+    uint32_t count;
+    int err = cl_ready(c);
+
+    if (err != 0)
+        return err;
+    if ((n == NULL || (files == NULL && cap > 0)))
+        return cl_fail(c, FARENA_EINVAL, "n or files is NULL");
+    err = handle_call(c, PROTO_M_ARENA_FILES, arena, &res);
+    if (err != 0)
+        return err;
+    if (proto_read_array(res, &items, &count, &why) != 0)
+        return bad_result(c, "arena_files", why);
+    for (uint32_t i = 0; i < count; i++) {
+        uint64_t h;
+        if (proto_read_handle(&items[i], &h, &why) != 0)
+            return bad_result(c, "arena_files", why);
+        if (i < cap)
+            files[i] = h;
+    }
+    *n = count;
+    return 0;
+}
+
+/* ---- sharing ---- */
+
+/* A method with one handle param and a nil result. */
+static int nil_call(farena_client *c, enum proto_method m, farena_handle h)
+{
+    int err = cl_ready(c);
+
+    if (err != 0)
+        return err;
+    return handle_call(c, m, h, NULL);
+}
+
+/* open [arena] -> nil. */
+int farena_open(farena_client *c, farena_handle arena)
+{
+    return nil_call(c, PROTO_M_OPEN, arena);
+}
+
+/* release [handle] -> nil. */
+int farena_release(farena_client *c, farena_handle handle)
+{
+    return nil_call(c, PROTO_M_RELEASE, handle);
+}
+
+/* Checks a name argument and that the request fits. */
+static int name_ok(farena_client *c, const char *name)
+{
+    if (name == NULL || name[0] == '\0')
+        return cl_fail(c, FARENA_EINVAL, name == NULL ? "name is NULL" : "name is empty");
+    if (proto_size_str(strlen(name)) > c->max_message - cl_req_overhead(PROTO_M_NAME))
+        return cl_fail(c, FARENA_ETOOLARGE, "name of %zu bytes", strlen(name));
+    return 0;
+}
+
+/* Packs a name param. */
+static void pack_name(farena_client *c, const char *name)
+{
+    size_t n = strlen(name);
+
+    msgpack_pack_str(&c->pk, n);
+    msgpack_pack_str_body(&c->pk, name, n);
+}
+
+/* name [arena, name] -> nil. */
+int farena_name(farena_client *c, farena_handle arena, const char *name)
+{
+    int err = cl_ready(c);
+
+    if (err != 0)
+        return err;
+    if (arena == 0)
+        return cl_fail(c, FARENA_EINVAL, "arena handle 0");
+    err = name_ok(c, name);
+    if (err != 0)
+        return err;
+    cl_begin(c, PROTO_M_NAME, 2);
+    msgpack_pack_uint64(&c->pk, arena);
+    pack_name(c, name);
+    return cl_end(c, 0, NULL);
+}
+
+/* lookup [name] -> arena. */
+int farena_lookup(farena_client *c, const char *name, farena_handle *arena)
+{
+    const msgpack_object *res;
+    int err = cl_ready(c);
+
+    if (err != 0)
+        return err;
+    if (arena == NULL)
+        return cl_fail(c, FARENA_EINVAL, "arena is NULL");
+    err = name_ok(c, name);
+    if (err != 0)
+        return err;
+    cl_begin(c, PROTO_M_LOOKUP, 1);
+    pack_name(c, name);
+    err = cl_end(c, 0, &res);
+    if (err != 0)
+        return err;
+    return result_handle(c, "lookup", res, arena);
+}
+
+/* unname [name] -> nil. */
+int farena_unname(farena_client *c, const char *name)
+{
+    int err = cl_ready(c);
+
+    if (err != 0)
+        return err;
+    err = name_ok(c, name);
+    if (err != 0)
+        return err;
+    cl_begin(c, PROTO_M_UNNAME, 1);
+    pack_name(c, name);
+    return cl_end(c, 0, NULL);
+}
+
+/* ---- daemon ---- */
+
+/* Adds a {method name: count} map into per-method slots and a total. */
+static int method_counts(const msgpack_object *map, uint64_t *slots, uint64_t *total)
+{
+    if (map == NULL)
+        return 0;
+    if (map->type != MSGPACK_OBJECT_MAP)
+        return -1;
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object *k = &map->via.map.ptr[i].key;
+        uint64_t v;
+        int m;
+        if (k->type != MSGPACK_OBJECT_STR ||
+            proto_read_uint(&map->via.map.ptr[i].val, UINT64_MAX, &v, NULL) != 0)
+            return -1;
+        *total += v;
+        m = proto_method_from_name(k->via.str.ptr, k->via.str.size);
+        if (m >= 0 && m < FARENA_STAT_METHODS)
+            slots[m] = v;
+    }
+    return 0;
+}
+
+/* stat [] -> counters. */
+int farena_stat(farena_client *c, struct farena_stat *out)
+{
+    struct farena_stat st;
+    const msgpack_object *res;
+    int err = cl_ready(c);
+
+    if (err != 0)
+        return err;
+    if (out == NULL)
+        return cl_fail(c, FARENA_EINVAL, "out is NULL");
+    cl_begin(c, PROTO_M_STAT, 0);
+    err = cl_end(c, 0, &res);
+    if (err != 0)
+        return err;
+    memset(&st, 0, sizeof(st));
+    if (res->type != MSGPACK_OBJECT_MAP)
+        return bad_result(c, "stat", "not a map");
+    if (map_uint(res, "pid", &st.pid) || map_uint(res, "uptime_ms", &st.uptime_ms) ||
+        map_uint(res, "connections", &st.connections) ||
+        map_uint(res, "connections_total", &st.connections_total) ||
+        map_uint(res, "writers", &st.writers) || map_uint(res, "files", &st.files) ||
+        map_uint(res, "arenas", &st.arenas) || map_uint(res, "names", &st.names) ||
+        map_uint(res, "bytes_on_disk", &st.bytes_on_disk) ||
+        map_uint(res, "bytes_written", &st.bytes_written) ||
+        map_uint(res, "bytes_read", &st.bytes_read))
+        return bad_result(c, "stat", "a counter is not an unsigned integer");
+    if (method_counts(map_get(res, "requests"), st.requests, &st.requests_total) != 0 ||
+        method_counts(map_get(res, "errors"), st.errors, &st.errors_total) != 0)
+        return bad_result(c, "stat", "requests or errors is not a map of counters");
+    *out = st;
+    return 0;
+}
+
+/* The raw packer's write callback: appends to a farena_buf. */
+static int raw_write(void *data, const char *p, size_t len)
+{
+    farena_buf *buf = data;
+
+    if (farena_buf_reserve(buf, len) != 0)
+        return -1;
+    memcpy(buf->data + buf->len, p, len);
+    buf->len += len;
+    buf->data[buf->len] = 0;
+    return 0;
+}
+
+/* Any method, raw msgpack in and out. */
+int farena_call_raw(farena_client *c, const char *method, const void *params, size_t params_len,
+                    farena_buf *result)
+{
+    const msgpack_object *res;
+    msgpack_object obj;
+    msgpack_packer rp;
+    const char *why = NULL;
+    size_t mlen, old;
+    int err = cl_ready(c);
+
+    if (err != 0)
+        return err;
+    if (method == NULL || method[0] == '\0' || params == NULL ||
+        (result != NULL && !buf_ok(result)))
+        return cl_fail(c, FARENA_EINVAL, "method, params or result invalid");
+    mlen = strlen(method);
+    msgpack_zone_clear(&c->zone);
+    if (proto_unpack(&c->zone, params, params_len, &obj, &why) != 0 ||
+        obj.type != MSGPACK_OBJECT_ARRAY)
+        return cl_fail(c, FARENA_EINVAL, "params must be one msgpack array%s%s", why ? ": " : "",
+                       why ? why : "");
+    if (params_len + mlen + 16 > c->max_message)
+        return cl_fail(c, FARENA_ETOOLARGE, "request too large");
+    c->tx_off = c->tx_len = 0;
+    c->pk_oom = 0;
+    c->result = NULL;
+    c->base = cl_msgids(c, 1);
+    msgpack_pack_array(&c->pk, 4);
+    msgpack_pack_uint8(&c->pk, PROTO_REQUEST);
+    msgpack_pack_uint32(&c->pk, c->base);
+    msgpack_pack_str(&c->pk, mlen);
+    msgpack_pack_str_body(&c->pk, method, mlen);
+    c->pk.callback(c->pk.data, params, params_len);
+    err = cl_end(c, 0, &res);
+    if (err != 0 || result == NULL)
+        return err;
+    old = result->len;
+    msgpack_packer_init(&rp, result, raw_write);
+    if (msgpack_pack_object(&rp, *res) != 0) {
+        result->len = old;
+        if (result->data != NULL)
+            result->data[old] = 0;
+        return cl_fail(c, FARENA_ENOMEM, "out of memory for the result");
+    }
+    return 0;
+}
