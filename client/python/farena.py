@@ -1,0 +1,469 @@
+"""farena: the Python client of farenad, a thin ctypes layer over libfarena.
+
+farenad is a scratch spill store shared between processes on one machine:
+payloads go to anonymous files on disk and are read back by location. This
+module mirrors the C library (and through it the Rust crate farena 0.3):
+bytes in, bytes out, handles as ints, failures as FarenaError.
+
+    import farena
+
+    with farena.Client() as c:               # $FARENA_SOCKET or the default path
+        w = c.writer_new(0)
+        hello = c.push(w, b"hello")
+        world = c.push(w, b" world")
+        arena = c.into_arena(w)
+        assert c.get(arena, hello) == b"hello"
+        assert c.get_many(arena, [hello, world]) == [b"hello", b" world"]
+        c.name(arena, "greeting")            # outlives this connection
+
+The shared library is found through $FARENA_LIB (a path), else next to this
+file, else ctypes.util.find_library("farena"). Standard library only.
+
+A Client is not thread-safe: use one per thread, or serialise calls. After
+os.fork() a Client belongs to the parent; the child must open its own.
+"""
+
+import ctypes
+import ctypes.util
+import os
+from collections import namedtuple
+
+__all__ = ["Client", "Loc", "FarenaError", "version", "strerror", "library_path"]
+
+Loc = namedtuple("Loc", ["file_index", "offset", "len"])
+Loc.__doc__ = "Where a payload lives in an arena: file index, byte offset, length."
+
+
+class _CLoc(ctypes.Structure):
+    _fields_ = [("file_index", ctypes.c_uint16), ("offset", ctypes.c_uint32),
+                ("len", ctypes.c_uint32)]
+
+
+class _CBuf(ctypes.Structure):
+    _fields_ = [("data", ctypes.c_void_p), ("len", ctypes.c_size_t), ("cap", ctypes.c_size_t)]
+
+
+class _CIovec(ctypes.Structure):
+    _fields_ = [("iov_base", ctypes.c_void_p), ("iov_len", ctypes.c_size_t)]
+
+
+_LIMIT_NAMES = ["max_message", "max_batch", "max_depth", "max_objects", "max_name", "file_max",
+                "max_clients", "max_writers", "max_handles", "max_bytes", "min_free"]
+
+
+class _CLimits(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_uint64) for n in _LIMIT_NAMES]
+
+
+class _CServerInfo(ctypes.Structure):
+    _fields_ = [("server", ctypes.c_char * 32), ("version", ctypes.c_char * 32),
+                ("protocol", ctypes.c_uint32), ("limits", _CLimits)]
+
+
+class _CArenaInfo(ctypes.Structure):
+    _fields_ = [("files", ctypes.c_uint64), ("bytes", ctypes.c_uint64),
+                ("refs", ctypes.c_uint64), ("has_name", ctypes.c_int),
+                ("name", ctypes.c_char * 256)]
+
+
+_STAT_METHODS = 32
+_STAT_NAMES = ["pid", "uptime_ms", "connections", "connections_total", "writers", "files",
+               "arenas", "names", "bytes_on_disk", "bytes_written", "bytes_read",
+               "requests_total", "errors_total"]
+
+
+class _CStat(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_uint64) for n in _STAT_NAMES] + [
+        ("requests", ctypes.c_uint64 * _STAT_METHODS),
+        ("errors", ctypes.c_uint64 * _STAT_METHODS)]
+
+
+def _find_library():
+    """Returns the path of libfarena to load (see the module's docstring)."""
+    env = os.environ.get("FARENA_LIB")
+    if env:
+        return env
+    here = os.path.dirname(os.path.abspath(__file__))
+    for name in ("libfarena.so.1", "libfarena.so"):
+        path = os.path.join(here, name)
+        if os.path.exists(path):
+            return path
+    found = ctypes.util.find_library("farena")
+    if found:
+        return found
+    raise ImportError("libfarena not found: set FARENA_LIB to the path of libfarena.so, "
+                      "or install it where the dynamic linker finds it")
+
+
+library_path = _find_library()
+_lib = ctypes.CDLL(library_path)
+
+_P = ctypes.c_void_p
+_H = ctypes.c_uint64
+_HP = ctypes.POINTER(ctypes.c_uint64)
+_I = ctypes.c_int
+_SZ = ctypes.c_size_t
+_BUFP = ctypes.POINTER(_CBuf)
+
+for _name, _res, _args in [
+    ("farena_version_string", ctypes.c_char_p, []),
+    ("farena_strerror", ctypes.c_char_p, [_I]),
+    ("farena_errname", ctypes.c_char_p, [_I]),
+    ("farena_method_name", ctypes.c_char_p, [ctypes.c_uint]),
+    ("farena_connect_ex", _I, [ctypes.c_char_p, _I, ctypes.POINTER(_P), ctypes.c_char_p, _SZ]),
+    ("farena_close", None, [_P]),
+    ("farena_errmsg", ctypes.c_char_p, [_P]),
+    ("farena_set_timeout", _I, [_P, _I]),
+    ("farena_server", _I, [_P, ctypes.POINTER(_CServerInfo)]),
+    ("farena_hello", _I, [_P, ctypes.POINTER(_CServerInfo)]),
+    ("farena_writer_new", _I, [_P, ctypes.c_uint16, _HP]),
+    ("farena_push", _I, [_P, _H, ctypes.c_void_p, _SZ, ctypes.POINTER(_CLoc)]),
+    ("farena_push_many", _I, [_P, _H, ctypes.POINTER(_CIovec), _SZ, ctypes.POINTER(_CLoc)]),
+    ("farena_writer_len", _I, [_P, _H, _HP]),
+    ("farena_finish", _I, [_P, _H, _HP]),
+    ("farena_into_arena", _I, [_P, _H, _HP]),
+    ("farena_build", _I, [_P, _HP, _SZ, _HP]),
+    ("farena_arena_new", _I, [_P, _HP, _SZ, _HP]),
+    ("farena_get_into", _I, [_P, _H, _CLoc, _BUFP]),
+    ("farena_get_str_into", _I, [_P, _H, _CLoc, _BUFP]),
+    ("farena_get_many_into", _I, [_P, _H, ctypes.POINTER(_CLoc), _SZ, _BUFP]),
+    ("farena_arena_info", _I, [_P, _H, ctypes.POINTER(_CArenaInfo)]),
+    ("farena_arena_files", _I, [_P, _H, _HP, _SZ, ctypes.POINTER(_SZ)]),
+    ("farena_open", _I, [_P, _H]),
+    ("farena_release", _I, [_P, _H]),
+    ("farena_name", _I, [_P, _H, ctypes.c_char_p]),
+    ("farena_lookup", _I, [_P, ctypes.c_char_p, _HP]),
+    ("farena_unname", _I, [_P, ctypes.c_char_p]),
+    ("farena_stat", _I, [_P, ctypes.POINTER(_CStat)]),
+    ("farena_buf_clear", None, [_BUFP]),
+    ("farena_buf_free", None, [_BUFP]),
+]:
+    _fn = getattr(_lib, _name)
+    _fn.restype = _res
+    _fn.argtypes = _args
+
+
+def version():
+    """Returns libfarena's version string, e.g. "0.1.0"."""
+    return _lib.farena_version_string().decode()
+
+
+def strerror(code):
+    """Returns the description of a FARENA_E... code (a negative int)."""
+    return _lib.farena_strerror(code).decode()
+
+
+class FarenaError(Exception):
+    """A libfarena call failed.
+
+    code is the negative FARENA_E... int, name its symbol (e.g.
+    "FARENA_ENOSUCHNAME"), message the details (the daemon's message or the
+    OS reason). Each code raises its own subclass (NoSuchNameError, ...), so
+    callers may catch either.
+    """
+
+    def __init__(self, code, message=""):
+        self.code = code
+        raw = _lib.farena_errname(code)
+        self.name = raw.decode() if raw else "FARENA_E(%d)" % code
+        self.message = message or strerror(code)
+        super().__init__("%s: %s" % (self.name, self.message))
+
+
+_CLASS_NAMES = {
+    -1: "BadRequestError", -2: "UnknownMethodError", -3: "NoSuchHandleError",
+    -4: "NoSuchNameError", -5: "NameTakenError", -6: "OutOfBoundsError", -7: "FileFullError",
+    -8: "DuplicateIndexError", -9: "MissingIndexError", -10: "IndexMismatchError",
+    -11: "EmptyError", -12: "TooLargeError", -13: "NoSpaceError", -14: "LimitError",
+    -15: "ScratchIOError", -16: "ShuttingDownError", -100: "ConnectError",
+    -101: "ConnectionLostError", -102: "ProtocolError", -103: "OutOfMemoryError",
+    -104: "Utf8Error", -105: "InvalidArgumentError", -106: "ForkError",
+    -107: "UnknownDaemonError", -108: "FarenaTimeoutError",
+}
+_CLASSES = {}
+for _code, _cls in _CLASS_NAMES.items():
+    _CLASSES[_code] = type(_cls, (FarenaError,), {"__doc__": strerror(_code)})
+    globals()[_cls] = _CLASSES[_code]
+    __all__.append(_cls)
+
+
+def _error(code, message=""):
+    """Builds the exception for a FARENA_E... code."""
+    return _CLASSES.get(code, FarenaError)(code, message)
+
+
+def _as_bytes(data):
+    """Bytes of a payload: bytes-like objects as they are, str as UTF-8."""
+    if isinstance(data, bytes):
+        return data
+    if isinstance(data, str):
+        return data.encode("utf-8")
+    return bytes(memoryview(data))
+
+
+def _c_loc(loc):
+    """A farena_loc from a Loc or any (file_index, offset, len) triple."""
+    i, off, n = loc
+    return _CLoc(i, off, n)
+
+
+def _c_name(name):
+    """The bytes of an arena name (str as UTF-8)."""
+    b = name.encode("utf-8") if isinstance(name, str) else bytes(name)
+    if not b or b"\0" in b:
+        raise ValueError("an arena name is 1..max_name bytes without NUL")
+    return b
+
+
+class Client:
+    """One connection to farenad; a context manager that closes it.
+
+    socket_path: None for $FARENA_SOCKET or the default path; timeout: None
+    to wait forever, else seconds (connecting and every later call).
+    """
+
+    def __init__(self, socket_path=None, timeout=None):
+        self._c = None
+        self._buf = _CBuf()
+        path = os.fsencode(socket_path) if socket_path is not None else None
+        ms = 0 if timeout is None else max(1, int(timeout * 1000))
+        handle = ctypes.c_void_p()
+        why = ctypes.create_string_buffer(320)
+        rc = _lib.farena_connect_ex(path, ms, ctypes.byref(handle), why, len(why))
+        if rc != 0:
+            raise _error(rc, why.value.decode("utf-8", "replace"))
+        self._c = handle
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def close(self):
+        """Closes the connection; this connection's writers and unbuilt files
+        are discarded, its arena references dropped. Idempotent."""
+        if self._c is not None:
+            _lib.farena_close(self._c)
+            self._c = None
+        _lib.farena_buf_free(ctypes.byref(self._buf))
+
+    def _check(self, rc):
+        """Raises the FarenaError for rc when it is not 0."""
+        if rc != 0:
+            msg = _lib.farena_errmsg(self._c) if self._c is not None else b""
+            raise _error(rc, (msg or b"").decode("utf-8", "replace"))
+
+    def _client(self):
+        """The C client, or ConnectionLostError once closed."""
+        if self._c is None:
+            raise _error(-101, "the client is closed")
+        return self._c
+
+    # ---- connection ----
+
+    def set_timeout(self, seconds):
+        """Sets the time limit of later calls (None or 0: wait forever)."""
+        ms = 0 if not seconds else max(1, int(seconds * 1000))
+        self._check(_lib.farena_set_timeout(self._client(), ms))
+
+    def server(self):
+        """What farenad said at connect: server, version, protocol, limits."""
+        info = _CServerInfo()
+        self._check(_lib.farena_server(self._client(), ctypes.byref(info)))
+        return self._server_dict(info)
+
+    def hello(self):
+        """Sends hello again (a ping); returns what server() returns."""
+        info = _CServerInfo()
+        self._check(_lib.farena_hello(self._client(), ctypes.byref(info)))
+        return self._server_dict(info)
+
+    @staticmethod
+    def _server_dict(info):
+        return {"server": info.server.decode(), "version": info.version.decode(),
+                "protocol": info.protocol,
+                "limits": {n: getattr(info.limits, n) for n in _LIMIT_NAMES}}
+
+    def limits(self):
+        """farenad's limits (max_message, max_batch, ...) as a dict."""
+        return self.server()["limits"]
+
+    # ---- writing ----
+
+    def writer_new(self, file_index=0):
+        """Creates a writer for the file of index file_index; returns its handle."""
+        h = ctypes.c_uint64()
+        self._check(_lib.farena_writer_new(self._client(), file_index, ctypes.byref(h)))
+        return h.value
+
+    def push(self, writer, data):
+        """Appends one payload (bytes-like, or str as UTF-8); returns its Loc."""
+        b = _as_bytes(data)
+        loc = _CLoc()
+        self._check(_lib.farena_push(self._client(), writer, b, len(b), ctypes.byref(loc)))
+        return Loc(loc.file_index, loc.offset, loc.len)
+
+    def push_many(self, writer, items):
+        """Appends every payload of items in order; returns their Locs.
+
+        Any number of items: libfarena splits and pipelines the requests."""
+        blobs = [_as_bytes(x) for x in items]
+        n = len(blobs)
+        if n == 0:
+            return []
+        iov = (_CIovec * n)()
+        for i, b in enumerate(blobs):
+            iov[i].iov_base = ctypes.cast(ctypes.c_char_p(b), ctypes.c_void_p).value
+            iov[i].iov_len = len(b)
+        locs = (_CLoc * n)()
+        self._check(_lib.farena_push_many(self._client(), writer, iov, n, locs))
+        return [Loc(x.file_index, x.offset, x.len) for x in locs]
+
+    def writer_len(self, writer):
+        """Bytes written so far to the writer."""
+        v = ctypes.c_uint64()
+        self._check(_lib.farena_writer_len(self._client(), writer, ctypes.byref(v)))
+        return v.value
+
+    def finish(self, writer):
+        """Ends the writer; returns the new file handle."""
+        h = ctypes.c_uint64()
+        self._check(_lib.farena_finish(self._client(), writer, ctypes.byref(h)))
+        return h.value
+
+    def into_arena(self, writer):
+        """Ends a writer of index 0 as a one-file arena; returns the arena."""
+        h = ctypes.c_uint64()
+        self._check(_lib.farena_into_arena(self._client(), writer, ctypes.byref(h)))
+        return h.value
+
+    def _files_call(self, fn, files):
+        files = list(files)
+        arr = (ctypes.c_uint64 * max(1, len(files)))(*files)
+        h = ctypes.c_uint64()
+        self._check(fn(self._client(), arr, len(files), ctypes.byref(h)))
+        return h.value
+
+    def build(self, files):
+        """Assembles an arena from file handles in any order; returns it."""
+        return self._files_call(_lib.farena_build, files)
+
+    def arena_new(self, files):
+        """Assembles an arena from file handles in index order; returns it."""
+        return self._files_call(_lib.farena_arena_new, files)
+
+    # ---- reading ----
+
+    def _take(self):
+        """The bytes in the reused buffer, which is then emptied."""
+        data = ctypes.string_at(self._buf.data, self._buf.len) if self._buf.len else b""
+        if self._buf.cap > (16 << 20):
+            _lib.farena_buf_free(ctypes.byref(self._buf))
+        else:
+            _lib.farena_buf_clear(ctypes.byref(self._buf))
+        return data
+
+    def get(self, arena, loc):
+        """Returns the payload at loc (a Loc or a triple) as bytes."""
+        _lib.farena_buf_clear(ctypes.byref(self._buf))
+        self._check(_lib.farena_get_into(self._client(), arena, _c_loc(loc),
+                                         ctypes.byref(self._buf)))
+        return self._take()
+
+    def get_into(self, arena, loc, out):
+        """Appends the payload at loc to the bytearray out."""
+        out += self.get(arena, loc)
+
+    def get_str(self, arena, loc):
+        """Returns the payload at loc as str; Utf8Error if it is not UTF-8."""
+        _lib.farena_buf_clear(ctypes.byref(self._buf))
+        self._check(_lib.farena_get_str_into(self._client(), arena, _c_loc(loc),
+                                             ctypes.byref(self._buf)))
+        return self._take().decode("utf-8")
+
+    def get_many(self, arena, locs):
+        """Returns the payloads at every loc, in order, as a list of bytes.
+
+        Any number of locations: libfarena splits and pipelines the requests."""
+        locs = [_c_loc(x) for x in locs]
+        n = len(locs)
+        if n == 0:
+            return []
+        arr = (_CLoc * n)(*locs)
+        _lib.farena_buf_clear(ctypes.byref(self._buf))
+        self._check(_lib.farena_get_many_into(self._client(), arena, arr, n,
+                                              ctypes.byref(self._buf)))
+        data = self._take()
+        out, at = [], 0
+        for x in locs:
+            out.append(data[at:at + x.len])
+            at += x.len
+        return out
+
+    def arena_info(self, arena):
+        """Returns {"files", "bytes", "refs", "name" (str or None)}."""
+        info = _CArenaInfo()
+        self._check(_lib.farena_arena_info(self._client(), arena, ctypes.byref(info)))
+        return {"files": info.files, "bytes": info.bytes, "refs": info.refs,
+                "name": info.name.decode("utf-8", "replace") if info.has_name else None}
+
+    def arena_files(self, arena):
+        """Returns the arena's file handles in index order."""
+        n = ctypes.c_size_t()
+        cap = 64
+        while True:
+            arr = (ctypes.c_uint64 * cap)()
+            self._check(_lib.farena_arena_files(self._client(), arena, arr, cap,
+                                                ctypes.byref(n)))
+            if n.value <= cap:
+                return list(arr[:n.value])
+            cap = n.value
+
+    # ---- sharing ----
+
+    def open(self, arena):
+        """Takes one more reference to the arena for this connection."""
+        self._check(_lib.farena_open(self._client(), arena))
+
+    def release(self, handle):
+        """Drops this connection's writer, file or one arena reference."""
+        self._check(_lib.farena_release(self._client(), handle))
+
+    def name(self, arena, name):
+        """Binds name to the arena; the name keeps it alive."""
+        self._check(_lib.farena_name(self._client(), arena, _c_name(name)))
+
+    def lookup(self, name):
+        """Returns the arena bound to name (takes no reference)."""
+        h = ctypes.c_uint64()
+        self._check(_lib.farena_lookup(self._client(), _c_name(name), ctypes.byref(h)))
+        return h.value
+
+    def unname(self, name):
+        """Removes the name and its reference."""
+        self._check(_lib.farena_unname(self._client(), _c_name(name)))
+
+    # ---- daemon ----
+
+    def stat(self):
+        """farenad's counters as a dict; "requests" and "errors" map method
+        names to counts."""
+        st = _CStat()
+        self._check(_lib.farena_stat(self._client(), ctypes.byref(st)))
+        out = {n: getattr(st, n) for n in _STAT_NAMES}
+        for key in ("requests", "errors"):
+            per = {}
+            for i in range(_STAT_METHODS):
+                m = _lib.farena_method_name(i)
+                if m is not None and getattr(st, key)[i]:
+                    per[m.decode()] = getattr(st, key)[i]
+            out[key] = per
+        return out
