@@ -37,6 +37,14 @@ int proto_unpack(msgpack_zone *zone, const void *buf, size_t len, msgpack_object
     }
 }
 
+/* The bytes of a str or bin. msgpack-c leaves the pointer of an empty one
+ * NULL; callers get a valid pointer (to an empty string) instead, so "NULL
+ * means absent" holds and memcpy(dst, p, 0) stays defined. */
+static const char *body_ptr(const char *p)
+{
+    return p != NULL ? p : "";
+}
+
 /* Reads a msgid: a non-negative integer of at most 32 bits. */
 static int read_msgid(const msgpack_object *o, uint32_t *out)
 {
@@ -122,9 +130,9 @@ int proto_response_decode(const msgpack_object *msg, struct proto_response *out,
         err->via.array.ptr[0].type != MSGPACK_OBJECT_STR ||
         err->via.array.ptr[1].type != MSGPACK_OBJECT_STR)
         return fail(why, "error is neither nil nor [code str, message str]");
-    out->errname = err->via.array.ptr[0].via.str.ptr;
+    out->errname = body_ptr(err->via.array.ptr[0].via.str.ptr);
     out->errname_len = err->via.array.ptr[0].via.str.size;
-    out->message = err->via.array.ptr[1].via.str.ptr;
+    out->message = body_ptr(err->via.array.ptr[1].via.str.ptr);
     out->message_len = err->via.array.ptr[1].via.str.size;
     out->err = proto_err_from_name(out->errname, out->errname_len);
     return 0;
@@ -350,12 +358,12 @@ int proto_read_loc(const msgpack_object *o, struct proto_loc *out, const char **
 int proto_read_payload(const msgpack_object *o, const void **data, size_t *len, const char **why)
 {
     if (o != NULL && o->type == MSGPACK_OBJECT_BIN) {
-        *data = o->via.bin.ptr;
+        *data = body_ptr(o->via.bin.ptr);
         *len = o->via.bin.size;
         return 0;
     }
     if (o != NULL && o->type == MSGPACK_OBJECT_STR) {
-        *data = o->via.str.ptr;
+        *data = body_ptr(o->via.str.ptr);
         *len = o->via.str.size;
         return 0;
     }

@@ -179,10 +179,11 @@ void proto_scan_reset(struct proto_scan *s)
     s->hneed = 0;
 }
 
-/* Bytes of the current message consumed so far. */
+/* Bytes of the current message consumed so far, a split header's first
+ * bytes included. */
 size_t proto_scan_total(const struct proto_scan *s)
 {
-    return (size_t)s->total;
+    return (size_t)(s->total + s->hlen);
 }
 
 /* Reports the msgid once the envelope's first two elements were walked. */
@@ -276,6 +277,11 @@ enum proto_scan_status proto_scan_feed(struct proto_scan *s, const void *p, size
                     s->elem = ELEM_OTHER;
                 }
             }
+            /* The header's fixed part must fit too; checked on its first
+             * byte so that the bytes fed never exceed max_message. */
+            if (s->total + hl + s->owed > max)
+                return scan_fail(s, "message longer than max_message", (size_t)(b - start), used,
+                                 why);
             if ((size_t)(end - b) < hl) {
                 size_t avail = (size_t)(end - b);
                 memcpy(s->hdr, b, avail);
@@ -355,8 +361,7 @@ enum proto_scan_status proto_scan_feed(struct proto_scan *s, const void *p, size
         }
 
     is_scalar:
-        if (s->total + s->owed > max)
-            return scan_fail(s, "message longer than max_message", (size_t)(b - start), used, why);
+        /* Fixed size, already checked on the header's first byte. */
         goto object_done;
 
     is_body:

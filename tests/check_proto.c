@@ -3,6 +3,7 @@
  * sizes without large allocations) and the codec (envelopes, responses,
  * typed readers, exact sizes). */
 #include <check.h>
+#include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include <msgpack.h>
 
 #include "codec.h"
+#include "fuzz/pipeline.h"
 #include "limits.h"
 #include "scan.h"
 
@@ -1515,8 +1517,18 @@ START_TEST(test_response_decode_edges)
     ck_assert_uint_eq(r.errname_len, 9);
     ck_assert_mem_eq(r.errname, "brand_new", 9);
     ck_assert_uint_eq(r.message_len, 1);
+    /* Empty code and message (found by the fuzzer): msgpack-c leaves their
+     * pointers NULL, the decoder must not (NULL errname means success). */
     ck_assert_int_eq(resp_hex(&p, "94 01 09 92 a0 a0 c0", &r, &why), 0);
     ck_assert_int_eq(r.err, -1);
+    ck_assert_ptr_nonnull(r.errname);
+    ck_assert_uint_eq(r.errname_len, 0);
+    ck_assert_ptr_nonnull(r.message);
+    ck_assert_uint_eq(r.message_len, 0);
+    /* "no_space" followed by a NUL is not no_space. */
+    ck_assert_int_eq(resp_hex(&p, "94 01 09 92 a9 6e6f5f7370616365 00 a0 c0", &r, &why), 0);
+    ck_assert_int_eq(r.err, -1);
+    ck_assert_uint_eq(r.errname_len, 9);
     /* The daemon's max_clients refusal. */
     ck_assert_int_eq(resp_hex(&p, "94 01 00 92 a5 6c696d6974 a1 78 c0", &r, &why), 0);
     ck_assert_int_eq(r.err, PROTO_LIMIT);
@@ -1837,6 +1849,12 @@ START_TEST(test_read_payload_str_array)
     o = obj(&p, "c4 00");
     ck_assert_int_eq(proto_read_payload(&o, &data, &len, &why), 0);
     ck_assert_uint_eq(len, 0);
+    ck_assert_ptr_nonnull(data);
+    o = obj(&p, "a0");
+    data = NULL;
+    ck_assert_int_eq(proto_read_payload(&o, &data, &len, &why), 0);
+    ck_assert_uint_eq(len, 0);
+    ck_assert_ptr_nonnull(data);
     static const char *const bad_payload[] = {"c0",       "05", "90",
                                               "d4 01 00", "80", "cb 0000000000000000"};
     for (size_t i = 0; i < sizeof(bad_payload) / sizeof(bad_payload[0]); i++) {
@@ -1888,6 +1906,48 @@ START_TEST(test_read_payload_str_array)
     ck_assert_int_eq(proto_read_array(&o, &items, &n, &why), -1);
     ck_assert_int_eq(proto_read_array(NULL, &items, &n, &why), -1);
     pool_free(&p);
+}
+END_TEST
+
+/* ---- the fuzzing corpus ---- */
+
+/* Every seed and every committed fuzz finding, through the fuzzer's own
+ * harness (which aborts on a broken invariant). */
+START_TEST(test_fuzz_corpus_replay)
+{
+    DIR *d = opendir(FARENA_FUZZ_CORPUS);
+    struct dirent *e;
+    int files = 0;
+    size_t msgs = 0;
+
+    ck_assert_msg(d != NULL, "cannot open %s", FARENA_FUZZ_CORPUS);
+    while ((e = readdir(d)) != NULL) {
+        char path[4096];
+        FILE *f;
+        uint8_t *buf;
+        long len;
+
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", FARENA_FUZZ_CORPUS, e->d_name);
+        f = fopen(path, "rb");
+        ck_assert_msg(f != NULL, "cannot open %s", path);
+        ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
+        len = ftell(f);
+        ck_assert_int_ge(len, 0);
+        ck_assert_int_le(len, 1 << 20);
+        rewind(f);
+        buf = malloc(len > 0 ? (size_t)len : 1);
+        ck_assert_ptr_nonnull(buf);
+        ck_assert_uint_eq(fread(buf, 1, (size_t)len, f), (size_t)len);
+        fclose(f);
+        msgs += fuzz_pipeline_run(buf, (size_t)len);
+        free(buf);
+        files++;
+    }
+    closedir(d);
+    ck_assert_int_ge(files, 50);
+    ck_assert_uint_ge(msgs, 50);
 }
 END_TEST
 
@@ -1947,6 +2007,11 @@ static Suite *proto_suite(void)
     tcase_add_test(t, test_read_handle_and_index);
     tcase_add_test(t, test_read_loc);
     tcase_add_test(t, test_read_payload_str_array);
+    suite_add_tcase(s, t);
+
+    t = tcase_create("fuzz_corpus");
+    tcase_set_timeout(t, 60);
+    tcase_add_test(t, test_fuzz_corpus_replay);
     suite_add_tcase(s, t);
     return s;
 }
