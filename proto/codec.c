@@ -97,10 +97,10 @@ int proto_request_decode(const msgpack_object *msg, struct proto_request *out, c
         return fail(why, "method is not a str");
     if (method->via.str.size == 0 || method->via.str.size > PROTO_MAX_METHOD_LEN)
         return fail(why, "method name is empty or too long");
-    if (params->type != MSGPACK_OBJECT_ARRAY)
-        return fail(why, "params is not an array");
     out->method = method->via.str.ptr;
     out->method_len = method->via.str.size;
+    if (params->type != MSGPACK_OBJECT_ARRAY)
+        return fail(why, "params is not an array");
     out->params = params->via.array.ptr;
     out->nparams = params->via.array.size;
     return 0;

@@ -60,7 +60,11 @@ int proto_unpack(msgpack_zone *zone, const void *buf, size_t len, msgpack_object
  * [2, method, params] with strict validation. Returns 0, or -1 with *why
  * (static) set; then out->answerable says whether out->type and out->msgid
  * were read (a request whose method or params are malformed gets a
- * bad_request reply; anything else is unanswerable). */
+ * bad_request reply; anything else is unanswerable). A request is
+ * answerable as soon as it is an array whose element 0 is 0 and element 1
+ * a uint32, whatever its length (the same rule as proto_scan_msgid). On -1,
+ * out->type is PROTO_NOTIFY if element 0 was 2 (a malformed notification),
+ * else PROTO_REQUEST; out->method is set when it was a valid str. */
 int proto_request_decode(const msgpack_object *msg, struct proto_request *out, const char **why);
 
 /* Decodes a response [1, msgid, error, result], error being nil or

@@ -36,9 +36,10 @@ struct proto_scan {
     uint64_t skip;
     /* Elements of the top-level array started so far. */
     uint64_t top_seen;
-    const char *why; /* reason of the rejection, while SCAN_FAILED */
-    uint32_t depth;  /* containers open */
-    uint32_t msgid;  /* valid when env == ENV_MSGID */
+    const char *why;     /* reason of the rejection, while SCAN_FAILED */
+    enum proto_err code; /* and the error that answers it */
+    uint32_t depth;      /* containers open */
+    uint32_t msgid;      /* valid when env == ENV_MSGID */
     uint8_t state;
     uint8_t env;
     int8_t elem;
@@ -48,6 +49,15 @@ struct proto_scan {
     /* Elements still to start in each open container, outermost first. */
     uint32_t left[];
 };
+
+/* Rejection reasons; the size and count ones name their limit. */
+static const char why_c1[] = "invalid msgpack byte 0xc1";
+static const char why_message[] = "message longer than max_message";
+static const char why_body[] = "declared str/bin/ext size does not fit in max_message";
+static const char why_count[] = "declared array/map size does not fit in max_message";
+static const char why_objects[] = "more objects than max_objects";
+static const char why_depth[] = "nesting deeper than max_depth";
+static const char why_unreset[] = "bytes fed after a complete message without a reset";
 
 /* Header length by first byte (marker plus length/value bytes, not the body);
  * 0 marks 0xc1, the one byte msgpack never uses. Fixext (d4..d8) counts its
@@ -170,6 +180,7 @@ void proto_scan_reset(struct proto_scan *s)
     s->skip = 0;
     s->top_seen = 0;
     s->why = NULL;
+    s->code = PROTO_OK;
     s->depth = 0;
     s->msgid = 0;
     s->state = SCAN_BUSY;
@@ -196,10 +207,19 @@ int proto_scan_msgid(const struct proto_scan *s, uint32_t *msgid)
     return 1;
 }
 
-/* Marks s rejected for reason and reports it. */
-static enum proto_scan_status scan_fail(struct proto_scan *s, const char *reason, size_t consumed,
-                                        size_t *used, const char **why)
+/* The error answering a rejection. */
+enum proto_err proto_scan_reject_code(const struct proto_scan *s)
 {
+    return s->state == SCAN_FAILED ? s->code : PROTO_OK;
+}
+
+/* Marks s rejected for reason (answered by code) and reports it. */
+static enum proto_scan_status scan_fail(struct proto_scan *s, const char *reason,
+                                        enum proto_err code, size_t consumed, size_t *used,
+                                        const char **why)
+{
+    if (s->state != SCAN_FAILED)
+        s->code = code;
     s->state = SCAN_FAILED;
     s->why = reason;
     if (used != NULL)
@@ -211,7 +231,7 @@ static enum proto_scan_status scan_fail(struct proto_scan *s, const char *reason
 
 /* The scanning loop. Per byte of header it does a table lookup and a switch;
  * bodies are skipped by count. Every check compares 64-bit sums of values
- * below 2^34, so none can overflow. */
+ * below 2^36, so none can overflow. */
 enum proto_scan_status proto_scan_feed(struct proto_scan *s, const void *p, size_t n, size_t *used,
                                        const char **why)
 {
@@ -221,9 +241,9 @@ enum proto_scan_status proto_scan_feed(struct proto_scan *s, const void *p, size
     const uint64_t max = s->lim.max_message;
 
     if (s->state == SCAN_FAILED)
-        return scan_fail(s, s->why, 0, used, why);
+        return scan_fail(s, s->why, s->code, 0, used, why);
     if (s->state == SCAN_DONE)
-        return scan_fail(s, "bytes fed after a complete message without a reset", 0, used, why);
+        return scan_fail(s, why_unreset, PROTO_BAD_REQUEST, 0, used, why);
 
     while (b < end) {
         const uint8_t *h;
@@ -264,7 +284,7 @@ enum proto_scan_status proto_scan_feed(struct proto_scan *s, const void *p, size
         } else {
             hl = hdr_len[*b];
             if (hl == 0)
-                return scan_fail(s, "invalid msgpack byte 0xc1", (size_t)(b - start), used, why);
+                return scan_fail(s, why_c1, PROTO_BAD_REQUEST, (size_t)(b - start), used, why);
             /* A new object starts: it takes one of its container's
              * declared elements. */
             if (s->depth > 0) {
@@ -280,8 +300,7 @@ enum proto_scan_status proto_scan_feed(struct proto_scan *s, const void *p, size
             /* The header's fixed part must fit too; checked on its first
              * byte so that the bytes fed never exceed max_message. */
             if (s->total + hl + s->owed > max)
-                return scan_fail(s, "message longer than max_message", (size_t)(b - start), used,
-                                 why);
+                return scan_fail(s, why_message, PROTO_TOO_LARGE, (size_t)(b - start), used, why);
             if ((size_t)(end - b) < hl) {
                 size_t avail = (size_t)(end - b);
                 memcpy(s->hdr, b, avail);
@@ -366,8 +385,7 @@ enum proto_scan_status proto_scan_feed(struct proto_scan *s, const void *p, size
 
     is_body:
         if (s->total + s->owed + body > max)
-            return scan_fail(s, "declared str/bin/ext size does not fit in max_message",
-                             (size_t)(b - start), used, why);
+            return scan_fail(s, why_body, PROTO_TOO_LARGE, (size_t)(b - start), used, why);
         if (body > 0) {
             s->skip = body;
             continue;
@@ -376,12 +394,11 @@ enum proto_scan_status proto_scan_feed(struct proto_scan *s, const void *p, size
 
     is_container:
         if (s->depth >= s->lim.max_depth)
-            return scan_fail(s, "nesting deeper than max_depth", (size_t)(b - start), used, why);
+            return scan_fail(s, why_depth, PROTO_BAD_REQUEST, (size_t)(b - start), used, why);
         if (s->total + s->owed + count > max)
-            return scan_fail(s, "declared array/map size does not fit in max_message",
-                             (size_t)(b - start), used, why);
+            return scan_fail(s, why_count, PROTO_TOO_LARGE, (size_t)(b - start), used, why);
         if (s->objects + count > s->lim.max_objects)
-            return scan_fail(s, "more objects than max_objects", (size_t)(b - start), used, why);
+            return scan_fail(s, why_objects, PROTO_TOO_LARGE, (size_t)(b - start), used, why);
         s->objects += count;
         if (count > 0) {
             s->owed += count;

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "errors.h"
 #include "limits.h"
 
 struct proto_scan; /* opaque; one per connection direction */
@@ -49,6 +50,12 @@ size_t proto_scan_total(const struct proto_scan *s);
  * *msgid, so the daemon can answer the rejected request (too_large,
  * bad_request) before it closes the connection; 0 otherwise. */
 int proto_scan_msgid(const struct proto_scan *s, uint32_t *msgid);
+
+/* After a REJECT, the protocol error that answers it: PROTO_TOO_LARGE when a
+ * size or count limit was hit (max_message, max_objects; the reason text
+ * then names that limit), PROTO_BAD_REQUEST for anything else (0xc1,
+ * nesting, feeding past READY). PROTO_OK when s is not rejected. */
+enum proto_err proto_scan_reject_code(const struct proto_scan *s);
 
 /* Forgets the current message; the next byte fed starts a new one. */
 void proto_scan_reset(struct proto_scan *s);

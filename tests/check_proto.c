@@ -721,6 +721,7 @@ START_TEST(test_scan_used_and_reset)
     /* Feeding on without a reset is refused, and stays refused. */
     ck_assert_int_eq(proto_scan_feed(s, b + 1, 3, &used, &why), PROTO_SCAN_REJECT);
     ck_assert_ptr_nonnull(why);
+    ck_assert_int_eq(proto_scan_reject_code(s), PROTO_BAD_REQUEST);
     ck_assert_int_eq(proto_scan_feed(s, b + 1, 3, NULL, NULL), PROTO_SCAN_REJECT);
     proto_scan_reset(s);
     ck_assert_int_eq(proto_scan_feed(s, b + 1, 3, &used, &why), PROTO_SCAN_READY);
@@ -744,6 +745,14 @@ START_TEST(test_scan_c1)
 
     ck_assert_int_eq(scan_hex(&lim, "c1", NULL, &why), PROTO_SCAN_REJECT);
     ck_assert_ptr_nonnull(strstr(why, "0xc1"));
+    s = proto_scan_new(&lim);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_int_eq(proto_scan_reject_code(s), PROTO_OK);
+    ck_assert_int_eq(proto_scan_feed(s, "\xc1", 1, &used, &why), PROTO_SCAN_REJECT);
+    ck_assert_int_eq(proto_scan_reject_code(s), PROTO_BAD_REQUEST);
+    proto_scan_reset(s);
+    ck_assert_int_eq(proto_scan_reject_code(s), PROTO_OK);
+    proto_scan_free(s);
     ck_assert_int_eq(scan_hex(&lim, "93 01 02 c1", NULL, &why), PROTO_SCAN_REJECT);
     ck_assert_int_eq(scan_hex(&lim, "81 c1 00", NULL, &why), PROTO_SCAN_REJECT);
     ck_assert_int_eq(scan_hex(&lim, "94 00 07 c1", NULL, &why), PROTO_SCAN_REJECT);
@@ -839,6 +848,7 @@ START_TEST(test_scan_depth_byte_at_a_time)
     }
     ck_assert_int_eq(k, 16);
     ck_assert_ptr_nonnull(strstr(why, "max_depth"));
+    ck_assert_int_eq(proto_scan_reject_code(s), PROTO_BAD_REQUEST);
     proto_scan_free(s);
 }
 END_TEST
@@ -1025,6 +1035,7 @@ START_TEST(test_scan_hostile_sizes_no_allocation)
         ck_assert_msg(alloc_biggest < ALLOC_SMALL, "%s: allocated %zu bytes", h->hex,
                       alloc_biggest);
         ck_assert_msg(st == PROTO_SCAN_REJECT, "%s not rejected (%d)", h->hex, (int)st);
+        ck_assert_int_eq(proto_scan_reject_code(s), PROTO_TOO_LARGE);
         ck_assert_int_eq(proto_scan_msgid(s, &id), h->msgid_known);
         if (h->msgid_known)
             ck_assert_uint_gt(id, 0);
@@ -1321,6 +1332,18 @@ START_TEST(test_request_fields)
     /* A bad notification still says it was a notification. */
     ck_assert_int_eq(req_hex(&p, "93 02 05 90", &r, &why), -1);
     ck_assert_int_eq(r.type, PROTO_NOTIFY);
+
+    /* A valid method survives bad params (the daemon counts the error
+     * against that method). */
+    ck_assert_int_eq(req_hex(&p, "94 00 07 " PUSH " 80", &r, &why), -1);
+    ck_assert_int_eq(r.answerable, 1);
+    ck_assert_uint_eq(r.method_len, 4);
+    ck_assert_mem_eq(r.method, "push", 4);
+    ck_assert_int_eq(req_hex(&p, "93 02 " PUSH " c0", &r, &why), -1);
+    ck_assert_int_eq(r.type, PROTO_NOTIFY);
+    ck_assert_mem_eq(r.method, "push", 4);
+    ck_assert_int_eq(req_hex(&p, "94 00 07 a0 90", &r, &why), -1);
+    ck_assert_ptr_null(r.method);
 
     /* A readable msgid survives a bad method. */
     ck_assert_int_eq(req_hex(&p, "94 00 2a 05 90", &r, &why), -1);
