@@ -1,0 +1,573 @@
+/* Unit tests of the handle registry (daemon/registry.c) and its hash map:
+ * handle numbering, ownership, sharing through arenas and names, every
+ * lifetime rule of protocol 1 and the per-connection caps. No networking. */
+#include <check.h>
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "registry.h"
+#include "u64map.h"
+
+static char scratch[128];
+static struct reg *R;
+
+/* Removes one entry of the scratch tree. */
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    if (flag == FTW_DP)
+        rmdir(path);
+    else
+        unlink(path);
+    return 0;
+}
+
+/* A registry over a fresh scratch directory with the given caps. */
+static void reg_setup_caps(uint32_t max_writers, uint32_t max_handles)
+{
+    struct store_config sc = {0};
+    struct reg_config rc = {max_writers, max_handles};
+    struct store_err err;
+    const char *t = getenv("TMPDIR");
+
+    snprintf(scratch, sizeof(scratch), "%s/check_registry-XXXXXX",
+             t != NULL && t[0] == '/' ? t : "/tmp");
+    ck_assert_ptr_nonnull(mkdtemp(scratch));
+    sc.dir = scratch;
+    sc.min_free = 0;
+    ck_assert_int_eq(reg_new(&sc, &rc, &R, &err), 0);
+}
+
+static void setup(void)
+{
+    reg_setup_caps(0, 0);
+}
+
+static void teardown(void)
+{
+    reg_free(R);
+    R = NULL;
+    nftw(scratch, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+static struct store_stats stats(void)
+{
+    struct store_stats s;
+
+    store_stats_get(reg_store(R), &s);
+    return s;
+}
+
+/* A writer of index idx owned by o holding the bytes of s. */
+static uint64_t writer_with(struct reg_owner *o, uint16_t idx, const char *s)
+{
+    struct store_err err;
+    struct store_loc loc;
+    uint64_t h;
+
+    ck_assert_int_eq(reg_writer_new(o, idx, &h, &err), 0);
+    struct store_writer *w = reg_writer(o, h, &err);
+    ck_assert_ptr_nonnull(w);
+    ck_assert_int_eq(store_push(w, s, strlen(s), &loc, &err), 0);
+    return h;
+}
+
+/* A finished file of index idx owned by o. */
+static uint64_t file_with(struct reg_owner *o, uint16_t idx, const char *s)
+{
+    struct store_err err;
+    uint64_t fh;
+
+    ck_assert_int_eq(reg_finish(o, writer_with(o, idx, s), &fh, &err), 0);
+    return fh;
+}
+
+/* Reads the whole of file i of arena h. */
+static void expect_arena_bytes(uint64_t h, uint16_t i, const char *want)
+{
+    struct store_err err;
+    struct store_arena *a = reg_arena(R, h, &err);
+    char buf[256];
+    struct store_loc loc = {i, 0, (uint32_t)strlen(want)};
+
+    ck_assert_msg(a != NULL, "arena %llu: %s", (unsigned long long)h, err.msg);
+    ck_assert_int_eq(store_get(a, loc, buf, &err), 0);
+    ck_assert_mem_eq(buf, want, strlen(want));
+}
+
+static void expect_no_arena(uint64_t h)
+{
+    struct store_err err;
+
+    ck_assert_ptr_null(reg_arena(R, h, &err));
+    ck_assert_int_eq(err.code, PROTO_NO_SUCH_HANDLE);
+}
+
+START_TEST(handles_count_from_one_and_are_never_reused)
+{
+    struct reg_owner *o = reg_owner_new(R);
+    struct store_err err;
+    uint64_t w1, w2, f, w3;
+
+    ck_assert_int_eq(reg_writer_new(o, 0, &w1, &err), 0);
+    ck_assert_uint_eq(w1, 1);
+    ck_assert_int_eq(reg_writer_new(o, 1, &w2, &err), 0);
+    ck_assert_uint_eq(w2, 2);
+    ck_assert_int_eq(reg_finish(o, w1, &f, &err), 0);
+    ck_assert_uint_gt(f, w2); /* a new number, never the writer's */
+    /* The writer's handle has ended. */
+    ck_assert_ptr_null(reg_writer(o, w1, &err));
+    ck_assert_int_eq(err.code, PROTO_NO_SUCH_HANDLE);
+    ck_assert_int_eq(reg_release(o, f, &err), 0);
+    ck_assert_int_eq(reg_release(o, w2, &err), 0);
+    ck_assert_int_eq(reg_writer_new(o, 0, &w3, &err), 0);
+    ck_assert_uint_gt(w3, f);
+    ck_assert_uint_eq(reg_owner_writers(o), 1);
+    reg_owner_free(o);
+    ck_assert_uint_eq(stats().writers, 0);
+}
+END_TEST
+
+START_TEST(writers_belong_to_their_owner)
+{
+    struct reg_owner *a = reg_owner_new(R), *b = reg_owner_new(R);
+    struct store_err err;
+    uint64_t w = writer_with(a, 0, "mine"), fh, ah;
+
+    ck_assert_ptr_null(reg_writer(b, w, &err));
+    ck_assert_int_eq(err.code, PROTO_NO_SUCH_HANDLE);
+    ck_assert_int_eq(reg_finish(b, w, &fh, &err), -1);
+    ck_assert_int_eq(err.code, PROTO_NO_SUCH_HANDLE);
+    ck_assert_int_eq(reg_into_arena(b, w, &ah, &err), -1);
+    ck_assert_int_eq(err.code, PROTO_NO_SUCH_HANDLE);
+    ck_assert_int_eq(reg_release(b, w, &err), -1);
+    ck_assert_int_eq(err.code, PROTO_NO_SUCH_HANDLE);
+    /* Still a's, untouched. */
+    ck_assert_uint_eq(store_writer_len(reg_writer(a, w, &err)), 4);
+    reg_owner_free(b);
+    reg_owner_free(a);
+}
+END_TEST
+
+START_TEST(unbuilt_files_are_private_built_files_are_shared)
+{
+    struct reg_owner *a = reg_owner_new(R), *b = reg_owner_new(R);
+    struct store_err err;
+    uint64_t f0 = file_with(a, 0, "zero"), f1, ah, bh;
+
+    /* b cannot use a's unbuilt file. */
+    ck_assert_int_eq(reg_build(b, &f0, 1, REG_BUILD_ANY_ORDER, &bh, &err), -1);
+    ck_assert_int_eq(err.code, PROTO_NO_SUCH_HANDLE);
+    ck_assert_int_eq(reg_release(b, f0, &err), -1);
+    ck_assert_int_eq(err.code, PROTO_NO_SUCH_HANDLE);
+    ck_assert_int_eq(reg_build(a, &f0, 1, REG_BUILD_ANY_ORDER, &ah, &err), 0);
+    /* In a live arena, the file is usable by anyone. */
+    f1 = file_with(b, 1, "one");
+    uint64_t both[2] = {f1, f0};
+    ck_assert_int_eq(reg_build(b, both, 2, REG_BUILD_ANY_ORDER, &bh, &err), 0);
+    expect_arena_bytes(bh, 0, "zero");
+    expect_arena_bytes(bh, 1, "one");
+    /* Releasing an arena file's handle is only for its owner. */
+    ck_assert_int_eq(reg_release(b, f0, &err), -1);
+    ck_assert_int_eq(reg_release(a, f0, &err), 0);
+    ck_assert_int_eq(reg_release(a, f0, &err), -1);
+    ck_assert_int_eq(err.code, PROTO_NO_SUCH_HANDLE);
+    reg_owner_free(a); /* drops arena ah; f0 lives on in bh */
+    expect_no_arena(ah);
+    expect_arena_bytes(bh, 0, "zero");
+    ck_assert_uint_eq(stats().arenas, 1);
+    reg_owner_free(b);
+    ck_assert_uint_eq(stats().arenas, 0);
+    ck_assert_uint_eq(stats().files, 0);
+    ck_assert_uint_eq(stats().bytes_on_disk, 0);
+}
+END_TEST
+
+START_TEST(file_handle_dies_with_its_last_reference)
+{
+    struct reg_owner *a = reg_owner_new(R), *b = reg_owner_new(R);
+    struct store_err err;
+    uint64_t f0 = file_with(a, 0, "x"), ah, bh;
+
+    ck_assert_int_eq(reg_build(a, &f0, 1, REG_BUILD_IN_ORDER, &ah, &err), 0);
+    ck_assert_int_eq(reg_release(a, f0, &err), 0); /* only the arena holds it now */
+    ck_assert_int_eq(reg_build(b, &f0, 1, REG_BUILD_IN_ORDER, &bh, &err), 0);
+    ck_assert_int_eq(reg_release(a, ah, &err), 0);
+    ck_assert_int_eq(reg_release(b, bh, &err), 0);
+    /* No arena and no owner: the file and its handle are gone. */
+    ck_assert_uint_eq(stats().files, 0);
+    ck_assert_int_eq(reg_build(a, &f0, 1, REG_BUILD_IN_ORDER, &ah, &err), -1);
+    ck_assert_int_eq(err.code, PROTO_NO_SUCH_HANDLE);
+    ck_assert_int_eq(reg_release(a, f0, &err), -1);
+    ck_assert_int_eq(err.code, PROTO_NO_SUCH_HANDLE);
+    reg_owner_free(a);
+    reg_owner_free(b);
+}
+END_TEST
+
+START_TEST(into_arena_gives_its_file_a_handle)
+{
+    struct reg_owner *a = reg_owner_new(R), *b = reg_owner_new(R);
+    struct store_err err;
+    uint64_t w = writer_with(a, 0, "solo"), w1 = writer_with(a, 1, "one"), ah, bh;
+    struct store_arena *arena;
+    uint64_t fh;
+
+    ck_assert_int_eq(reg_into_arena(a, w1, &ah, &err), -1);
+    ck_assert_int_eq(err.code, PROTO_MISSING_INDEX);
+    ck_assert_uint_eq(store_writer_len(reg_writer(a, w1, &err)), 3); /* untouched */
+    ck_assert_int_eq(reg_into_arena(a, w, &ah, &err), 0);
+    ck_assert_ptr_null(reg_writer(a, w, &err));
+    arena = reg_arena(R, ah, &err);
+    ck_assert_ptr_nonnull(arena);
+    fh = reg_file_handle(store_arena_file(arena, 0));
+    ck_assert_uint_ne(fh, 0);
+    ck_assert_uint_ne(fh, ah);
+    ck_assert_uint_ne(fh, w);
+    /* Nobody owns it, but anyone may build with it. */
+    ck_assert_int_eq(reg_release(a, fh, &err), -1);
+    ck_assert_int_eq(reg_build(b, &fh, 1, REG_BUILD_ANY_ORDER, &bh, &err), 0);
+    expect_arena_bytes(bh, 0, "solo");
+    ck_assert_uint_eq(reg_owner_handles(a), 2); /* writer w1 + arena reference */
+    reg_owner_free(a);
+    reg_owner_free(b);
+    ck_assert_uint_eq(stats().files, 0);
+}
+END_TEST
+
+START_TEST(arena_references_are_counted_per_owner)
+{
+    struct reg_owner *a = reg_owner_new(R), *b = reg_owner_new(R);
+    struct store_err err;
+    struct reg_arena_info info;
+    uint64_t w = writer_with(a, 0, "data"), ah;
+
+    ck_assert_int_eq(reg_into_arena(a, w, &ah, &err), 0);
+    ck_assert_int_eq(reg_open(b, ah, &err), 0);
+    ck_assert_int_eq(reg_open(b, ah, &err), 0);
+    ck_assert_int_eq(reg_arena_info(R, ah, &info, &err), 0);
+    ck_assert_uint_eq(info.refs, 3);
+    ck_assert_uint_eq(info.files, 1);
+    ck_assert_uint_eq(info.bytes, 4);
+    ck_assert_ptr_null(info.name);
+    ck_assert_int_eq(reg_release(a, ah, &err), 0);
+    /* a holds nothing now: its release never touches b's references. */
+    ck_assert_int_eq(reg_release(a, ah, &err), -1);
+    ck_assert_int_eq(err.code, PROTO_NO_SUCH_HANDLE);
+    ck_assert_int_eq(reg_arena_info(R, ah, &info, &err), 0);
+    ck_assert_uint_eq(info.refs, 2);
+    ck_assert_int_eq(reg_release(b, ah, &err), 0);
+    expect_arena_bytes(ah, 0, "data");
+    ck_assert_int_eq(reg_release(b, ah, &err), 0);
+    expect_no_arena(ah);
+    ck_assert_int_eq(reg_open(a, ah, &err), -1);
+    ck_assert_int_eq(err.code, PROTO_NO_SUCH_HANDLE);
+    ck_assert_uint_eq(stats().arenas, 0);
+    reg_owner_free(a);
+    reg_owner_free(b);
+}
+END_TEST
+
+START_TEST(a_name_keeps_an_arena_alive)
+{
+    struct reg_owner *a = reg_owner_new(R);
+    struct store_err err;
+    struct reg_arena_info info;
+    uint64_t ah, found;
+
+    ck_assert_int_eq(reg_into_arena(a, writer_with(a, 0, "named"), &ah, &err), 0);
+    ck_assert_int_eq(reg_name(R, ah, "first", 5, &err), 0);
+    ck_assert_int_eq(reg_name(R, ah, "second", 6, &err), 0);
+    reg_owner_free(a);
+    ck_assert_int_eq(reg_lookup(R, "second", 6, &found, &err), 0);
+    ck_assert_uint_eq(found, ah);
+    expect_arena_bytes(ah, 0, "named");
+    ck_assert_int_eq(reg_arena_info(R, ah, &info, &err), 0);
+    ck_assert_uint_eq(info.refs, 2);
+    ck_assert_uint_eq(info.name_len, 5);
+    ck_assert_mem_eq(info.name, "first", 5); /* the oldest name */
+    ck_assert_int_eq(reg_unname(R, "first", 5, &err), 0);
+    ck_assert_int_eq(reg_arena_info(R, ah, &info, &err), 0);
+    ck_assert_mem_eq(info.name, "second", 6);
+    ck_assert_int_eq(reg_unname(R, "second", 6, &err), 0);
+    expect_no_arena(ah);
+    ck_assert_int_eq(reg_lookup(R, "second", 6, &found, &err), -1);
+    ck_assert_int_eq(err.code, PROTO_NO_SUCH_NAME);
+    ck_assert_uint_eq(stats().files, 0);
+}
+END_TEST
+
+START_TEST(name_errors)
+{
+    struct reg_owner *a = reg_owner_new(R);
+    struct store_err err;
+    char longname[300];
+    uint64_t ah, w, found;
+
+    ck_assert_int_eq(reg_into_arena(a, writer_with(a, 0, "n"), &ah, &err), 0);
+    ck_assert_int_eq(reg_name(R, ah, "x", 1, &err), 0);
+    ck_assert_int_eq(reg_name(R, ah, "x", 1, &err), -1);
+    ck_assert_int_eq(err.code, PROTO_NAME_TAKEN);
+    ck_assert_int_eq(reg_name(R, ah, "", 0, &err), -1);
+    ck_assert_int_eq(err.code, PROTO_BAD_REQUEST);
+    ck_assert_int_eq(reg_name(R, ah, "a\0b", 3, &err), -1);
+    ck_assert_int_eq(err.code, PROTO_BAD_REQUEST);
+    memset(longname, 'n', sizeof(longname));
+    ck_assert_int_eq(reg_name(R, ah, longname, 256, &err), -1);
+    ck_assert_int_eq(err.code, PROTO_BAD_REQUEST);
+    ck_assert_int_eq(reg_name(R, ah, longname, 255, &err), 0);
+    ck_assert_int_eq(reg_lookup(R, longname, 255, &found, &err), 0);
+    /* A writer is not an arena; an unknown handle is nothing. */
+    w = writer_with(a, 1, "w");
+    ck_assert_int_eq(reg_name(R, w, "y", 1, &err), -1);
+    ck_assert_int_eq(err.code, PROTO_NO_SUCH_HANDLE);
+    ck_assert_int_eq(reg_name(R, 999999, "y", 1, &err), -1);
+    ck_assert_int_eq(err.code, PROTO_NO_SUCH_HANDLE);
+    ck_assert_int_eq(reg_unname(R, "nope", 4, &err), -1);
+    ck_assert_int_eq(err.code, PROTO_NO_SUCH_NAME);
+    reg_owner_free(a);
+    /* Names still hold it; reg_free in teardown unbinds them. */
+    expect_arena_bytes(ah, 0, "n");
+}
+END_TEST
+
+START_TEST(many_names_survive_hash_collisions_and_removal)
+{
+    struct reg_owner *a = reg_owner_new(R);
+    struct store_err err;
+    char name[32];
+    uint64_t ah, found;
+
+    ck_assert_int_eq(reg_into_arena(a, writer_with(a, 0, "n"), &ah, &err), 0);
+    for (int i = 0; i < 2000; i++) {
+        int n = snprintf(name, sizeof(name), "name-%d", i);
+        ck_assert_int_eq(reg_name(R, ah, name, (size_t)n, &err), 0);
+    }
+    for (int i = 0; i < 2000; i += 2) {
+        int n = snprintf(name, sizeof(name), "name-%d", i);
+        ck_assert_int_eq(reg_unname(R, name, (size_t)n, &err), 0);
+    }
+    for (int i = 0; i < 2000; i++) {
+        int n = snprintf(name, sizeof(name), "name-%d", i);
+        ck_assert_int_eq(reg_lookup(R, name, (size_t)n, &found, &err), i % 2 ? 0 : -1);
+    }
+    reg_owner_free(a);
+}
+END_TEST
+
+START_TEST(wrong_kinds_are_no_such_handle)
+{
+    struct reg_owner *a = reg_owner_new(R);
+    struct store_err err;
+    uint64_t w = writer_with(a, 0, "k"), f = file_with(a, 1, "f"), ah, fh;
+
+    ck_assert_ptr_null(reg_arena(R, w, &err));
+    ck_assert_int_eq(err.code, PROTO_NO_SUCH_HANDLE);
+    ck_assert_ptr_null(reg_arena(R, f, &err));
+    ck_assert_int_eq(err.code, PROTO_NO_SUCH_HANDLE);
+    ck_assert_int_eq(reg_finish(a, f, &fh, &err), -1);
+    ck_assert_int_eq(err.code, PROTO_NO_SUCH_HANDLE);
+    ck_assert_int_eq(reg_build(a, &w, 1, REG_BUILD_ANY_ORDER, &ah, &err), -1);
+    ck_assert_int_eq(err.code, PROTO_NO_SUCH_HANDLE);
+    ck_assert_ptr_nonnull(strstr(err.msg, "item 0"));
+    ck_assert_int_eq(reg_release(a, 424242, &err), -1);
+    ck_assert_int_eq(err.code, PROTO_NO_SUCH_HANDLE);
+    ck_assert_int_eq(reg_open(a, w, &err), -1);
+    ck_assert_int_eq(err.code, PROTO_NO_SUCH_HANDLE);
+    reg_owner_free(a);
+}
+END_TEST
+
+START_TEST(build_errors_come_from_the_store)
+{
+    struct reg_owner *a = reg_owner_new(R);
+    struct store_err err;
+    uint64_t f0 = file_with(a, 0, "a"), f1 = file_with(a, 1, "b"), f0b = file_with(a, 0, "c");
+    uint64_t f2 = file_with(a, 2, "d"), ah;
+    uint64_t dup[2] = {f0, f0b}, gap[2] = {f0, f2}, order[2] = {f1, f0};
+
+    ck_assert_int_eq(reg_build(a, NULL, 0, REG_BUILD_ANY_ORDER, &ah, &err), -1);
+    ck_assert_int_eq(err.code, PROTO_EMPTY);
+    ck_assert_int_eq(reg_build(a, dup, 2, REG_BUILD_ANY_ORDER, &ah, &err), -1);
+    ck_assert_int_eq(err.code, PROTO_DUPLICATE_INDEX);
+    ck_assert_int_eq(reg_build(a, gap, 2, REG_BUILD_ANY_ORDER, &ah, &err), -1);
+    ck_assert_int_eq(err.code, PROTO_MISSING_INDEX);
+    ck_assert_int_eq(reg_build(a, order, 2, REG_BUILD_IN_ORDER, &ah, &err), -1);
+    ck_assert_int_eq(err.code, PROTO_INDEX_MISMATCH);
+    ck_assert_int_eq(reg_build(a, order, 2, REG_BUILD_ANY_ORDER, &ah, &err), 0);
+    expect_arena_bytes(ah, 0, "a");
+    expect_arena_bytes(ah, 1, "b");
+    ck_assert_uint_eq(stats().arenas, 1);
+    reg_owner_free(a);
+}
+END_TEST
+
+START_TEST(owner_free_discards_everything)
+{
+    struct reg_owner *a = reg_owner_new(R);
+    struct store_err err;
+    uint64_t ah;
+
+    for (int i = 0; i < 20; i++)
+        writer_with(a, (uint16_t)i, "pending");
+    for (int i = 0; i < 5; i++)
+        file_with(a, (uint16_t)i, "finished");
+    ck_assert_int_eq(reg_into_arena(a, writer_with(a, 0, "arena"), &ah, &err), 0);
+    ck_assert_int_eq(reg_open(a, ah, &err), 0);
+    ck_assert_uint_eq(reg_owner_handles(a), 27);
+    ck_assert_uint_gt(stats().bytes_on_disk, 0);
+    reg_owner_free(a);
+    ck_assert_uint_eq(stats().writers, 0);
+    ck_assert_uint_eq(stats().files, 0);
+    ck_assert_uint_eq(stats().arenas, 0);
+    ck_assert_uint_eq(stats().bytes_on_disk, 0);
+    expect_no_arena(ah);
+}
+END_TEST
+
+START_TEST(writer_cap)
+{
+    struct reg_owner *a, *b;
+    struct store_err err;
+    uint64_t w1, w2, w3, f;
+
+    reg_free(R);
+    nftw(scratch, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    reg_setup_caps(2, 100);
+    a = reg_owner_new(R);
+    b = reg_owner_new(R);
+    ck_assert_int_eq(reg_writer_new(a, 0, &w1, &err), 0);
+    ck_assert_int_eq(reg_writer_new(a, 1, &w2, &err), 0);
+    ck_assert_int_eq(reg_writer_new(a, 2, &w3, &err), -1);
+    ck_assert_int_eq(err.code, PROTO_LIMIT);
+    ck_assert_ptr_nonnull(strstr(err.msg, "max_writers"));
+    /* Per connection: b is not affected. */
+    ck_assert_int_eq(reg_writer_new(b, 0, &w3, &err), 0);
+    ck_assert_int_eq(reg_finish(a, w1, &f, &err), 0);
+    ck_assert_int_eq(reg_writer_new(a, 2, &w3, &err), 0);
+    reg_owner_free(a);
+    reg_owner_free(b);
+}
+END_TEST
+
+START_TEST(handle_cap)
+{
+    struct reg_owner *a, *b;
+    struct store_err err;
+    uint64_t w1, w2, w3, ah, bh;
+
+    reg_free(R);
+    nftw(scratch, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    reg_setup_caps(10, 3);
+    a = reg_owner_new(R);
+    b = reg_owner_new(R);
+    ck_assert_int_eq(reg_into_arena(b, writer_with(b, 0, "b"), &bh, &err), 0);
+    ck_assert_int_eq(reg_writer_new(a, 0, &w1, &err), 0);
+    ck_assert_int_eq(reg_writer_new(a, 1, &w2, &err), 0);
+    ck_assert_int_eq(reg_open(a, bh, &err), 0);
+    ck_assert_uint_eq(reg_owner_handles(a), 3);
+    ck_assert_int_eq(reg_writer_new(a, 2, &w3, &err), -1);
+    ck_assert_int_eq(err.code, PROTO_LIMIT);
+    ck_assert_ptr_nonnull(strstr(err.msg, "max_handles"));
+    ck_assert_int_eq(reg_open(a, bh, &err), -1);
+    ck_assert_int_eq(err.code, PROTO_LIMIT);
+    /* finish and into_arena trade one handle for another: allowed. */
+    uint64_t f;
+    ck_assert_int_eq(reg_finish(a, w1, &f, &err), 0);
+    ck_assert_int_eq(reg_build(a, &f, 1, REG_BUILD_ANY_ORDER, &ah, &err), -1);
+    ck_assert_int_eq(err.code, PROTO_LIMIT);
+    ck_assert_int_eq(reg_release(a, bh, &err), 0);
+    ck_assert_int_eq(reg_build(a, &f, 1, REG_BUILD_ANY_ORDER, &ah, &err), 0);
+    ck_assert_uint_eq(reg_owner_handles(a), 3);
+    reg_owner_free(a);
+    reg_owner_free(b);
+}
+END_TEST
+
+START_TEST(u64map_matches_a_reference)
+{
+    enum { N = 20000 };
+    static void *ref[N + 1];
+    struct u64map m = {0};
+    unsigned seed = 12345;
+    size_t live = 0;
+
+    memset(ref, 0, sizeof(ref));
+    for (int step = 0; step < 200000; step++) {
+        uint64_t k = (uint64_t)(rand_r(&seed) % N) + 1;
+        if (rand_r(&seed) % 3 != 0) {
+            void *v = (void *)(uintptr_t)(k * 2 + 1);
+            if (ref[k] == NULL)
+                live++;
+            ck_assert_int_eq(u64map_put(&m, k, v), 0);
+            ref[k] = v;
+        } else {
+            void *old = u64map_del(&m, k);
+            ck_assert_ptr_eq(old, ref[k]);
+            if (ref[k] != NULL)
+                live--;
+            ref[k] = NULL;
+        }
+        ck_assert_uint_eq(m.len, live);
+    }
+    for (uint64_t k = 1; k <= N; k++)
+        ck_assert_ptr_eq(u64map_get(&m, k), ref[k]);
+    size_t pos = 0, seen = 0;
+    uint64_t k;
+    void *v;
+    while (u64map_next(&m, &pos, &k, &v)) {
+        ck_assert_ptr_eq(v, ref[k]);
+        seen++;
+    }
+    ck_assert_uint_eq(seen, live);
+    ck_assert_ptr_null(u64map_get(&m, 0));
+    ck_assert_int_eq(u64map_put(&m, 0, &m), -1);
+    u64map_fini(&m);
+}
+END_TEST
+
+static Suite *registry_suite(void)
+{
+    Suite *s = suite_create("registry");
+    TCase *tc = tcase_create("lifetimes");
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, handles_count_from_one_and_are_never_reused);
+    tcase_add_test(tc, writers_belong_to_their_owner);
+    tcase_add_test(tc, unbuilt_files_are_private_built_files_are_shared);
+    tcase_add_test(tc, file_handle_dies_with_its_last_reference);
+    tcase_add_test(tc, into_arena_gives_its_file_a_handle);
+    tcase_add_test(tc, arena_references_are_counted_per_owner);
+    tcase_add_test(tc, a_name_keeps_an_arena_alive);
+    tcase_add_test(tc, name_errors);
+    tcase_add_test(tc, many_names_survive_hash_collisions_and_removal);
+    tcase_add_test(tc, wrong_kinds_are_no_such_handle);
+    tcase_add_test(tc, build_errors_come_from_the_store);
+    tcase_add_test(tc, owner_free_discards_everything);
+    tcase_add_test(tc, writer_cap);
+    tcase_add_test(tc, handle_cap);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("u64map");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, u64map_matches_a_reference);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(registry_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
