@@ -1599,6 +1599,38 @@ START_TEST(test_response_decode_edges)
 }
 END_TEST
 
+/* The worked example of PROTOCOL.md section 9, byte for byte. */
+START_TEST(test_protocol_md_example)
+{
+    static const char req_hex_doc[] = "94 00 07 a4 70 75 73 68 92 01 c4 05 68 65 6c 6c 6f";
+    static const char resp_hex_doc[] = "94 01 07 c0 93 00 00 05";
+    uint8_t want[32];
+    size_t n;
+    struct out o;
+    struct proto_loc loc = {0, 0, 5};
+
+    out_init(&o);
+    ck_assert_int_eq(proto_pack_request_head(&o.pk, 7, PROTO_M_PUSH, 2), 0);
+    ck_assert_int_eq(msgpack_pack_uint64(&o.pk, 1), 0);
+    ck_assert_int_eq(msgpack_pack_bin(&o.pk, 5), 0);
+    ck_assert_int_eq(msgpack_pack_bin_body(&o.pk, "hello", 5), 0);
+    n = unhex(req_hex_doc, want, sizeof(want));
+    ck_assert_uint_eq(o.sb.size, 17);
+    ck_assert_uint_eq(o.sb.size, n);
+    ck_assert_mem_eq(o.sb.data, want, n);
+    ck_assert_uint_eq(
+        proto_size_request_head(7, PROTO_M_PUSH, 2) + proto_size_uint(1) + proto_size_bin(5), n);
+    msgpack_sbuffer_clear(&o.sb);
+    ck_assert_int_eq(proto_pack_result_head(&o.pk, 7), 0);
+    ck_assert_int_eq(proto_pack_loc(&o.pk, loc), 0);
+    n = unhex(resp_hex_doc, want, sizeof(want));
+    ck_assert_uint_eq(o.sb.size, 8);
+    ck_assert_uint_eq(o.sb.size, n);
+    ck_assert_mem_eq(o.sb.data, want, n);
+    out_free(&o);
+}
+END_TEST
+
 /* ---- codec: sizes ---- */
 
 START_TEST(test_sizes_match_msgpack)
@@ -2022,6 +2054,7 @@ static Suite *proto_suite(void)
     tcase_add_test(t, test_response_error_round_trip);
     tcase_add_test(t, test_response_decode_edges);
     tcase_add_test(t, test_sizes_match_msgpack);
+    tcase_add_test(t, test_protocol_md_example);
     suite_add_tcase(s, t);
 
     t = tcase_create("readers");
