@@ -3,8 +3,18 @@
 add_library(farena_daemon STATIC
     log.c
     u64map.c
-    registry.c)
+    obuf.c
+    registry.c
+    methods.c
+    server.c
+    sock.c)
 target_include_directories(farena_daemon PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})
+target_compile_definitions(farena_daemon PRIVATE FARENAD_VERSION="${PROJECT_VERSION}")
 target_link_libraries(farena_daemon
     PUBLIC farena_store farena_proto PkgConfig::LIBEVENT
     PRIVATE farena_warnings)
+
+add_executable(farenad main.c)
+target_compile_definitions(farenad PRIVATE FARENAD_VERSION="${PROJECT_VERSION}")
+target_link_libraries(farenad PRIVATE farena_daemon farena_warnings)
+install(TARGETS farenad RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})

@@ -1,0 +1,421 @@
+/* farenad: options, start-up, signals, shutdown. Everything else lives in
+ * the modules: sock (where to listen), registry + store (the data), methods
+ * (the protocol's methods), server (connections and guards). */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "../proto/limits.h"
+#include "log.h"
+#include "methods.h"
+#include "registry.h"
+#include "server.h"
+#include "sock.h"
+#include "store.h"
+
+#define MIN_FREE_DEFAULT (64u << 20)
+
+/* Everything the command line sets. */
+struct options {
+    const char *socket; /* NULL: the default path */
+    const char *dir;    /* NULL: the default scratch directory */
+    uint64_t max_bytes;
+    uint64_t min_free;
+    uint64_t max_message;
+    uint64_t max_clients;
+    uint64_t max_writers;
+    uint64_t max_handles;
+    uint64_t file_max;
+    int verbosity; /* -v adds one, -q takes one away */
+};
+
+/* Signal handling state. */
+struct sigctx {
+    struct server *srv;
+    struct sock_bound *bound;
+};
+
+/* Prints the usage text with every option and its default. */
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: farenad [options]\n"
+            "\n"
+            "farenad serves farena's scratch store on a Unix socket (MessagePack-RPC,\n"
+            "protocol %d) and runs in the foreground until SIGTERM or SIGINT.\n"
+            "\n"
+            "  --socket PATH      socket to listen on; default $FARENA_SOCKET, else\n"
+            "                     $XDG_RUNTIME_DIR/farena/farenad.sock, else\n"
+            "                     /tmp/farena-$UID/farenad.sock. Its directory is created\n"
+            "                     with mode 0700 and must belong to this user.\n"
+            "  --dir DIR          scratch directory for the anonymous data files; default\n"
+            "                     $FARENA_DIR, else $TMPDIR, else /var/tmp\n"
+            "  --max-bytes N      quota on all scratch bytes; 0 = unlimited (default 0)\n"
+            "  --min-free N       bytes that must stay free on the scratch file system;\n"
+            "                     0 = no floor (default 64M)\n"
+            "  --max-message N    largest request or response, %uK..%uM (default 64M)\n"
+            "  --max-clients N    simultaneous connections (default 1024)\n"
+            "  --max-writers N    open writers per connection (default 1024)\n"
+            "  --max-handles N    writers + files + arena references per connection\n"
+            "                     (default 65536)\n"
+            "  --file-max N       largest data file, 1..4294967295 (default 4294967295);\n"
+            "                     for testing file_full without writing 4 GiB\n"
+            "  -v, --verbose      log more (per-connection events); repeatable\n"
+            "  -q, --quiet        log less (warnings only; twice: errors only)\n"
+            "  --version          print the version and exit\n"
+            "  --help             print this help and exit\n"
+            "\n"
+            "Sizes take an optional K, M or G suffix (powers of 1024).\n"
+            "Exit status: 0 after a clean shutdown, 1 if start-up fails, 2 on bad usage.\n",
+            PROTO_VERSION, PROTO_MAX_MESSAGE_MIN >> 10, PROTO_MAX_MESSAGE_MAX >> 20);
+}
+
+/* Reports a usage error and exits 2. */
+static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+static void usage_error(const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("farenad: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs("\nTry 'farenad --help'.\n", stderr);
+    exit(2);
+}
+
+/* Parses a decimal number with an optional K/M/G suffix (1024-based) in
+ * [min, max]. Anything else (signs, spaces, junk, overflow) exits 2. */
+static uint64_t parse_size(const char *opt, const char *s, uint64_t min, uint64_t max, int suffixes)
+{
+    uint64_t v = 0, mult = 1;
+    const char *p = s;
+
+    if (*p < '0' || *p > '9')
+        usage_error("%s: \"%s\" is not a non-negative number", opt, s);
+    for (; *p >= '0' && *p <= '9'; p++) {
+        unsigned d = (unsigned)(*p - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            usage_error("%s: \"%s\" is too large", opt, s);
+        v = v * 10 + d;
+    }
+    if (*p != '\0' && suffixes) {
+        switch (*p) {
+        case 'K':
+        case 'k':
+            mult = 1ull << 10;
+            break;
+        case 'M':
+        case 'm':
+            mult = 1ull << 20;
+            break;
+        case 'G':
+        case 'g':
+            mult = 1ull << 30;
+            break;
+        default:
+            usage_error("%s: \"%s\": unknown suffix (use K, M or G)", opt, s);
+        }
+        p++;
+    }
+    if (*p != '\0')
+        usage_error("%s: \"%s\" is not a number%s", opt, s, suffixes ? " with K/M/G suffix" : "");
+    if (v > UINT64_MAX / mult)
+        usage_error("%s: \"%s\" is too large", opt, s);
+    v *= mult;
+    if (v < min || v > max)
+        usage_error("%s: %s is out of range %" PRIu64 "..%" PRIu64, opt, s, min, max);
+    return v;
+}
+
+enum {
+    OPT_SOCKET = 256,
+    OPT_DIR,
+    OPT_MAX_BYTES,
+    OPT_MIN_FREE,
+    OPT_MAX_MESSAGE,
+    OPT_MAX_CLIENTS,
+    OPT_MAX_WRITERS,
+    OPT_MAX_HANDLES,
+    OPT_FILE_MAX,
+    OPT_VERSION,
+    OPT_HELP
+};
+
+/* Fills *o from argv, exiting on --help, --version and usage errors. */
+static void parse_options(int argc, char **argv, struct options *o)
+{
+    static const struct option longopts[] = {
+        {"socket", required_argument, NULL, OPT_SOCKET},
+        {"dir", required_argument, NULL, OPT_DIR},
+        {"max-bytes", required_argument, NULL, OPT_MAX_BYTES},
+        {"min-free", required_argument, NULL, OPT_MIN_FREE},
+        {"max-message", required_argument, NULL, OPT_MAX_MESSAGE},
+        {"max-clients", required_argument, NULL, OPT_MAX_CLIENTS},
+        {"max-writers", required_argument, NULL, OPT_MAX_WRITERS},
+        {"max-handles", required_argument, NULL, OPT_MAX_HANDLES},
+        {"file-max", required_argument, NULL, OPT_FILE_MAX},
+        {"verbose", no_argument, NULL, 'v'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"version", no_argument, NULL, OPT_VERSION},
+        {"help", no_argument, NULL, OPT_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    int ch;
+
+    *o = (struct options){
+        .min_free = MIN_FREE_DEFAULT,
+        .max_message = PROTO_MAX_MESSAGE_DEFAULT,
+        .max_clients = 1024,
+        .max_writers = REG_MAX_WRITERS_DEFAULT,
+        .max_handles = REG_MAX_HANDLES_DEFAULT,
+        .file_max = PROTO_FILE_MAX,
+    };
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, ":vq", longopts, NULL)) != -1) {
+        switch (ch) {
+        case OPT_SOCKET:
+            if (optarg[0] == '\0')
+                usage_error("--socket: empty path");
+            o->socket = optarg;
+            break;
+        case OPT_DIR:
+            if (optarg[0] == '\0')
+                usage_error("--dir: empty path");
+            o->dir = optarg;
+            break;
+        case OPT_MAX_BYTES:
+            o->max_bytes = parse_size("--max-bytes", optarg, 0, UINT64_MAX, 1);
+            break;
+        case OPT_MIN_FREE:
+            o->min_free = parse_size("--min-free", optarg, 0, UINT64_MAX, 1);
+            break;
+        case OPT_MAX_MESSAGE:
+            o->max_message = parse_size("--max-message", optarg, PROTO_MAX_MESSAGE_MIN,
+                                        PROTO_MAX_MESSAGE_MAX, 1);
+            break;
+        case OPT_MAX_CLIENTS:
+            o->max_clients = parse_size("--max-clients", optarg, 1, UINT32_MAX, 0);
+            break;
+        case OPT_MAX_WRITERS:
+            o->max_writers = parse_size("--max-writers", optarg, 1, UINT32_MAX, 0);
+            break;
+        case OPT_MAX_HANDLES:
+            o->max_handles = parse_size("--max-handles", optarg, 1, UINT32_MAX, 0);
+            break;
+        case OPT_FILE_MAX:
+            o->file_max = parse_size("--file-max", optarg, 1, PROTO_FILE_MAX, 1);
+            break;
+        case 'v':
+            o->verbosity++;
+            break;
+        case 'q':
+            o->verbosity--;
+            break;
+        case OPT_VERSION:
+            printf("farenad %s (protocol %d)\n", FARENAD_VERSION, PROTO_VERSION);
+            exit(0);
+        case OPT_HELP:
+            usage(stdout);
+            exit(0);
+        case ':':
+            usage_error("option %s needs a value", argv[optind - 1]);
+        default:
+            if (optopt != 0)
+                usage_error("unknown option -%c", optopt);
+            usage_error("unknown option %s", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        usage_error("unexpected argument \"%s\"", argv[optind]);
+}
+
+/* The scratch directory: --dir, $FARENA_DIR, $TMPDIR, /var/tmp. */
+static const char *scratch_dir(const struct options *o)
+{
+    const char *env;
+
+    if (o->dir != NULL)
+        return o->dir;
+    env = getenv("FARENA_DIR");
+    if (env != NULL && env[0] != '\0')
+        return env;
+    env = getenv("TMPDIR");
+    if (env != NULL && env[0] != '\0')
+        return env;
+    return "/var/tmp";
+}
+
+/* Formats a resource limit value. */
+static const char *rlim_str(rlim_t v, char *buf, size_t len)
+{
+    if (v == RLIM_INFINITY)
+        snprintf(buf, len, "unlimited");
+    else
+        snprintf(buf, len, "%llu", (unsigned long long)v);
+    return buf;
+}
+
+/* Raises the open-file soft limit to the hard limit: every file of every
+ * arena keeps a descriptor open. */
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+    char a[32], b[32], c[32];
+    rlim_t before;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+        log_warn("getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
+        return;
+    }
+    before = rl.rlim_cur;
+    if (rl.rlim_cur != rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+            /* An unlimited hard limit is capped by fs.nr_open. */
+            FILE *f = fopen("/proc/sys/fs/nr_open", "r");
+            unsigned long long nr = 0;
+            if (f != NULL) {
+                if (fscanf(f, "%llu", &nr) != 1)
+                    nr = 0;
+                fclose(f);
+            }
+            rl.rlim_cur = nr > before ? (rlim_t)nr : before;
+            if (rl.rlim_cur == before || setrlimit(RLIMIT_NOFILE, &rl) < 0)
+                rl.rlim_cur = before;
+        }
+    }
+    log_info("open-file limit: soft %s (was %s), hard %s", rlim_str(rl.rlim_cur, a, sizeof(a)),
+             rlim_str(before, b, sizeof(b)), rlim_str(rl.rlim_max, c, sizeof(c)));
+}
+
+/* SIGTERM / SIGINT: begin graceful shutdown; the socket file goes at once so
+ * no new client finds it. */
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct sigctx *ctx = arg;
+
+    (void)what;
+    if (server_shutting_down(ctx->srv)) {
+        log_info("%s again: still finishing connections", strsignal((int)sig));
+        return;
+    }
+    log_info("%s: farenad shutting down", strsignal((int)sig));
+    server_shutdown(ctx->srv);
+    sock_unlink(ctx->bound);
+}
+
+int main(int argc, char **argv)
+{
+    struct options o;
+    struct store_config scfg = {0};
+    struct reg_config rcfg = {0};
+    struct methods_limits ml = {0};
+    struct server_config svc;
+    struct sock_bound bound;
+    struct store_err err;
+    struct reg *reg;
+    struct methods *m;
+    struct server *srv;
+    struct event_base *base;
+    struct event *sigterm, *sigint;
+    struct sigctx sctx;
+    const char *dir, *fstype = NULL;
+    char *path, msg[512];
+    enum sock_status st;
+    int fd, level;
+
+    parse_options(argc, argv, &o);
+    level = LOG_LVL_INFO + o.verbosity;
+    if (o.verbosity < 0)
+        level = o.verbosity == -1 ? LOG_LVL_WARN : LOG_LVL_ERR;
+    if (level > LOG_LVL_DEBUG)
+        level = LOG_LVL_DEBUG;
+    log_init((enum log_level)level);
+    signal(SIGPIPE, SIG_IGN);
+    raise_nofile();
+
+    dir = scratch_dir(&o);
+    if (store_dir_in_memory(dir, &fstype) == 1)
+        log_warn("scratch directory %s is on %s: stored data will take RAM, not disk "
+                 "(use --dir or FARENA_DIR to pick a disk)",
+                 dir, fstype);
+    scfg.dir = dir;
+    scfg.max_bytes = o.max_bytes;
+    scfg.min_free = o.min_free;
+    scfg.file_max = o.file_max;
+    rcfg.max_writers = (uint32_t)o.max_writers;
+    rcfg.max_handles = (uint32_t)o.max_handles;
+    if (reg_new(&scfg, &rcfg, &reg, &err) < 0)
+        fatal("scratch directory %s: %s", dir, err.msg);
+
+    ml.max_message = (uint32_t)o.max_message;
+    ml.max_batch = PROTO_MAX_BATCH_DEFAULT;
+    ml.max_depth = PROTO_MAX_DEPTH_DEFAULT;
+    ml.max_objects = PROTO_MAX_OBJECTS_DEFAULT;
+    ml.max_clients = (uint32_t)o.max_clients;
+    ml.max_writers = (uint32_t)o.max_writers;
+    ml.max_handles = (uint32_t)o.max_handles;
+    ml.max_bytes = o.max_bytes;
+    ml.min_free = o.min_free;
+    m = methods_new(reg, &ml);
+    if (m == NULL)
+        fatal("out of memory");
+
+    path = o.socket != NULL ? strdup(o.socket) : sock_default_path();
+    if (path == NULL)
+        fatal("out of memory");
+    st = sock_listen(path, &fd, &bound, msg, sizeof(msg));
+    if (st != SOCK_OK)
+        fatal("%s", msg);
+
+    memset(&svc, 0, sizeof(svc));
+    base = event_base_new();
+    if (base == NULL)
+        fatal("cannot create the event loop");
+    svc.limits.max_message = (uint32_t)o.max_message;
+    svc.limits.max_depth = PROTO_MAX_DEPTH_DEFAULT;
+    svc.limits.max_objects = PROTO_MAX_OBJECTS_DEFAULT;
+    svc.max_clients = (uint32_t)o.max_clients;
+    srv = server_new(base, fd, &svc, reg, m);
+    if (srv == NULL) {
+        sock_unlink(&bound);
+        fatal("cannot listen on %s: %s", path, strerror(errno));
+    }
+    sctx.srv = srv;
+    sctx.bound = &bound;
+    sigterm = evsignal_new(base, SIGTERM, on_signal, &sctx);
+    sigint = evsignal_new(base, SIGINT, on_signal, &sctx);
+    if (sigterm == NULL || sigint == NULL || evsignal_add(sigterm, NULL) < 0 ||
+        evsignal_add(sigint, NULL) < 0) {
+        sock_unlink(&bound);
+        fatal("cannot install signal handlers");
+    }
+
+    log_info("farenad listening on %s (scratch %s)", path, dir);
+    if (event_base_dispatch(base) < 0)
+        log_err("event loop failed");
+    log_info("farenad stopped");
+
+    server_free(srv);
+    methods_free(m);
+    reg_free(reg);
+    sock_unlink(&bound);
+    sock_forget(&bound);
+    event_free(sigterm);
+    event_free(sigint);
+    event_base_free(base);
+    libevent_global_shutdown();
+    free(path);
+    return 0;
+}

@@ -1,0 +1,74 @@
+/* The method table of protocol 1: decode a request's params strictly, call
+ * the registry and the store, encode the result. One entry per enum
+ * proto_method; per-method request and error counters for stat. */
+#ifndef FARENA_DAEMON_METHODS_H
+#define FARENA_DAEMON_METHODS_H
+
+#include <stdint.h>
+
+#include <event2/buffer.h>
+
+#include "../proto/codec.h"
+#include "obuf.h"
+#include "registry.h"
+
+/* The limits hello reports and the methods enforce; plain values, copied by
+ * methods_new(). */
+struct methods_limits {
+    uint32_t max_message; /* largest response, bytes */
+    uint32_t max_batch;   /* items per push_many / get_many */
+    uint32_t max_depth;
+    uint32_t max_objects;
+    uint32_t max_clients;
+    uint32_t max_writers;
+    uint32_t max_handles;
+    uint64_t max_bytes;
+    uint64_t min_free;
+};
+
+/* Payloads at least this long are sent with sendfile from the arena's file
+ * (the arena stays referenced until the bytes are on the socket); shorter
+ * ones are pread straight into the output buffer. Below this size a copy
+ * costs less than the extra evbuffer chain and syscall. */
+#define METHODS_SENDFILE_MIN (256u << 10)
+
+struct methods; /* the table's state: registry, limits, counters */
+
+/* Where one call writes its response; every member is owned by the
+ * connection and outlives the call. */
+struct methods_out {
+    struct obuf *scratch; /* packed bytes not yet in out */
+    struct evbuffer *out; /* the connection's output (drains to its socket) */
+    struct evbuffer *tmp; /* empty on entry and on return; DRAINS_TO_FD set */
+};
+
+/* Creates the table over r (borrowed; must outlive the table). Returns NULL
+ * when out of memory. Freed with methods_free(). */
+struct methods *methods_new(struct reg *r, const struct methods_limits *lim);
+void methods_free(struct methods *m);
+
+/* The connection counts stat reports; the server keeps them current. */
+void methods_set_connections(struct methods *m, uint64_t live, uint64_t total);
+
+/* Executes req (a decoded request or notification) for owner o. A request
+ * gets exactly one response appended to io, in order after everything
+ * already there (scratch first, then out); a notification gets none (its
+ * errors are only counted). When shutting_down is set, every request is
+ * answered shutting_down. Returns 0, or -1 when the response could not be
+ * appended (out of memory): the stream is then broken and the caller must
+ * close the connection. */
+int methods_call(struct methods *m, struct reg_owner *o, const struct proto_request *req,
+                 int shutting_down, struct methods_out *io);
+
+/* Answers a request that could not be decoded (req->answerable set by
+ * proto_request_decode, why its reason) with bad_request, counting the error
+ * against its method when the name was readable. Returns as methods_call. */
+int methods_reject(struct methods *m, const struct proto_request *req, const char *why,
+                   struct methods_out *io);
+
+/* Packs the error response [1, msgid, [code, message], nil] into
+ * io->scratch, counting nothing (the server's own replies: scanner rejects,
+ * max_clients). Returns 0 or -1 (out of memory). */
+int methods_error(struct methods_out *io, uint32_t msgid, enum proto_err code, const char *message);
+
+#endif

@@ -1,0 +1,76 @@
+/* The packing scratch buffer; see obuf.h. */
+#include "obuf.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Past this, memory is returned after a flush: one huge response must not
+ * pin its size for the connection's whole life. */
+#define OBUF_KEEP (256u << 10)
+
+/* Appends len bytes, growing by doubling. */
+int obuf_write(void *data, const char *buf, size_t len)
+{
+    struct obuf *b = data;
+
+    if (b->failed)
+        return -1;
+    if (len > b->cap - b->len) {
+        size_t ncap = b->cap != 0 ? b->cap : 4096;
+        while (ncap - b->len < len) {
+            if (ncap > SIZE_MAX / 2) {
+                b->failed = 1;
+                return -1;
+            }
+            ncap *= 2;
+        }
+        char *np = realloc(b->p, ncap);
+        if (np == NULL) {
+            b->failed = 1;
+            return -1;
+        }
+        b->p = np;
+        b->cap = ncap;
+    }
+    memcpy(b->p + b->len, buf, len);
+    b->len += len;
+    return 0;
+}
+
+/* Points pk at b; see obuf.h. */
+void obuf_packer(struct obuf *b, msgpack_packer *pk)
+{
+    msgpack_packer_init(pk, b, obuf_write);
+}
+
+/* Hands the bytes to out; see obuf.h. */
+int obuf_flush(struct obuf *b, struct evbuffer *out)
+{
+    if (b->len == 0)
+        return 0;
+    if (evbuffer_add(out, b->p, b->len) < 0)
+        return -1;
+    b->len = 0;
+    if (b->cap > OBUF_KEEP)
+        obuf_fini(b);
+    return 0;
+}
+
+/* Drops bytes past len; see obuf.h. */
+void obuf_truncate(struct obuf *b, size_t len)
+{
+    if (len < b->len)
+        b->len = len;
+    b->failed = 0;
+}
+
+/* Releases the memory; see obuf.h. */
+void obuf_fini(struct obuf *b)
+{
+    free(b->p);
+    b->p = NULL;
+    b->len = 0;
+    b->cap = 0;
+    b->failed = 0;
+}

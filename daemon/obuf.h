@@ -1,0 +1,39 @@
+/* A growable byte buffer that responses are packed into before they go to
+ * a connection's evbuffer in one evbuffer_add() per batch: msgpack's packer
+ * writes a few bytes at a time, and an evbuffer call per write is slow. */
+#ifndef FARENA_DAEMON_OBUF_H
+#define FARENA_DAEMON_OBUF_H
+
+#include <stddef.h>
+
+#include <event2/buffer.h>
+#include <msgpack.h>
+
+/* Plain struct, embedded by its user; zero-initialised it is empty. It owns
+ * p. A write that cannot allocate sets failed; the bytes written since the
+ * last check are then incomplete and the caller must drop them. */
+struct obuf {
+    char *p;
+    size_t len;
+    size_t cap;
+    int failed;
+};
+
+/* msgpack_packer write callback: data is a struct obuf *. */
+int obuf_write(void *data, const char *buf, size_t len);
+
+/* Points pk at b. */
+void obuf_packer(struct obuf *b, msgpack_packer *pk);
+
+/* Moves b's bytes to the end of out and empties b (its memory is kept
+ * unless it grew past a batch's usual size). Returns 0 or -1 (ENOMEM; b
+ * unchanged). */
+int obuf_flush(struct obuf *b, struct evbuffer *out);
+
+/* Cuts b back to len bytes (len <= b->len) and clears failed. */
+void obuf_truncate(struct obuf *b, size_t len);
+
+/* Frees b's memory; b is empty afterwards. */
+void obuf_fini(struct obuf *b);
+
+#endif

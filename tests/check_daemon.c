@@ -1,0 +1,1159 @@
+/* farenad end to end: every method of protocol 1 with its results and every
+ * error it can return, the farena crate's scenarios, sharing between
+ * connections, and concurrent readers. Each test runs its own daemon and
+ * ends by checking that the daemon shuts down cleanly (exit status 0, which
+ * in the sanitizer build also means no leak). */
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "th_check.h"
+
+static struct th_daemon D;
+
+/* Starts the test's daemon with extra args (NULL-terminated list). */
+static void up(const char *const *args)
+{
+    ck_assert_msg(th_daemon_start(&D, args) == 0, "farenad did not start");
+}
+
+/* Stops it and checks the clean exit. */
+static void down(void)
+{
+    int st = th_daemon_stop(&D);
+
+    if (st != 0)
+        th_daemon_dump_log(&D);
+    ck_assert_int_eq(st, 0);
+    th_daemon_cleanup(&D);
+}
+
+static uint64_t writer_new(struct th_client *c, unsigned idx)
+{
+    struct th_reply r;
+
+    TH_OK_CALL(c, &r, "writer_new", "u", (uint64_t)idx);
+    return th_res_u64(&r);
+}
+
+static struct proto_loc push(struct th_client *c, uint64_t w, const void *p, size_t n)
+{
+    struct th_reply r;
+
+    TH_OK_CALL(c, &r, "push", "ub", w, p, n);
+    return th_res_loc(&r);
+}
+
+static struct proto_loc push_s(struct th_client *c, uint64_t w, const char *s)
+{
+    return push(c, w, s, strlen(s));
+}
+
+static uint64_t call_u64(struct th_client *c, const char *method, uint64_t h)
+{
+    struct th_reply r;
+
+    TH_OK_CALL(c, &r, method, "u", h);
+    return th_res_u64(&r);
+}
+
+static uint64_t build(struct th_client *c, const char *method, const uint64_t *files, size_t n)
+{
+    struct th_reply r;
+
+    TH_OK_CALL(c, &r, method, "U", files, n);
+    return th_res_u64(&r);
+}
+
+static void expect_get(struct th_client *c, uint64_t arena, struct proto_loc loc, const void *p,
+                       size_t n)
+{
+    struct th_reply r;
+
+    TH_OK_CALL(c, &r, "get", "uL", arena, loc);
+    th_assert_bytes(r.result, p, n);
+}
+
+static void expect_get_s(struct th_client *c, uint64_t arena, struct proto_loc loc, const char *s)
+{
+    expect_get(c, arena, loc, s, strlen(s));
+}
+
+static struct proto_loc L(unsigned i, uint32_t off, uint32_t len) {
+    struct proto_loc l = {(uint16_t)i, off, len};
+    return l;
+}
+
+/* Checks that the message of the last error contains text. */
+static void
+expect_msg(const struct th_reply *r, const char *text)
+{
+    ck_assert_msg(strstr(r->msg, text) != NULL, "message \"%s\" lacks \"%s\"", r->msg, text);
+}
+
+/* ---- hello, stat, dispatch ---- */
+
+START_TEST(hello_reports_server_limits_and_methods)
+{
+    static const char *const keys[] = {"max_message", "max_batch", "max_depth",   "max_objects",
+                                       "max_name",    "file_max",  "max_clients", "max_writers",
+                                       "max_handles", "max_bytes", "min_free"};
+    static const char *const methods[] = {
+        "hello",   "writer_new", "push",   "push_many", "writer_len", "finish",      "into_arena",
+        "build",   "arena_new",  "get",    "get_many",  "arena_info", "arena_files", "open",
+        "release", "name",       "lookup", "unname",    "stat"};
+    struct th_client *c;
+    struct th_reply r;
+    const msgpack_object *lim, *ms, *v;
+
+    up((const char *const[]){"--max-clients", "77", "--max-bytes", "5M", NULL});
+    c = th_must_connect(&D);
+    TH_OK_CALL(c, &r, "hello", "");
+    v = th_map_get(r.result, "server");
+    ck_assert_ptr_nonnull(v);
+    ck_assert_int_eq(v->type, MSGPACK_OBJECT_STR);
+    ck_assert_int_eq(v->via.str.size, 7);
+    ck_assert_mem_eq(v->via.str.ptr, "farenad", 7);
+    v = th_map_get(r.result, "version");
+    ck_assert_msg(v != NULL && v->type == MSGPACK_OBJECT_STR && v->via.str.size == 5 &&
+                      memcmp(v->via.str.ptr, "0.1.0", 5) == 0,
+                  "version is not 0.1.0");
+    ck_assert_uint_eq(th_map_u64(r.result, "protocol"), 1);
+    lim = th_map_get(r.result, "limits");
+    ck_assert_ptr_nonnull(lim);
+    ck_assert_uint_eq(lim->via.map.size, sizeof(keys) / sizeof(keys[0]));
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        ck_assert_msg(th_map_u64(lim, keys[i]) != UINT64_MAX, "limit %s missing", keys[i]);
+    ck_assert_uint_eq(th_map_u64(lim, "max_message"), 64u << 20);
+    ck_assert_uint_eq(th_map_u64(lim, "max_batch"), 65536);
+    ck_assert_uint_eq(th_map_u64(lim, "max_depth"), 16);
+    ck_assert_uint_eq(th_map_u64(lim, "max_objects"), 1u << 20);
+    ck_assert_uint_eq(th_map_u64(lim, "max_name"), 255);
+    ck_assert_uint_eq(th_map_u64(lim, "file_max"), 4294967295u);
+    ck_assert_uint_eq(th_map_u64(lim, "max_clients"), 77);
+    ck_assert_uint_eq(th_map_u64(lim, "max_writers"), 1024);
+    ck_assert_uint_eq(th_map_u64(lim, "max_handles"), 65536);
+    ck_assert_uint_eq(th_map_u64(lim, "max_bytes"), 5u << 20);
+    ck_assert_uint_eq(th_map_u64(lim, "min_free"), 64u << 20);
+    ms = th_map_get(r.result, "methods");
+    ck_assert_msg(ms != NULL && ms->type == MSGPACK_OBJECT_ARRAY, "methods missing");
+    ck_assert_uint_eq(ms->via.array.size, sizeof(methods) / sizeof(methods[0]));
+    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+        const msgpack_object *m = &ms->via.array.ptr[i];
+        ck_assert_msg(m->type == MSGPACK_OBJECT_STR && m->via.str.size == strlen(methods[i]) &&
+                          memcmp(m->via.str.ptr, methods[i], m->via.str.size) == 0,
+                      "method %zu is not %s", i, methods[i]);
+    }
+    /* With a client_info map; anything else is a bad request. */
+    TH_OK_CALL(c, &r, "hello", "m");
+    TH_ERR_CALL(c, &r, "bad_request", "hello", "u", (uint64_t)1);
+    expect_msg(&r, "hello: param 1 (client_info)");
+    TH_ERR_CALL(c, &r, "bad_request", "hello", "mm");
+    expect_msg(&r, "got 2 params");
+    th_close(c);
+    down();
+}
+END_TEST
+
+START_TEST(unknown_method_keeps_the_connection)
+{
+    struct th_client *c;
+    struct th_reply r;
+
+    up(NULL);
+    c = th_must_connect(&D);
+    TH_ERR_CALL(c, &r, "unknown_method", "frobnicate", "u", (uint64_t)1);
+    expect_msg(&r, "frobnicate");
+    TH_ERR_CALL(c, &r, "unknown_method", "Hello", "");
+    TH_OK_CALL(c, &r, "hello", "");
+    th_close(c);
+    down();
+}
+END_TEST
+
+START_TEST(bad_envelopes_inside_valid_msgpack)
+{
+    /* [0, 7, "hello", 5]: params not an array -> bad_request, msgid 7. */
+    static const unsigned char params_not_array[] = {0x94, 0x00, 0x07, 0xa5, 'h',
+                                                     'e',  'l',  'l',  'o',  0x05};
+    /* [0, 8, 3, []]: method not a str. */
+    static const unsigned char method_not_str[] = {0x94, 0x00, 0x08, 0x03, 0x90};
+    /* [0, 9, "stat", [], 1]: five elements. */
+    static const unsigned char five[] = {0x95, 0x00, 0x09, 0xa4, 's', 't', 'a', 't', 0x90, 0x01};
+    /* [2, "push", 1]: a malformed notification: counted, never answered. */
+    static const unsigned char bad_notify[] = {0x93, 0x02, 0xa4, 'p', 'u', 's', 'h', 0x01};
+    struct th_client *c;
+    struct th_reply r;
+
+    up(NULL);
+    c = th_must_connect(&D);
+    ck_assert_int_eq(th_send_raw(c, params_not_array, sizeof(params_not_array)), TH_OK);
+    ck_assert_int_eq(th_recv(c, &r), TH_OK);
+    ck_assert_uint_eq(r.msgid, 7);
+    ck_assert_str_eq(r.code, "bad_request");
+    ck_assert_int_eq(th_send_raw(c, method_not_str, sizeof(method_not_str)), TH_OK);
+    ck_assert_int_eq(th_recv(c, &r), TH_OK);
+    ck_assert_uint_eq(r.msgid, 8);
+    ck_assert_str_eq(r.code, "bad_request");
+    ck_assert_int_eq(th_send_raw(c, five, sizeof(five)), TH_OK);
+    ck_assert_int_eq(th_recv(c, &r), TH_OK);
+    ck_assert_uint_eq(r.msgid, 9);
+    ck_assert_str_eq(r.code, "bad_request");
+    ck_assert_int_eq(th_send_raw(c, bad_notify, sizeof(bad_notify)), TH_OK);
+    /* Still usable, and the notification was counted against push. */
+    TH_OK_CALL(c, &r, "stat", "");
+    ck_assert_uint_eq(th_map_u64(th_map_get(r.result, "errors"), "push"), 1);
+    th_close(c);
+    down();
+}
+END_TEST
+
+START_TEST(unanswerable_messages_close_the_connection)
+{
+    static const unsigned char response[] = {0x94, 0x01, 0x01, 0xc0, 0xc0}; /* [1,1,nil,nil] */
+    static const unsigned char a_map[] = {0x81, 0xa1, 'a', 0x01};           /* {"a": 1} */
+    static const unsigned char an_int[] = {0x2a};                           /* 42 */
+    static const unsigned char no_msgid[] = {0x94, 0x00, 0xa1, 'x', 0xa1, 'y', 0x90};
+    const unsigned char *msgs[] = {response, a_map, an_int, no_msgid};
+    size_t lens[] = {sizeof(response), sizeof(a_map), sizeof(an_int), sizeof(no_msgid)};
+    struct th_client *other, *c;
+    struct th_reply r;
+
+    up(NULL);
+    other = th_must_connect(&D);
+    for (size_t i = 0; i < 4; i++) {
+        c = th_must_connect(&D);
+        ck_assert_int_eq(th_send_raw(c, msgs[i], lens[i]), TH_OK);
+        ck_assert_msg(th_wait_eof(c, &r) == TH_EOF, "message %zu did not close", i);
+        th_close(c);
+    }
+    TH_OK_CALL(other, &r, "hello", "");
+    th_close(other);
+    down();
+}
+END_TEST
+
+START_TEST(stat_counts_requests_errors_and_objects)
+{
+    struct th_client *c;
+    struct th_reply r;
+    uint64_t w, a;
+    const msgpack_object *req, *err;
+    static const char *const keys[] = {
+        "pid",    "uptime_ms", "connections",   "connections_total", "writers",   "files",
+        "arenas", "names",     "bytes_on_disk", "bytes_written",     "bytes_read"};
+
+    up(NULL);
+    c = th_must_connect(&D);
+    w = writer_new(c, 0);
+    push_s(c, w, "12345");
+    TH_ERR_CALL(c, &r, "no_such_handle", "push", "us", (uint64_t)999, "x");
+    TH_OK_CALL(c, &r, "stat", "");
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        ck_assert_msg(th_map_u64(r.result, keys[i]) != UINT64_MAX, "stat lacks %s", keys[i]);
+    ck_assert_uint_eq(th_map_u64(r.result, "pid"), (uint64_t)D.pid);
+    ck_assert_uint_eq(th_map_u64(r.result, "connections"), 1);
+    ck_assert_uint_eq(th_map_u64(r.result, "writers"), 1);
+    ck_assert_uint_eq(th_map_u64(r.result, "bytes_written"), 5);
+    req = th_map_get(r.result, "requests");
+    err = th_map_get(r.result, "errors");
+    ck_assert_uint_eq(req->via.map.size, 19);
+    ck_assert_uint_eq(err->via.map.size, 19);
+    ck_assert_uint_eq(th_map_u64(req, "push"), 2);
+    ck_assert_uint_eq(th_map_u64(err, "push"), 1);
+    ck_assert_uint_eq(th_map_u64(req, "writer_new"), 1);
+    ck_assert_uint_eq(th_map_u64(req, "stat"), 1);
+    ck_assert_uint_eq(th_map_u64(err, "stat"), 0);
+    a = call_u64(c, "into_arena", w);
+    expect_get_s(c, a, L(0, 1, 3), "234");
+    TH_OK_CALL(c, &r, "stat", "");
+    ck_assert_uint_eq(th_map_u64(r.result, "arenas"), 1);
+    ck_assert_uint_eq(th_map_u64(r.result, "files"), 1);
+    ck_assert_uint_eq(th_map_u64(r.result, "writers"), 0);
+    ck_assert_uint_eq(th_map_u64(r.result, "bytes_read"), 3);
+    ck_assert_uint_ge(th_map_u64(r.result, "bytes_on_disk"), 5);
+    TH_ERR_CALL(c, &r, "bad_request", "stat", "u", (uint64_t)1);
+    th_close(c);
+    down();
+}
+END_TEST
+
+START_TEST(notifications_run_but_are_never_answered)
+{
+    struct th_client *c;
+    struct th_reply r;
+    uint64_t w;
+    int64_t id;
+
+    up(NULL);
+    c = th_must_connect(&D);
+    w = writer_new(c, 0);
+    ck_assert_int_eq(th_queue_notify(c, "push", "us", w, "abc"), 0);
+    ck_assert_int_eq(th_queue_notify(c, "push", "us", (uint64_t)999, "x"), 0); /* an error */
+    ck_assert_int_eq(th_queue_notify(c, "nosuch", ""), 0);
+    id = th_queue(c, "writer_len", "u", w);
+    ck_assert_int_eq(th_flush(c), TH_OK);
+    ck_assert_int_eq(th_recv(c, &r), TH_OK);
+    ck_assert_uint_eq(r.msgid, (uint32_t)id); /* the first reply is this one */
+    ck_assert_uint_eq(th_res_u64(&r), 3);
+    TH_OK_CALL(c, &r, "stat", "");
+    ck_assert_uint_eq(th_map_u64(th_map_get(r.result, "errors"), "push"), 1);
+    ck_assert_uint_eq(th_map_u64(th_map_get(r.result, "requests"), "push"), 2);
+    th_close(c);
+    down();
+}
+END_TEST
+
+/* ---- writers ---- */
+
+START_TEST(writer_new_params)
+{
+    struct th_client *c;
+    struct th_reply r;
+    uint64_t w1, w2;
+
+    up(NULL);
+    c = th_must_connect(&D);
+    w1 = writer_new(c, 0);
+    w2 = writer_new(c, 65535);
+    ck_assert_uint_eq(w1, 1);
+    ck_assert_uint_eq(w2, 2);
+    TH_ERR_CALL(c, &r, "bad_request", "writer_new", "u", (uint64_t)65536);
+    expect_msg(&r, "writer_new: param 1 (file_index)");
+    TH_ERR_CALL(c, &r, "bad_request", "writer_new", "i", (int64_t)-1);
+    TH_ERR_CALL(c, &r, "bad_request", "writer_new", "d", 1.0);
+    TH_ERR_CALL(c, &r, "bad_request", "writer_new", "s", "0");
+    TH_ERR_CALL(c, &r, "bad_request", "writer_new", "n");
+    TH_ERR_CALL(c, &r, "bad_request", "writer_new", "");
+    expect_msg(&r, "got 0 params");
+    TH_ERR_CALL(c, &r, "bad_request", "writer_new", "uu", (uint64_t)0, (uint64_t)0);
+    TH_ERR_CALL(c, &r, "bad_request", "writer_new", "a", 1u, "u", (uint64_t)0);
+    th_close(c);
+    down();
+}
+END_TEST
+
+START_TEST(push_and_writer_len)
+{
+    struct th_client *c;
+    struct th_reply r;
+    struct proto_loc l1, l2, l3;
+    uint64_t w;
+
+    up(NULL);
+    c = th_must_connect(&D);
+    w = writer_new(c, 3);
+    ck_assert_uint_eq(call_u64(c, "writer_len", w), 0);
+    l1 = push_s(c, w, "hello");
+    l2 = push_s(c, w, "");
+    TH_OK_CALL(c, &r, "push", "uS", w, " world", (size_t)6); /* a str is accepted */
+    l3 = th_res_loc(&r);
+    ck_assert_uint_eq(l1.file_index, 3);
+    ck_assert_uint_eq(l1.offset, 0);
+    ck_assert_uint_eq(l1.len, 5);
+    ck_assert_uint_eq(l2.offset, 5);
+    ck_assert_uint_eq(l2.len, 0);
+    ck_assert_uint_eq(l3.offset, 5);
+    ck_assert_uint_eq(l3.len, 6);
+    ck_assert_uint_eq(call_u64(c, "writer_len", w), 11);
+    TH_ERR_CALL(c, &r, "bad_request", "push", "db", 1.5, "x", (size_t)1);
+    expect_msg(&r, "push: param 1 (writer)");
+    TH_ERR_CALL(c, &r, "bad_request", "push", "ub", (uint64_t)0, "x", (size_t)1);
+    expect_msg(&r, "push: param 1 (writer)");
+    TH_ERR_CALL(c, &r, "bad_request", "push", "uu", w, (uint64_t)5);
+    expect_msg(&r, "push: param 2 (data)");
+    TH_ERR_CALL(c, &r, "bad_request", "push", "u", w);
+    TH_ERR_CALL(c, &r, "bad_request", "push", "ubn", w, "x", (size_t)1);
+    TH_ERR_CALL(c, &r, "no_such_handle", "push", "ub", (uint64_t)777, "x", (size_t)1);
+    TH_ERR_CALL(c, &r, "no_such_handle", "writer_len", "u", (uint64_t)777);
+    TH_ERR_CALL(c, &r, "bad_request", "writer_len", "d", 2.0);
+    ck_assert_uint_eq(call_u64(c, "writer_len", w), 11);
+    th_close(c);
+    down();
+}
+END_TEST
+
+START_TEST(push_many_in_order_and_checked_first)
+{
+    struct th_client *c;
+    struct th_reply r;
+    uint64_t w, a;
+    const msgpack_object *locs;
+    struct proto_loc loc;
+    const char *why;
+
+    up(NULL);
+    c = th_must_connect(&D);
+    w = writer_new(c, 0);
+    TH_OK_CALL(c, &r, "push_many", "ua", w, 0u);
+    ck_assert_int_eq(r.result->type, MSGPACK_OBJECT_ARRAY);
+    ck_assert_uint_eq(r.result->via.array.size, 0);
+    TH_OK_CALL(c, &r, "push_many", "ua", w, 3u, "b", "ab", (size_t)2, "b", "", (size_t)0, "s",
+               "cde");
+    locs = r.result;
+    ck_assert_uint_eq(locs->via.array.size, 3);
+    ck_assert_int_eq(proto_read_loc(&locs->via.array.ptr[2], &loc, &why), 0);
+    ck_assert_uint_eq(loc.offset, 2);
+    ck_assert_uint_eq(loc.len, 3);
+    /* A bad item anywhere: nothing is written. */
+    TH_ERR_CALL(c, &r, "bad_request", "push_many", "ua", w, 2u, "s", "zz", "u", (uint64_t)1);
+    expect_msg(&r, "item 1");
+    ck_assert_uint_eq(call_u64(c, "writer_len", w), 5);
+    TH_ERR_CALL(c, &r, "bad_request", "push_many", "us", w, "notalist");
+    TH_ERR_CALL(c, &r, "no_such_handle", "push_many", "ua", (uint64_t)99, 1u, "s", "x");
+    a = call_u64(c, "into_arena", w);
+    expect_get_s(c, a, L(0, 0, 5), "abcde");
+    th_close(c);
+    down();
+}
+END_TEST
+
+START_TEST(push_many_over_max_batch_is_too_large)
+{
+    struct th_client *c;
+    struct th_reply r;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    uint64_t w;
+
+    up(NULL);
+    c = th_must_connect(&D);
+    w = writer_new(c, 0);
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 4);
+    msgpack_pack_uint8(&pk, 0);
+    msgpack_pack_uint32(&pk, 4242);
+    msgpack_pack_str(&pk, 9);
+    msgpack_pack_str_body(&pk, "push_many", 9);
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_uint64(&pk, w);
+    msgpack_pack_array(&pk, 65537);
+    for (int i = 0; i < 65537; i++)
+        msgpack_pack_bin(&pk, 0);
+    ck_assert_int_eq(th_send_raw(c, sb.data, sb.size), TH_OK);
+    msgpack_sbuffer_destroy(&sb);
+    ck_assert_int_eq(th_recv(c, &r), TH_OK);
+    ck_assert_uint_eq(r.msgid, 4242);
+    ck_assert_str_eq(r.code, "too_large");
+    expect_msg(&r, "max_batch");
+    TH_OK_CALL(c, &r, "hello", "");
+    th_close(c);
+    down();
+}
+END_TEST
+
+START_TEST(file_full_keeps_earlier_items)
+{
+    char big[700];
+    struct th_client *c;
+    struct th_reply r;
+    uint64_t w, a;
+
+    memset(big, 'f', sizeof(big));
+    up((const char *const[]){"--file-max", "1K", NULL});
+    c = th_must_connect(&D);
+    w = writer_new(c, 0);
+    push(c, w, big, 600);
+    TH_ERR_CALL(c, &r, "file_full", "push", "ub", w, big, (size_t)600);
+    ck_assert_uint_eq(call_u64(c, "writer_len", w), 600);
+    TH_ERR_CALL(c, &r, "file_full", "push_many", "ua", w, 3u, "b", big, (size_t)200, "b", big,
+                (size_t)200, "b", big, (size_t)200);
+    expect_msg(&r, "item 2");
+    ck_assert_uint_eq(call_u64(c, "writer_len", w), 1000);
+    push(c, w, big, 24); /* exactly 1024 */
+    a = call_u64(c, "into_arena", w);
+    expect_get(c, a, L(0, 1000, 24), big, 24);
+    th_close(c);
+    down();
+}
+END_TEST
+
+START_TEST(finish_gives_a_new_handle_and_ends_the_writer)
+{
+    struct th_client *c;
+    struct th_reply r;
+    uint64_t w, f;
+
+    up(NULL);
+    c = th_must_connect(&D);
+    w = writer_new(c, 0);
+    push_s(c, w, "x");
+    f = call_u64(c, "finish", w);
+    ck_assert_uint_ne(f, w);
+    TH_ERR_CALL(c, &r, "no_such_handle", "push", "us", w, "y");
+    TH_ERR_CALL(c, &r, "no_such_handle", "finish", "u", w);
+    TH_ERR_CALL(c, &r, "no_such_handle", "finish", "u", f); /* a file is not a writer */
+    TH_ERR_CALL(c, &r, "bad_request", "finish", "");
+    th_close(c);
+    down();
+}
+END_TEST
+
+START_TEST(into_arena_needs_index_zero)
+{
+    struct th_client *c;
+    struct th_reply r;
+    uint64_t w1, w0, a;
+
+    up(NULL);
+    c = th_must_connect(&D);
+    w1 = writer_new(c, 1);
+    push_s(c, w1, "one");
+    TH_ERR_CALL(c, &r, "missing_index", "into_arena", "u", w1);
+    push_s(c, w1, "more"); /* the writer is untouched and usable */
+    ck_assert_uint_eq(call_u64(c, "writer_len", w1), 7);
+    w0 = writer_new(c, 0);
+    push_s(c, w0, "zero");
+    a = call_u64(c, "into_arena", w0);
+    expect_get_s(c, a, L(0, 0, 4), "zero");
+    TH_ERR_CALL(c, &r, "no_such_handle", "into_arena", "u", w0);
+    th_close(c);
+    down();
+}
+END_TEST
+
+/* ---- building ---- */
+
+START_TEST(build_errors)
+{
+    struct th_client *c;
+    struct th_reply r;
+    uint64_t f0, f0b, f2, w;
+
+    up(NULL);
+    c = th_must_connect(&D);
+    w = writer_new(c, 0);
+    push_s(c, w, "a");
+    f0 = call_u64(c, "finish", w);
+    w = writer_new(c, 0);
+    f0b = call_u64(c, "finish", w);
+    w = writer_new(c, 2);
+    f2 = call_u64(c, "finish", w);
+    TH_ERR_CALL(c, &r, "empty", "build", "a", 0u);
+    TH_ERR_CALL(c, &r, "empty", "arena_new", "a", 0u);
+    TH_ERR_CALL(c, &r, "duplicate_index", "build", "U", (uint64_t[]){f0, f0b}, (size_t)2);
+    TH_ERR_CALL(c, &r, "missing_index", "build", "U", (uint64_t[]){f0, f2}, (size_t)2);
+    TH_ERR_CALL(c, &r, "no_such_handle", "build", "U", (uint64_t[]){f0, 12345}, (size_t)2);
+    expect_msg(&r, "item 1");
+    TH_ERR_CALL(c, &r, "no_such_handle", "build", "U", (uint64_t[]){w}, (size_t)1);
+    TH_ERR_CALL(c, &r, "bad_request", "build", "a", 1u, "d", 1.0);
+    expect_msg(&r, "build: param 1 (files): item 0");
+    TH_ERR_CALL(c, &r, "bad_request", "build", "u", f0);
+    TH_ERR_CALL(c, &r, "bad_request", "build", "");
+    TH_ERR_CALL(c, &r, "index_mismatch", "arena_new", "U", (uint64_t[]){f2}, (size_t)1);
+    th_close(c);
+    down();
+}
+END_TEST
+
+/* ---- reading ---- */
+
+START_TEST(get_bounds_and_kinds)
+{
+    struct th_client *c;
+    struct th_reply r;
+    uint64_t w, a, w2;
+
+    up(NULL);
+    c = th_must_connect(&D);
+    w = writer_new(c, 0);
+    push_s(c, w, "0123456789");
+    a = call_u64(c, "into_arena", w);
+    expect_get_s(c, a, L(0, 0, 10), "0123456789");
+    expect_get_s(c, a, L(0, 10, 0), ""); /* empty at the very end */
+    TH_ERR_CALL(c, &r, "out_of_bounds", "get", "uL", a, L(0, 11, 0));
+    TH_ERR_CALL(c, &r, "out_of_bounds", "get", "uL", a, L(0, 5, 6));
+    TH_ERR_CALL(c, &r, "out_of_bounds", "get", "uL", a, L(1, 0, 1));
+    TH_ERR_CALL(c, &r, "out_of_bounds", "get", "uL", a, L(0, 4294967295u, 4294967295u));
+    TH_ERR_CALL(c, &r, "bad_request", "get", "ua", a, 2u, "u", (uint64_t)0, "u", (uint64_t)0);
+    expect_msg(&r, "get: param 2 (location)");
+    TH_ERR_CALL(c, &r, "bad_request", "get", "ua", a, 3u, "u", (uint64_t)65536, "u", (uint64_t)0,
+                "u", (uint64_t)1);
+    TH_ERR_CALL(c, &r, "bad_request", "get", "ua", a, 3u, "u", (uint64_t)0, "d", 0.0, "u",
+                (uint64_t)1);
+    TH_ERR_CALL(c, &r, "bad_request", "get", "ua", a, 3u, "u", (uint64_t)0, "u", (uint64_t)0, "i",
+                (int64_t)-1);
+    w2 = writer_new(c, 0);
+    TH_ERR_CALL(c, &r, "no_such_handle", "get", "uL", w2, L(0, 0, 0));
+    TH_ERR_CALL(c, &r, "no_such_handle", "get", "uL", (uint64_t)4242, L(0, 0, 0));
+    TH_ERR_CALL(c, &r, "no_such_handle", "arena_info", "u", w2);
+    TH_ERR_CALL(c, &r, "no_such_handle", "arena_files", "u", (uint64_t)4242);
+    th_close(c);
+    down();
+}
+END_TEST
+
+/* Fills p with a pattern that depends on the position and a seed. */
+static void pattern(unsigned char *p, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (unsigned char)((i * 131u + seed * 7u + (i >> 9)) & 0xff);
+}
+
+START_TEST(get_many_mixed_sizes_and_errors)
+{
+    enum { BIG = 600 << 10 };
+    unsigned char *big = malloc(BIG), *small = malloc(1000);
+    struct th_client *c;
+    struct th_reply r;
+    struct proto_loc lb, ls;
+    const msgpack_object *items;
+    uint64_t w, a;
+
+    pattern(big, BIG, 1);
+    pattern(small, 1000, 2);
+    up(NULL);
+    c = th_must_connect(&D);
+    w = writer_new(c, 0);
+    ls = push(c, w, small, 1000);
+    lb = push(c, w, big, BIG);
+    a = call_u64(c, "into_arena", w);
+    TH_OK_CALL(c, &r, "get_many", "ua", a, 5u, "L", lb, "L", ls, "L", L(0, 0, 0), "L",
+               L(0, 1000, 300000), "L", lb);
+    items = r.result;
+    ck_assert_uint_eq(items->via.array.size, 5);
+    th_assert_bytes(&items->via.array.ptr[0], big, BIG);
+    th_assert_bytes(&items->via.array.ptr[1], small, 1000);
+    th_assert_bytes(&items->via.array.ptr[2], small, 0);
+    th_assert_bytes(&items->via.array.ptr[3], big, 300000);
+    th_assert_bytes(&items->via.array.ptr[4], big, BIG);
+    /* A single large get goes through sendfile. */
+    expect_get(c, a, lb, big, BIG);
+    TH_OK_CALL(c, &r, "get_many", "ua", a, 0u);
+    ck_assert_uint_eq(r.result->via.array.size, 0);
+    TH_ERR_CALL(c, &r, "out_of_bounds", "get_many", "ua", a, 3u, "L", ls, "L", ls, "L",
+                L(0, 0, BIG + 1001));
+    expect_msg(&r, "item 2");
+    TH_ERR_CALL(c, &r, "bad_request", "get_many", "ua", a, 2u, "L", ls, "u", (uint64_t)3);
+    expect_msg(&r, "get_many: param 2 (locations): item 1");
+    TH_ERR_CALL(c, &r, "no_such_handle", "get_many", "ua", w, 1u, "L", ls);
+    /* bytes_read counts every payload byte served. */
+    ck_assert_uint_eq(th_stat_u64(c, "bytes_read"), 2u * BIG + 1000 + 300000 + BIG);
+    th_close(c);
+    free(big);
+    free(small);
+    down();
+}
+END_TEST
+
+START_TEST(responses_over_max_message_are_too_large)
+{
+    unsigned char chunk[30000];
+    struct th_client *c;
+    struct th_reply r;
+    uint64_t w, a;
+
+    memset(chunk, 'm', sizeof(chunk));
+    up((const char *const[]){"--max-message", "64K", NULL});
+    c = th_must_connect(&D);
+    w = writer_new(c, 0);
+    for (int i = 0; i < 3; i++)
+        push(c, w, chunk, sizeof(chunk));
+    a = call_u64(c, "into_arena", w);
+    TH_ERR_CALL(c, &r, "too_large", "get", "uL", a, L(0, 0, 90000));
+    expect_msg(&r, "max_message");
+    TH_ERR_CALL(c, &r, "too_large", "get_many", "ua", a, 3u, "L", L(0, 0, 30000), "L",
+                L(0, 30000, 30000), "L", L(0, 60000, 30000));
+    /* Exactly at the limit passes: 65536 = head (4) + array (1) + bins. */
+    TH_OK_CALL(c, &r, "get_many", "ua", a, 2u, "L", L(0, 0, 30000), "L",
+               L(0, 0, 65536 - 4 - 1 - 5 - 30000 - 3));
+    TH_OK_CALL(c, &r, "get", "uL", a, L(0, 0, 60000));
+    th_close(c);
+    down();
+}
+END_TEST
+
+/* ---- arenas: info, files, open/release, names ---- */
+
+START_TEST(arena_info_and_files)
+{
+    struct th_client *c;
+    struct th_reply r;
+    uint64_t w0, w1, f0, f1, a;
+    const msgpack_object *name;
+
+    up(NULL);
+    c = th_must_connect(&D);
+    w1 = writer_new(c, 1);
+    push_s(c, w1, "bbbb");
+    w0 = writer_new(c, 0);
+    push_s(c, w0, "aa");
+    f1 = call_u64(c, "finish", w1);
+    f0 = call_u64(c, "finish", w0);
+    a = build(c, "build", (uint64_t[]){f1, f0}, 2);
+    TH_OK_CALL(c, &r, "arena_info", "u", a);
+    ck_assert_uint_eq(th_map_u64(r.result, "files"), 2);
+    ck_assert_uint_eq(th_map_u64(r.result, "bytes"), 6);
+    ck_assert_uint_eq(th_map_u64(r.result, "refs"), 1);
+    name = th_map_get(r.result, "name");
+    ck_assert_msg(name != NULL && name->type == MSGPACK_OBJECT_NIL, "name is not nil");
+    TH_OK_CALL(c, &r, "arena_files", "u", a);
+    ck_assert_uint_eq(r.result->via.array.size, 2);
+    ck_assert_uint_eq(th_u64(&r.result->via.array.ptr[0]), f0); /* index order */
+    ck_assert_uint_eq(th_u64(&r.result->via.array.ptr[1]), f1);
+    TH_OK_CALL(c, &r, "name", "us", a, "shelf");
+    TH_OK_CALL(c, &r, "name", "us", a, "rack");
+    TH_OK_CALL(c, &r, "arena_info", "u", a);
+    ck_assert_uint_eq(th_map_u64(r.result, "refs"), 3);
+    name = th_map_get(r.result, "name");
+    ck_assert_msg(name != NULL && name->type == MSGPACK_OBJECT_STR && name->via.str.size == 5 &&
+                      memcmp(name->via.str.ptr, "shelf", 5) == 0,
+                  "name is not the oldest");
+    TH_ERR_CALL(c, &r, "bad_request", "arena_info", "");
+    th_close(c);
+    down();
+}
+END_TEST
+
+START_TEST(open_and_release_are_counted)
+{
+    struct th_client *a, *b;
+    struct th_reply r;
+    uint64_t w, ar, f;
+
+    up(NULL);
+    a = th_must_connect(&D);
+    b = th_must_connect(&D);
+    w = writer_new(a, 0);
+    push_s(a, w, "shared");
+    ar = call_u64(a, "into_arena", w);
+    TH_OK_CALL(b, &r, "open", "u", ar);
+    ck_assert_int_eq(r.result->type, MSGPACK_OBJECT_NIL);
+    TH_OK_CALL(b, &r, "open", "u", ar);
+    TH_OK_CALL(a, &r, "arena_info", "u", ar);
+    ck_assert_uint_eq(th_map_u64(r.result, "refs"), 3);
+    TH_OK_CALL(a, &r, "release", "u", ar);
+    TH_ERR_CALL(a, &r, "no_such_handle", "release", "u", ar); /* a holds nothing now */
+    TH_OK_CALL(b, &r, "release", "u", ar);
+    TH_OK_CALL(b, &r, "arena_info", "u", ar);
+    ck_assert_uint_eq(th_map_u64(r.result, "refs"), 1);
+    TH_OK_CALL(b, &r, "release", "u", ar);
+    TH_ERR_CALL(b, &r, "no_such_handle", "get", "uL", ar, L(0, 0, 1));
+    TH_ERR_CALL(b, &r, "no_such_handle", "open", "u", ar);
+    /* Writers and files: release discards them; others cannot. */
+    w = writer_new(a, 0);
+    TH_ERR_CALL(b, &r, "no_such_handle", "release", "u", w);
+    TH_OK_CALL(a, &r, "release", "u", w);
+    TH_ERR_CALL(a, &r, "no_such_handle", "writer_len", "u", w);
+    w = writer_new(a, 0);
+    f = call_u64(a, "finish", w);
+    TH_ERR_CALL(b, &r, "no_such_handle", "release", "u", f);
+    TH_OK_CALL(a, &r, "release", "u", f);
+    TH_ERR_CALL(a, &r, "no_such_handle", "build", "U", (uint64_t[]){f}, (size_t)1);
+    TH_ERR_CALL(a, &r, "bad_request", "release", "i", (int64_t)-3);
+    TH_ERR_CALL(a, &r, "no_such_handle", "release", "u", (uint64_t)1u << 40);
+    ck_assert_uint_eq(th_stat_u64(a, "files"), 0);
+    th_close(a);
+    th_close(b);
+    down();
+}
+END_TEST
+
+START_TEST(names_lookup_unname)
+{
+    char longname[257];
+    struct th_client *c;
+    struct th_reply r;
+    uint64_t w, a;
+
+    memset(longname, 'q', sizeof(longname));
+    up(NULL);
+    c = th_must_connect(&D);
+    w = writer_new(c, 0);
+    push_s(c, w, "named data");
+    a = call_u64(c, "into_arena", w);
+    TH_OK_CALL(c, &r, "name", "us", a, "results/2024");
+    ck_assert_int_eq(r.result->type, MSGPACK_OBJECT_NIL);
+    TH_ERR_CALL(c, &r, "name_taken", "name", "us", a, "results/2024");
+    TH_OK_CALL(c, &r, "lookup", "s", "results/2024");
+    ck_assert_uint_eq(th_res_u64(&r), a);
+    TH_ERR_CALL(c, &r, "no_such_name", "lookup", "s", "results/2025");
+    TH_ERR_CALL(c, &r, "no_such_name", "unname", "s", "results/2025");
+    TH_ERR_CALL(c, &r, "bad_request", "name", "uS", a, "", (size_t)0);
+    expect_msg(&r, "name: param 2 (name)");
+    TH_ERR_CALL(c, &r, "bad_request", "name", "uS", a, "a\0b", (size_t)3);
+    TH_ERR_CALL(c, &r, "bad_request", "name", "uS", a, longname, (size_t)256);
+    TH_OK_CALL(c, &r, "name", "uS", a, longname, (size_t)255);
+    TH_ERR_CALL(c, &r, "bad_request", "name", "ub", a, "bin", (size_t)3);
+    TH_ERR_CALL(c, &r, "bad_request", "lookup", "u", a);
+    TH_ERR_CALL(c, &r, "bad_request", "unname", "");
+    TH_ERR_CALL(c, &r, "no_such_handle", "name", "us", (uint64_t)9999, "other");
+    w = writer_new(c, 0);
+    TH_ERR_CALL(c, &r, "no_such_handle", "name", "us", w, "other");
+    TH_OK_CALL(c, &r, "unname", "s", "results/2024");
+    TH_ERR_CALL(c, &r, "no_such_name", "lookup", "s", "results/2024");
+    ck_assert_uint_eq(th_stat_u64(c, "names"), 1);
+    th_close(c);
+    down();
+}
+END_TEST
+
+START_TEST(per_connection_caps_are_limit)
+{
+    struct th_client *c, *c2;
+    struct th_reply r;
+    uint64_t w, a;
+
+    up((const char *const[]){"--max-writers", "2", "--max-handles", "3", NULL});
+    c = th_must_connect(&D);
+    writer_new(c, 0);
+    w = writer_new(c, 1);
+    TH_ERR_CALL(c, &r, "limit", "writer_new", "u", (uint64_t)2);
+    expect_msg(&r, "max_writers");
+    c2 = th_must_connect(&D); /* the cap is per connection */
+    writer_new(c2, 0);
+    push_s(c, w, "x");
+    w = writer_new(c2, 0);
+    a = call_u64(c2, "into_arena", w);
+    TH_OK_CALL(c, &r, "open", "u", a); /* 3 handles */
+    TH_ERR_CALL(c, &r, "limit", "open", "u", a);
+    expect_msg(&r, "max_handles");
+    th_close(c);
+    th_close(c2);
+    down();
+}
+END_TEST
+
+/* ---- the crate's scenarios ---- */
+
+START_TEST(crate_one_writer_round_trip)
+{
+    struct th_client *c;
+    struct proto_loc l1, l2;
+    uint64_t w, a;
+
+    up(NULL);
+    c = th_must_connect(&D);
+    w = writer_new(c, 0);
+    l1 = push_s(c, w, "hello");
+    l2 = push_s(c, w, " world");
+    a = call_u64(c, "into_arena", w);
+    expect_get_s(c, a, l1, "hello");
+    expect_get_s(c, a, l2, " world");
+    th_close(c);
+    down();
+}
+END_TEST
+
+START_TEST(crate_three_writers_built_shuffled)
+{
+    static const char *const items[] = {"item0", "item1-longer", "i2"};
+    struct th_client *c;
+    struct proto_loc loc[3];
+    uint64_t f[3], a;
+
+    up(NULL);
+    c = th_must_connect(&D);
+    for (unsigned i = 0; i < 3; i++) {
+        uint64_t w = writer_new(c, i);
+        loc[i] = push_s(c, w, items[i]);
+        f[i] = call_u64(c, "finish", w);
+    }
+    a = build(c, "build", (uint64_t[]){f[2], f[0], f[1]}, 3);
+    for (unsigned i = 0; i < 3; i++)
+        expect_get_s(c, a, loc[i], items[i]);
+    th_close(c);
+    down();
+}
+END_TEST
+
+START_TEST(crate_arena_new_in_and_out_of_order)
+{
+    struct th_client *c;
+    struct th_reply r;
+    struct proto_loc l1, l2;
+    uint64_t w1, w2, f1, f2, a;
+
+    up(NULL);
+    c = th_must_connect(&D);
+    w1 = writer_new(c, 0);
+    l1 = push_s(c, w1, "data1");
+    f1 = call_u64(c, "finish", w1);
+    w2 = writer_new(c, 1);
+    l2 = push_s(c, w2, "data2");
+    f2 = call_u64(c, "finish", w2);
+    TH_ERR_CALL(c, &r, "index_mismatch", "arena_new", "U", (uint64_t[]){f2, f1}, (size_t)2);
+    a = build(c, "arena_new", (uint64_t[]){f1, f2}, 2);
+    expect_get_s(c, a, l1, "data1");
+    expect_get_s(c, a, l2, "data2");
+    th_close(c);
+    down();
+}
+END_TEST
+
+START_TEST(crate_file_reused_in_two_arenas)
+{
+    struct th_client *a, *b;
+    struct th_reply r;
+    struct proto_loc l0, l1;
+    uint64_t w, a1, a2, f0, f1;
+
+    up(NULL);
+    a = th_must_connect(&D);
+    b = th_must_connect(&D);
+    w = writer_new(a, 0);
+    l0 = push_s(a, w, "first file");
+    a1 = call_u64(a, "into_arena", w);
+    /* b extends a's arena without copying: its files plus a new one. */
+    TH_OK_CALL(b, &r, "arena_files", "u", a1);
+    ck_assert_uint_eq(r.result->via.array.size, 1);
+    f0 = th_u64(&r.result->via.array.ptr[0]);
+    w = writer_new(b, 1);
+    l1 = push_s(b, w, "second file");
+    f1 = call_u64(b, "finish", w);
+    a2 = build(b, "build", (uint64_t[]){f1, f0}, 2);
+    TH_OK_CALL(a, &r, "release", "u", a1);
+    TH_ERR_CALL(b, &r, "no_such_handle", "get", "uL", a1, l0);
+    expect_get_s(b, a2, l0, "first file");
+    expect_get_s(b, a2, l1, "second file");
+    TH_OK_CALL(b, &r, "arena_info", "u", a2);
+    ck_assert_uint_eq(th_map_u64(r.result, "bytes"), 21);
+    th_close(a);
+    th_close(b);
+    down();
+}
+END_TEST
+
+/* ---- sharing between connections ---- */
+
+START_TEST(share_by_open_survives_the_builder)
+{
+    struct th_client *a, *b;
+    struct th_reply r;
+    struct proto_loc l;
+    uint64_t w, ar;
+
+    up(NULL);
+    a = th_must_connect(&D);
+    b = th_must_connect(&D);
+    w = writer_new(a, 0);
+    l = push_s(a, w, "kept by b");
+    ar = call_u64(a, "into_arena", w);
+    TH_OK_CALL(b, &r, "open", "u", ar);
+    th_close(a);
+    ck_assert_int_eq(th_wait_stat(b, "connections", 1, TH_TIMEOUT_MS), 0);
+    expect_get_s(b, ar, l, "kept by b");
+    TH_OK_CALL(b, &r, "release", "u", ar);
+    TH_ERR_CALL(b, &r, "no_such_handle", "get", "uL", ar, l);
+    ck_assert_uint_eq(th_stat_u64(b, "arenas"), 0);
+    th_close(b);
+    down();
+}
+END_TEST
+
+START_TEST(share_by_name_outlives_the_producer)
+{
+    struct th_client *a, *b;
+    struct th_reply r;
+    struct proto_loc l;
+    uint64_t w, ar;
+
+    up(NULL);
+    a = th_must_connect(&D);
+    w = writer_new(a, 0);
+    l = push_s(a, w, "left for later");
+    ar = call_u64(a, "into_arena", w);
+    TH_OK_CALL(a, &r, "name", "us", ar, "handoff");
+    th_close(a);
+    b = th_must_connect(&D);
+    ck_assert_int_eq(th_wait_stat(b, "connections", 1, TH_TIMEOUT_MS), 0);
+    TH_OK_CALL(b, &r, "lookup", "s", "handoff");
+    ck_assert_uint_eq(th_res_u64(&r), ar);
+    expect_get_s(b, ar, l, "left for later");
+    TH_OK_CALL(b, &r, "unname", "s", "handoff");
+    TH_ERR_CALL(b, &r, "no_such_handle", "get", "uL", ar, l);
+    th_close(b);
+    down();
+}
+END_TEST
+
+START_TEST(unshared_arena_dies_with_its_connection)
+{
+    struct th_client *a, *b;
+    struct th_reply r;
+    struct proto_loc l;
+    uint64_t w, ar, wpending;
+
+    up(NULL);
+    a = th_must_connect(&D);
+    b = th_must_connect(&D);
+    w = writer_new(a, 0);
+    l = push_s(a, w, "gone soon");
+    ar = call_u64(a, "into_arena", w);
+    wpending = writer_new(a, 1);
+    push_s(a, wpending, "never finished");
+    expect_get_s(b, ar, l, "gone soon"); /* any connection may read without a reference */
+    TH_ERR_CALL(b, &r, "no_such_handle", "push", "us", wpending, "mine?");
+    th_close(a);
+    ck_assert_int_eq(th_wait_stat(b, "connections", 1, TH_TIMEOUT_MS), 0);
+    TH_ERR_CALL(b, &r, "no_such_handle", "get", "uL", ar, l);
+    TH_OK_CALL(b, &r, "stat", "");
+    ck_assert_uint_eq(th_map_u64(r.result, "writers"), 0);
+    ck_assert_uint_eq(th_map_u64(r.result, "files"), 0);
+    ck_assert_uint_eq(th_map_u64(r.result, "bytes_on_disk"), 0);
+    th_close(b);
+    down();
+}
+END_TEST
+
+/* ---- concurrent readers ---- */
+
+enum { RD_FILES = 4, RD_FILE_BYTES = 1 << 20, RD_CLIENTS = 8, RD_READS = 150 };
+
+/* One reader process: random gets and get_manys over the arena, every byte
+ * compared with the pattern. Exits 0 when all matched. */
+static void reader_child(const char *sock, uint64_t arena, unsigned seed)
+{
+    struct th_client *c = th_connect(sock, TH_TIMEOUT_MS);
+    unsigned char *want = malloc(RD_FILE_BYTES);
+    struct th_reply r;
+    int bad = 0;
+
+    if (c == NULL || want == NULL)
+        _exit(2);
+    for (int i = 0; i < RD_READS && !bad; i++) {
+        unsigned fi = (unsigned)rand_r(&seed) % RD_FILES;
+        uint32_t len = (uint32_t)rand_r(&seed) % (i % 10 == 0 ? 400000u : 5000u);
+        uint32_t off = (uint32_t)rand_r(&seed) % (RD_FILE_BYTES - len + 1);
+        struct proto_loc loc = {(uint16_t)fi, off, len};
+        pattern(want, RD_FILE_BYTES, fi + 10);
+        if (i % 3 == 0) {
+            if (th_call(c, &r, "get_many", "ua", arena, 2u, "L", loc, "L", loc) != TH_OK ||
+                r.err != 0 || r.result->via.array.size != 2)
+                bad = 1;
+            for (int k = 0; k < 2 && !bad; k++) {
+                const msgpack_object *o = &r.result->via.array.ptr[k];
+                if (o->type != MSGPACK_OBJECT_BIN || o->via.bin.size != len ||
+                    memcmp(o->via.bin.ptr, want + off, len) != 0)
+                    bad = 1;
+            }
+        } else {
+            if (th_call(c, &r, "get", "uL", arena, loc) != TH_OK || r.err != 0 ||
+                r.result->type != MSGPACK_OBJECT_BIN || r.result->via.bin.size != len ||
+                memcmp(r.result->via.bin.ptr, want + off, len) != 0)
+                bad = 1;
+        }
+    }
+    th_close(c);
+    free(want);
+    _exit(bad);
+}
+
+START_TEST(eight_concurrent_readers_see_exact_bytes)
+{
+    unsigned char *data = malloc(RD_FILE_BYTES);
+    struct th_client *c;
+    uint64_t files[RD_FILES], a;
+    pid_t kids[RD_CLIENTS];
+    int mismatches = 0;
+
+    up(NULL);
+    c = th_must_connect(&D);
+    for (unsigned i = 0; i < RD_FILES; i++) {
+        uint64_t w = writer_new(c, i);
+        pattern(data, RD_FILE_BYTES, i + 10);
+        for (size_t off = 0; off < RD_FILE_BYTES; off += 256 << 10)
+            push(c, w, data + off, 256 << 10);
+        files[i] = call_u64(c, "finish", w);
+    }
+    a = build(c, "build", files, RD_FILES);
+    for (int k = 0; k < RD_CLIENTS; k++) {
+        kids[k] = fork();
+        ck_assert_int_ge(kids[k], 0);
+        if (kids[k] == 0)
+            reader_child(D.sock, a, 1000u + (unsigned)k);
+    }
+    uint64_t end = th_now_ms() + 60000;
+    for (int k = 0; k < RD_CLIENTS; k++) {
+        int ws = 0;
+        pid_t got;
+        while ((got = waitpid(kids[k], &ws, WNOHANG)) == 0 && th_now_ms() < end)
+            th_sleep_ms(5);
+        if (got != kids[k]) {
+            kill(kids[k], SIGKILL);
+            waitpid(kids[k], &ws, 0);
+            mismatches++;
+            continue;
+        }
+        if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0)
+            mismatches++;
+    }
+    ck_assert_int_eq(mismatches, 0);
+    th_close(c);
+    free(data);
+    down();
+}
+END_TEST
+
+static Suite *daemon_suite(void)
+{
+    Suite *s = suite_create("daemon");
+    TCase *tc;
+
+    tc = tcase_create("dispatch");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, hello_reports_server_limits_and_methods);
+    tcase_add_test(tc, unknown_method_keeps_the_connection);
+    tcase_add_test(tc, bad_envelopes_inside_valid_msgpack);
+    tcase_add_test(tc, unanswerable_messages_close_the_connection);
+    tcase_add_test(tc, stat_counts_requests_errors_and_objects);
+    tcase_add_test(tc, notifications_run_but_are_never_answered);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("methods");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, writer_new_params);
+    tcase_add_test(tc, push_and_writer_len);
+    tcase_add_test(tc, push_many_in_order_and_checked_first);
+    tcase_add_test(tc, push_many_over_max_batch_is_too_large);
+    tcase_add_test(tc, file_full_keeps_earlier_items);
+    tcase_add_test(tc, finish_gives_a_new_handle_and_ends_the_writer);
+    tcase_add_test(tc, into_arena_needs_index_zero);
+    tcase_add_test(tc, build_errors);
+    tcase_add_test(tc, get_bounds_and_kinds);
+    tcase_add_test(tc, get_many_mixed_sizes_and_errors);
+    tcase_add_test(tc, responses_over_max_message_are_too_large);
+    tcase_add_test(tc, arena_info_and_files);
+    tcase_add_test(tc, open_and_release_are_counted);
+    tcase_add_test(tc, names_lookup_unname);
+    tcase_add_test(tc, per_connection_caps_are_limit);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("crate");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, crate_one_writer_round_trip);
+    tcase_add_test(tc, crate_three_writers_built_shuffled);
+    tcase_add_test(tc, crate_arena_new_in_and_out_of_order);
+    tcase_add_test(tc, crate_file_reused_in_two_arenas);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("sharing");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, share_by_open_survives_the_builder);
+    tcase_add_test(tc, share_by_name_outlives_the_producer);
+    tcase_add_test(tc, unshared_arena_dies_with_its_connection);
+    tcase_add_test(tc, eight_concurrent_readers_see_exact_bytes);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr;
+    int failed;
+
+    if (th_run_begin() < 0)
+        return EXIT_FAILURE;
+    sr = srunner_create(daemon_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    th_run_end();
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

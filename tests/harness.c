@@ -1,0 +1,874 @@
+/* The farenad test harness; see harness.h. */
+#include "harness.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "limits.h"
+#include "scan.h"
+
+#ifndef FARENAD_PATH
+#error "FARENAD_PATH must name the farenad binary under test"
+#endif
+
+static char th_run_dir[128];
+
+/* ---- small utilities ---- */
+
+uint64_t th_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void th_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+const char *th_farenad_path(void)
+{
+    return FARENAD_PATH;
+}
+
+/* A temporary directory's parent: $TMPDIR when short enough for a socket
+ * path inside it, else /tmp. */
+static const char *th_tmp_base(void)
+{
+    const char *t = getenv("TMPDIR");
+
+    if (th_run_dir[0] != '\0')
+        return th_run_dir;
+    if (t != NULL && t[0] == '/' && strlen(t) < 60)
+        return t;
+    return "/tmp";
+}
+
+/* Removes one entry of a tree (depth-first). */
+static int th_rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    if (flag == FTW_DP || flag == FTW_D)
+        rmdir(path);
+    else
+        unlink(path);
+    return 0;
+}
+
+/* Removes a directory tree; missing is fine. */
+static void th_rm_tree(const char *dir)
+{
+    nftw(dir, th_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int th_run_begin(void)
+{
+    char tmpl[128];
+
+    th_run_dir[0] = '\0';
+    snprintf(tmpl, sizeof(tmpl), "%s/farenad-tests-XXXXXX", th_tmp_base());
+    if (mkdtemp(tmpl) == NULL) {
+        fprintf(stderr, "harness: mkdtemp %s: %s\n", tmpl, strerror(errno));
+        return -1;
+    }
+    snprintf(th_run_dir, sizeof(th_run_dir), "%s", tmpl);
+    return 0;
+}
+
+void th_run_end(void)
+{
+    if (th_run_dir[0] != '\0')
+        th_rm_tree(th_run_dir);
+    th_run_dir[0] = '\0';
+}
+
+/* ---- /proc ---- */
+
+int th_proc_fd_count(pid_t pid)
+{
+    char path[64];
+    struct dirent *e;
+    DIR *d;
+    int n = 0;
+
+    snprintf(path, sizeof(path), "/proc/%ld/fd", (long)pid);
+    d = opendir(path);
+    if (d == NULL)
+        return -1;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] != '.')
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+long th_proc_rss_kib(pid_t pid)
+{
+    char path[64], line[256];
+    long kib = -1;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
+    f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+            break;
+    }
+    fclose(f);
+    return kib;
+}
+
+long th_proc_cpu_ticks(pid_t pid)
+{
+    char path[64], buf[1024];
+    unsigned long utime, stime;
+    const char *p;
+    size_t n;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+    f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* The command name may hold spaces and parentheses: skip past the last
+     * ')'; then come state (field 3) ... utime (14) and stime (15). */
+    p = strrchr(buf, ')');
+    if (p == NULL)
+        return -1;
+    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2)
+        return -1;
+    return (long)(utime + stime);
+}
+
+/* ---- the daemon ---- */
+
+/* Records a wait status: exit code, or 128 + signal. */
+static void th_daemon_reaped(struct th_daemon *d, int wstatus)
+{
+    if (WIFEXITED(wstatus))
+        d->status = WEXITSTATUS(wstatus);
+    else if (WIFSIGNALED(wstatus))
+        d->status = 128 + WTERMSIG(wstatus);
+    else
+        d->status = -1;
+    d->pid = 0;
+}
+
+int th_daemon_alive(struct th_daemon *d)
+{
+    int ws;
+
+    if (d->pid == 0)
+        return 0;
+    if (waitpid(d->pid, &ws, WNOHANG) == d->pid) {
+        th_daemon_reaped(d, ws);
+        return 0;
+    }
+    return 1;
+}
+
+char *th_daemon_log(const struct th_daemon *d)
+{
+    FILE *f = fopen(d->logpath, "r");
+    char *buf = NULL;
+    size_t len = 0, cap = 0, n;
+
+    if (f == NULL)
+        return NULL;
+    do {
+        if (cap - len < 4096) {
+            cap = cap ? cap * 2 : 8192;
+            char *nb = realloc(buf, cap);
+            if (nb == NULL) {
+                free(buf);
+                fclose(f);
+                return NULL;
+            }
+            buf = nb;
+        }
+        n = fread(buf + len, 1, cap - len - 1, f);
+        len += n;
+    } while (n > 0);
+    fclose(f);
+    buf[len] = '\0';
+    return buf;
+}
+
+void th_daemon_dump_log(const struct th_daemon *d)
+{
+    char *log = th_daemon_log(d);
+
+    fprintf(stderr, "---- farenad log (%s) ----\n%s---- end of log ----\n", d->logpath,
+            log != NULL ? log : "(none)\n");
+    free(log);
+}
+
+/* The child's side of the fork: limits, output, environment, exec. */
+static void th_daemon_child(const struct th_daemon *d, const struct th_opts *o, pid_t parent)
+{
+    const char *argv[64];
+    int argc = 0, fd;
+    char asan[1024];
+    const char *prev;
+
+    /* If the test process dies (a failed assertion ends it at once), the
+     * daemon must not outlive it. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(127);
+    if (o->nofile != 0) {
+        struct rlimit rl = {o->nofile, o->nofile};
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            _exit(126);
+    }
+    fd = open(d->logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0)
+        _exit(125);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0)
+        dup2(fd, 0);
+    /* The daemon's descriptor count is measured: hand it nothing else. */
+    for (int i = 3; i < 1024; i++)
+        close(i);
+    for (const char *const *e = o->env; e != NULL && *e != NULL; e++)
+        putenv((char *)(uintptr_t)*e);
+    /* A sanitizer build keeps freed memory in quarantine (256 MiB by
+     * default), which would drown the RSS measurements. */
+    prev = getenv("ASAN_OPTIONS");
+    snprintf(asan, sizeof(asan), "%s%squarantine_size_mb=16", prev != NULL ? prev : "",
+             prev != NULL && prev[0] != '\0' ? ":" : "");
+    setenv("ASAN_OPTIONS", asan, 1);
+
+    argv[argc++] = FARENAD_PATH;
+    if (!o->no_socket_arg) {
+        argv[argc++] = "--socket";
+        argv[argc++] = d->sock;
+    }
+    if (!o->no_dir_arg) {
+        argv[argc++] = "--dir";
+        argv[argc++] = d->scratch;
+    }
+    for (const char *const *a = o->args; a != NULL && *a != NULL && argc < 62; a++)
+        argv[argc++] = *a;
+    argv[argc] = NULL;
+    execv(FARENAD_PATH, (char *const *)(uintptr_t)argv);
+    _exit(127);
+}
+
+/* Whether args ask the daemon to be quiet (then it prints no listening
+ * line and readiness is probed by connecting). */
+static int th_args_quiet(const char *const *args)
+{
+    for (const char *const *a = args; a != NULL && *a != NULL; a++) {
+        if (strcmp(*a, "-q") == 0 || strcmp(*a, "--quiet") == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Waits until the daemon listens: its log says so (no connection is made,
+ * so connection counters start at zero), or, for a quiet daemon, a connect
+ * succeeds. */
+static int th_daemon_wait_ready(struct th_daemon *d, int quiet, int timeout_ms)
+{
+    uint64_t end = th_now_ms() + (uint64_t)timeout_ms;
+
+    while (th_now_ms() < end) {
+        if (!th_daemon_alive(d))
+            return -1;
+        if (quiet) {
+            struct th_client *c = th_connect(d->sock, 0);
+            if (c != NULL) {
+                th_close(c);
+                return 0;
+            }
+        } else {
+            char *log = th_daemon_log(d);
+            int ready = log != NULL && strstr(log, "listening on") != NULL;
+            free(log);
+            if (ready)
+                return 0;
+        }
+        th_sleep_ms(5);
+    }
+    return -1;
+}
+
+int th_daemon_start_opts(struct th_daemon *d, const struct th_opts *o)
+{
+    pid_t parent = getpid();
+    char tmpl[160];
+
+    memset(d, 0, sizeof(*d));
+    snprintf(tmpl, sizeof(tmpl), "%s/d-XXXXXX", th_tmp_base());
+    if (mkdtemp(tmpl) == NULL) {
+        fprintf(stderr, "harness: mkdtemp %s: %s\n", tmpl, strerror(errno));
+        return -1;
+    }
+    snprintf(d->dir, sizeof(d->dir), "%s", tmpl);
+    snprintf(d->sock, sizeof(d->sock), "%s/farenad.sock", d->dir);
+    snprintf(d->scratch, sizeof(d->scratch), "%s/scratch", d->dir);
+    snprintf(d->logpath, sizeof(d->logpath), "%s/farenad.log", d->dir);
+    if (mkdir(d->scratch, 0700) < 0) {
+        fprintf(stderr, "harness: mkdir %s: %s\n", d->scratch, strerror(errno));
+        return -1;
+    }
+    fflush(NULL);
+    d->pid = fork();
+    if (d->pid < 0) {
+        d->pid = 0;
+        fprintf(stderr, "harness: fork: %s\n", strerror(errno));
+        return -1;
+    }
+    if (d->pid == 0)
+        th_daemon_child(d, o, parent);
+    if (o->no_wait)
+        return 0;
+    if (th_daemon_wait_ready(d, th_args_quiet(o->args), TH_TIMEOUT_MS) < 0) {
+        fprintf(stderr, "harness: farenad did not start listening on %s\n", d->sock);
+        th_daemon_stop(d);
+        th_daemon_dump_log(d);
+        return -1;
+    }
+    return 0;
+}
+
+int th_daemon_start(struct th_daemon *d, const char *const *args)
+{
+    struct th_opts o = {.args = args};
+
+    return th_daemon_start_opts(d, &o);
+}
+
+int th_daemon_wait_exit(struct th_daemon *d, int timeout_ms)
+{
+    uint64_t end = th_now_ms() + (uint64_t)timeout_ms;
+    int ws;
+
+    if (d->pid == 0)
+        return d->status;
+    for (;;) {
+        pid_t r = waitpid(d->pid, &ws, WNOHANG);
+        if (r == d->pid) {
+            th_daemon_reaped(d, ws);
+            return d->status;
+        }
+        if (r < 0 && errno != EINTR) {
+            d->pid = 0;
+            d->status = -1;
+            return -1;
+        }
+        if (th_now_ms() >= end)
+            break;
+        th_sleep_ms(5);
+    }
+    fprintf(stderr, "harness: farenad (pid %ld) did not exit in %d ms; killing it\n", (long)d->pid,
+            timeout_ms);
+    kill(d->pid, SIGKILL);
+    waitpid(d->pid, &ws, 0);
+    d->pid = 0;
+    d->status = -1;
+    return -1;
+}
+
+int th_daemon_stop_within(struct th_daemon *d, int timeout_ms)
+{
+    if (d->pid == 0)
+        return d->status;
+    kill(d->pid, SIGTERM);
+    return th_daemon_wait_exit(d, timeout_ms);
+}
+
+int th_daemon_stop(struct th_daemon *d)
+{
+    return th_daemon_stop_within(d, TH_TIMEOUT_MS);
+}
+
+void th_daemon_cleanup(struct th_daemon *d)
+{
+    if (d->pid != 0)
+        th_daemon_stop(d);
+    if (d->dir[0] != '\0')
+        th_rm_tree(d->dir);
+    d->dir[0] = '\0';
+}
+
+/* ---- the client ---- */
+
+struct th_client {
+    int fd;
+    int timeout_ms;
+    uint32_t next_msgid;
+    char *out; /* queued requests */
+    size_t out_len, out_cap;
+    char *in; /* received bytes; in[in_off..in_len) not yet consumed */
+    size_t in_len, in_cap, in_off;
+    size_t fed; /* bytes of the current message fed to the scanner */
+    struct proto_scan *scan;
+    msgpack_zone zone;
+    msgpack_object obj;
+};
+
+/* Appends to the send queue (msgpack_packer write callback). */
+static int th_out_write(void *data, const char *buf, size_t len)
+{
+    struct th_client *c = data;
+
+    if (len > c->out_cap - c->out_len) {
+        size_t ncap = c->out_cap ? c->out_cap : 4096;
+        while (ncap - c->out_len < len)
+            ncap *= 2;
+        char *n = realloc(c->out, ncap);
+        if (n == NULL)
+            return -1;
+        c->out = n;
+        c->out_cap = ncap;
+    }
+    memcpy(c->out + c->out_len, buf, len);
+    c->out_len += len;
+    return 0;
+}
+
+struct th_client *th_connect(const char *path, int timeout_ms)
+{
+    struct proto_limits lim = {PROTO_MAX_MESSAGE_MAX + 4096u, PROTO_MAX_DEPTH_MAX, 1u << 24};
+    uint64_t end = th_now_ms() + (uint64_t)timeout_ms;
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    struct th_client *c;
+    int fd;
+
+    if (strlen(path) >= sizeof(sa.sun_path))
+        return NULL;
+    strcpy(sa.sun_path, path);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return NULL;
+    for (;;) {
+        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+            break;
+        /* EAGAIN: the listener's backlog is full; ENOENT/ECONNREFUSED: not
+         * up yet. Retry until the deadline. */
+        if ((errno != EAGAIN && errno != ENOENT && errno != ECONNREFUSED) || th_now_ms() >= end) {
+            close(fd);
+            return NULL;
+        }
+        th_sleep_ms(2);
+    }
+    c = calloc(1, sizeof(*c));
+    if (c == NULL || (c->scan = proto_scan_new(&lim)) == NULL ||
+        !msgpack_zone_init(&c->zone, 8192)) {
+        if (c != NULL)
+            proto_scan_free(c->scan);
+        free(c);
+        close(fd);
+        return NULL;
+    }
+    c->fd = fd;
+    c->timeout_ms = TH_TIMEOUT_MS;
+    c->next_msgid = 1;
+    return c;
+}
+
+void th_close(struct th_client *c)
+{
+    if (c == NULL)
+        return;
+    close(c->fd);
+    proto_scan_free(c->scan);
+    msgpack_zone_destroy(&c->zone);
+    free(c->out);
+    free(c->in);
+    free(c);
+}
+
+int th_client_fd(const struct th_client *c)
+{
+    return c->fd;
+}
+
+void th_set_timeout(struct th_client *c, int timeout_ms)
+{
+    c->timeout_ms = timeout_ms;
+}
+
+/* Waits for events on c's socket until the deadline: 1 ready, 0 timeout. */
+static int th_wait(const struct th_client *c, short events, uint64_t end)
+{
+    for (;;) {
+        uint64_t now = th_now_ms();
+        if (now >= end)
+            return 0;
+        struct pollfd p = {c->fd, events, 0};
+        int r = poll(&p, 1, (int)(end - now));
+        if (r > 0)
+            return 1;
+        if (r < 0 && errno != EINTR)
+            return 1; /* let the following I/O call report the error */
+    }
+}
+
+int th_send_raw(struct th_client *c, const void *p, size_t n)
+{
+    uint64_t end = th_now_ms() + (uint64_t)c->timeout_ms;
+    const char *b = p;
+
+    while (n > 0) {
+        ssize_t w = send(c->fd, b, n, MSG_NOSIGNAL);
+        if (w > 0) {
+            b += w;
+            n -= (size_t)w;
+            continue;
+        }
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && errno != EAGAIN)
+            return TH_ERR;
+        if (!th_wait(c, POLLOUT, end))
+            return TH_TIMEOUT;
+    }
+    return TH_OK;
+}
+
+int th_flush(struct th_client *c)
+{
+    int rc = th_send_raw(c, c->out, c->out_len);
+
+    c->out_len = 0;
+    return rc;
+}
+
+/* Packs one fmt item (recursively for arrays); pk NULL only consumes the
+ * arguments. Returns 0 or -1 (bad format). */
+static int th_pack_item(const char **f, va_list *ap, msgpack_packer *pk)
+{
+    char ch = *(*f)++;
+
+    switch (ch) {
+    case 'u': {
+        uint64_t v = va_arg(*ap, uint64_t);
+        return pk ? msgpack_pack_uint64(pk, v) : 0;
+    }
+    case 'i': {
+        int64_t v = va_arg(*ap, int64_t);
+        return pk ? msgpack_pack_int64(pk, v) : 0;
+    }
+    case 'd': {
+        double v = va_arg(*ap, double);
+        return pk ? msgpack_pack_double(pk, v) : 0;
+    }
+    case 'n':
+        return pk ? msgpack_pack_nil(pk) : 0;
+    case 'T':
+        return pk ? msgpack_pack_true(pk) : 0;
+    case 's': {
+        const char *s = va_arg(*ap, const char *);
+        size_t len = strlen(s);
+        return pk ? (msgpack_pack_str(pk, len) || msgpack_pack_str_body(pk, s, len)) : 0;
+    }
+    case 'S': {
+        const char *s = va_arg(*ap, const char *);
+        size_t len = va_arg(*ap, size_t);
+        return pk ? (msgpack_pack_str(pk, len) || msgpack_pack_str_body(pk, s, len)) : 0;
+    }
+    case 'b': {
+        const void *p = va_arg(*ap, const void *);
+        size_t len = va_arg(*ap, size_t);
+        return pk ? (msgpack_pack_bin(pk, len) || msgpack_pack_bin_body(pk, p, len)) : 0;
+    }
+    case 'L': {
+        struct proto_loc loc = va_arg(*ap, struct proto_loc);
+        return pk ? proto_pack_loc(pk, loc) : 0;
+    }
+    case 'U': {
+        const uint64_t *v = va_arg(*ap, const uint64_t *);
+        size_t n = va_arg(*ap, size_t);
+        if (pk == NULL)
+            return 0;
+        if (msgpack_pack_array(pk, n))
+            return -1;
+        for (size_t i = 0; i < n; i++) {
+            if (msgpack_pack_uint64(pk, v[i]))
+                return -1;
+        }
+        return 0;
+    }
+    case 'a': {
+        unsigned n = va_arg(*ap, unsigned);
+        if (pk != NULL && msgpack_pack_array(pk, n))
+            return -1;
+        for (unsigned i = 0; i < n; i++) {
+            const char *item = va_arg(*ap, const char *);
+            if (item == NULL || item[0] == '\0' || th_pack_item(&item, ap, pk) < 0)
+                return -1;
+        }
+        return 0;
+    }
+    case 'm':
+        return pk ? msgpack_pack_map(pk, 0) : 0;
+    default:
+        fprintf(stderr, "harness: bad format letter '%c'\n", ch);
+        return -1;
+    }
+}
+
+/* Packs [0, msgid, method, params] (notify: [2, method, params]) into the
+ * send queue. Returns the msgid (0 for a notification) or -1. */
+static int64_t th_vqueue(struct th_client *c, int notify, const char *method, const char *fmt,
+                         va_list ap)
+{
+    msgpack_packer pk;
+    const char *f = fmt;
+    uint32_t n = 0, msgid = notify ? 0 : c->next_msgid++;
+    size_t mark = c->out_len;
+    size_t mlen = strlen(method);
+    va_list cp;
+    int bad = 0;
+
+    va_copy(cp, ap);
+    while (*f != '\0') {
+        if (th_pack_item(&f, &cp, NULL) < 0) {
+            bad = 1;
+            break;
+        }
+        n++;
+    }
+    va_end(cp);
+    if (bad)
+        return -1;
+    msgpack_packer_init(&pk, c, th_out_write);
+    if (notify)
+        bad = msgpack_pack_array(&pk, 3) || msgpack_pack_uint8(&pk, 2);
+    else
+        bad = msgpack_pack_array(&pk, 4) || msgpack_pack_uint8(&pk, 0) ||
+              msgpack_pack_uint32(&pk, msgid);
+    bad = bad || msgpack_pack_str(&pk, mlen) || msgpack_pack_str_body(&pk, method, mlen) ||
+          msgpack_pack_array(&pk, n);
+    f = fmt;
+    va_copy(cp, ap);
+    while (!bad && *f != '\0')
+        bad = th_pack_item(&f, &cp, &pk) < 0;
+    va_end(cp);
+    if (bad) {
+        c->out_len = mark;
+        return -1;
+    }
+    return msgid;
+}
+
+int64_t th_queue(struct th_client *c, const char *method, const char *fmt, ...)
+{
+    va_list ap;
+    int64_t id;
+
+    va_start(ap, fmt);
+    id = th_vqueue(c, 0, method, fmt, ap);
+    va_end(ap);
+    return id;
+}
+
+int th_queue_notify(struct th_client *c, const char *method, const char *fmt, ...)
+{
+    va_list ap;
+    int64_t id;
+
+    va_start(ap, fmt);
+    id = th_vqueue(c, 1, method, fmt, ap);
+    va_end(ap);
+    return id < 0 ? -1 : 0;
+}
+
+/* Copies at most cap-1 bytes of a non-terminated string. */
+static void th_copy(char *dst, size_t cap, const char *src, size_t len)
+{
+    if (len >= cap)
+        len = cap - 1;
+    if (len > 0)
+        memcpy(dst, src, len);
+    dst[len] = '\0';
+}
+
+/* Decodes the complete message at in[in_off], len bytes, into *r. */
+static int th_decode(struct th_client *c, size_t len, struct th_reply *r)
+{
+    struct proto_response resp;
+    const char *why = NULL;
+
+    if (proto_unpack(&c->zone, c->in + c->in_off, len, &c->obj, &why) < 0 ||
+        proto_response_decode(&c->obj, &resp, &why) < 0) {
+        fprintf(stderr, "harness: bad response: %s\n", why != NULL ? why : "?");
+        return TH_ERR;
+    }
+    memset(r, 0, sizeof(*r));
+    r->msgid = resp.msgid;
+    r->err = resp.err;
+    r->result = resp.result;
+    if (resp.errname != NULL)
+        th_copy(r->code, sizeof(r->code), resp.errname, resp.errname_len);
+    if (resp.message != NULL)
+        th_copy(r->msg, sizeof(r->msg), resp.message, resp.message_len);
+    return TH_OK;
+}
+
+int th_recv(struct th_client *c, struct th_reply *r)
+{
+    uint64_t end = th_now_ms() + (uint64_t)c->timeout_ms;
+
+    /* The previous reply's objects are dead now: reclaim its bytes. */
+    if (c->in_off > 0) {
+        memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
+        c->in_len -= c->in_off;
+        c->in_off = 0;
+    }
+    msgpack_zone_clear(&c->zone);
+    for (;;) {
+        while (c->in_off + c->fed < c->in_len) {
+            size_t used = 0;
+            const char *why = NULL;
+            enum proto_scan_status st = proto_scan_feed(
+                c->scan, c->in + c->in_off + c->fed, c->in_len - c->in_off - c->fed, &used, &why);
+            c->fed += used;
+            if (st == PROTO_SCAN_REJECT) {
+                fprintf(stderr, "harness: scanner rejected a response: %s\n", why);
+                return TH_ERR;
+            }
+            if (st == PROTO_SCAN_READY) {
+                size_t len = proto_scan_total(c->scan);
+                int rc = th_decode(c, len, r);
+                c->in_off += len;
+                c->fed = 0;
+                proto_scan_reset(c->scan);
+                return rc;
+            }
+        }
+        if (c->in_cap - c->in_len < 65536) {
+            size_t ncap = c->in_cap ? c->in_cap * 2 : 262144;
+            char *n = realloc(c->in, ncap);
+            if (n == NULL)
+                return TH_ERR;
+            c->in = n;
+            c->in_cap = ncap;
+        }
+        ssize_t got = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
+        if (got > 0) {
+            c->in_len += (size_t)got;
+            continue;
+        }
+        if (got == 0 || (got < 0 && errno == ECONNRESET))
+            return c->in_len > c->in_off ? TH_ERR : TH_EOF;
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN)
+            return TH_ERR;
+        if (!th_wait(c, POLLIN, end))
+            return TH_TIMEOUT;
+    }
+}
+
+int th_wait_eof(struct th_client *c, struct th_reply *r)
+{
+    int rc = th_recv(c, r);
+
+    return rc == TH_OK ? TH_ERR : rc;
+}
+
+int th_call(struct th_client *c, struct th_reply *r, const char *method, const char *fmt, ...)
+{
+    va_list ap;
+    int64_t id;
+    int rc;
+
+    va_start(ap, fmt);
+    id = th_vqueue(c, 0, method, fmt, ap);
+    va_end(ap);
+    if (id < 0)
+        return TH_ERR;
+    rc = th_flush(c);
+    if (rc != TH_OK)
+        return rc;
+    rc = th_recv(c, r);
+    if (rc == TH_OK && r->msgid != (uint32_t)id) {
+        fprintf(stderr, "harness: reply msgid %u, expected %u\n", r->msgid, (unsigned)id);
+        return TH_ERR;
+    }
+    return rc;
+}
+
+/* ---- results ---- */
+
+const msgpack_object *th_map_get(const msgpack_object *map, const char *key)
+{
+    size_t klen = strlen(key);
+
+    if (map == NULL || map->type != MSGPACK_OBJECT_MAP)
+        return NULL;
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object_kv *kv = &map->via.map.ptr[i];
+        if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == klen &&
+            memcmp(kv->key.via.str.ptr, key, klen) == 0)
+            return &kv->val;
+    }
+    return NULL;
+}
+
+uint64_t th_u64(const msgpack_object *o)
+{
+    if (o == NULL || o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return UINT64_MAX;
+    return o->via.u64;
+}
+
+uint64_t th_map_u64(const msgpack_object *map, const char *key)
+{
+    return th_u64(th_map_get(map, key));
+}
+
+uint64_t th_stat_u64(struct th_client *c, const char *key)
+{
+    struct th_reply r;
+
+    if (th_call(c, &r, "stat", "") != TH_OK || r.err != PROTO_OK)
+        return UINT64_MAX;
+    return th_map_u64(r.result, key);
+}
+
+int th_wait_stat(struct th_client *c, const char *key, uint64_t want, int timeout_ms)
+{
+    uint64_t end = th_now_ms() + (uint64_t)timeout_ms;
+
+    for (;;) {
+        if (th_stat_u64(c, key) == want)
+            return 0;
+        if (th_now_ms() >= end)
+            return -1;
+        th_sleep_ms(5);
+    }
+}
