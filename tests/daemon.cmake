@@ -15,3 +15,6 @@ farena_check(check_registry SOURCES check_registry.c LIBS farena_daemon TIMEOUT 
 # Every method, its results and every error it can return; the crate's
 # scenarios end to end; sharing between connections; concurrent readers.
 farena_check(check_daemon SOURCES check_daemon.c LIBS farena_testharness TIMEOUT 120)
+# The guards: hostile input, back-pressure, quota, client and descriptor
+# limits, pipelining, cleanup on disconnect, the peer-uid check.
+farena_check(check_guards SOURCES check_guards.c LIBS farena_testharness TIMEOUT 120)

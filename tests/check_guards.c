@@ -1,0 +1,572 @@
+/* farenad's guards: hostile input, back-pressure, the scratch quota, the
+ * client cap, descriptor exhaustion, pipelining, cleanup on disconnect and
+ * the peer-uid check. Every test runs its own daemon and ends by checking
+ * that it shuts down cleanly. */
+#include <check.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "th_check.h"
+
+static struct th_daemon D;
+
+static void up(const char *const *args)
+{
+    ck_assert_msg(th_daemon_start(&D, args) == 0, "farenad did not start");
+}
+
+static void down(void)
+{
+    int st = th_daemon_stop(&D);
+
+    if (st != 0)
+        th_daemon_dump_log(&D);
+    ck_assert_int_eq(st, 0);
+    th_daemon_cleanup(&D);
+}
+
+static uint64_t writer_new(struct th_client *c, unsigned idx)
+{
+    struct th_reply r;
+
+    TH_OK_CALL(c, &r, "writer_new", "u", (uint64_t)idx);
+    return th_res_u64(&r);
+}
+
+static struct proto_loc push(struct th_client *c, uint64_t w, const void *p, size_t n)
+{
+    struct th_reply r;
+
+    TH_OK_CALL(c, &r, "push", "ub", w, p, n);
+    return th_res_loc(&r);
+}
+
+static uint64_t call_u64(struct th_client *c, const char *method, uint64_t h)
+{
+    struct th_reply r;
+
+    TH_OK_CALL(c, &r, method, "u", h);
+    return th_res_u64(&r);
+}
+
+static void pattern(unsigned char *p, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (unsigned char)((i * 167u + seed * 13u + (i >> 11)) & 0xff);
+}
+
+/* Polls the daemon's descriptor count until it equals want (bounded). */
+static int wait_fd_count(pid_t pid, int want, int timeout_ms)
+{
+    uint64_t end = th_now_ms() + (uint64_t)timeout_ms;
+    int n;
+
+    while ((n = th_proc_fd_count(pid)) != want && th_now_ms() < end)
+        th_sleep_ms(10);
+    return n;
+}
+
+/* ---- cleanup ---- */
+
+START_TEST(disconnect_releases_every_descriptor)
+{
+    struct th_client *probe, *c;
+    int base, with;
+
+    up(NULL);
+    probe = th_must_connect(&D);
+    ck_assert_uint_eq(th_stat_u64(probe, "connections"), 1);
+    base = th_proc_fd_count(D.pid);
+    ck_assert_int_gt(base, 0);
+    c = th_must_connect(&D);
+    for (unsigned i = 0; i < 50; i++) {
+        uint64_t w = writer_new(c, i);
+        push(c, w, "pending bytes", 13);
+    }
+    /* A finished-but-unbuilt file too: also the connection's. */
+    call_u64(c, "finish", writer_new(c, 50));
+    with = th_proc_fd_count(D.pid);
+    ck_assert_int_ge(with, base + 51);
+    th_close(c);
+    ck_assert_int_eq(wait_fd_count(D.pid, base, 5000), base);
+    ck_assert_uint_eq(th_stat_u64(probe, "writers"), 0);
+    ck_assert_uint_eq(th_stat_u64(probe, "files"), 0);
+    ck_assert_uint_eq(th_stat_u64(probe, "bytes_on_disk"), 0);
+    th_close(probe);
+    down();
+}
+END_TEST
+
+/* ---- pipelining ---- */
+
+START_TEST(two_thousand_pipelined_requests)
+{
+    enum { N = 2000 };
+    static unsigned char seen[N + 1];
+    struct th_client *c;
+    struct th_reply r;
+    uint64_t w;
+
+    up(NULL);
+    c = th_must_connect(&D);
+    w = writer_new(c, 0); /* msgid 1 */
+    memset(seen, 0, sizeof(seen));
+    for (int i = 2; i <= N; i++) {
+        int64_t id;
+        switch (i % 4) {
+        case 0:
+            id = th_queue(c, "push", "ub", w, "p", (size_t)1);
+            break;
+        case 1:
+            id = th_queue(c, "writer_len", "u", w);
+            break;
+        case 2:
+            id = th_queue(c, "hello", "");
+            break;
+        default:
+            id = th_queue(c, "get", "uL", (uint64_t)999, (struct proto_loc){0, 0, 0});
+            break;
+        }
+        ck_assert_int_eq(id, i);
+    }
+    ck_assert_int_eq(th_flush(c), TH_OK); /* every request before any reply is read */
+    for (int i = 2; i <= N; i++) {
+        ck_assert_int_eq(th_recv(c, &r), TH_OK);
+        ck_assert_msg(r.msgid >= 2 && r.msgid <= N && !seen[r.msgid], "bad or repeated msgid %u",
+                      r.msgid);
+        seen[r.msgid] = 1;
+        if (r.msgid % 4 == 3)
+            ck_assert_str_eq(r.code, "no_such_handle");
+        else
+            ck_assert_int_eq(r.err, PROTO_OK);
+    }
+    ck_assert_uint_eq(call_u64(c, "writer_len", w), N / 4);
+    th_close(c);
+    down();
+}
+END_TEST
+
+/* ---- hostile input ---- */
+
+/* Sends bytes on a fresh connection and expects the daemon to close it,
+ * after an error reply with msgid when want_code is not NULL. */
+static void expect_closed_after(const void *bytes, size_t n, const char *want_code, uint32_t msgid)
+{
+    struct th_client *c = th_must_connect(&D);
+    struct th_reply r;
+    int rc;
+
+    rc = th_send_raw(c, bytes, n);
+    ck_assert_msg(rc == TH_OK || rc == TH_ERR, "send timed out");
+    if (want_code != NULL) {
+        ck_assert_int_eq(th_recv(c, &r), TH_OK);
+        ck_assert_uint_eq(r.msgid, msgid);
+        ck_assert_str_eq(r.code, want_code);
+    }
+    ck_assert_int_eq(th_wait_eof(c, &r), TH_EOF);
+    th_close(c);
+}
+
+START_TEST(hostile_input_closes_only_that_connection)
+{
+    static const char http[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    static const unsigned char arr32[] = {0xdd, 0xff, 0xff, 0xff, 0xff};
+    static const unsigned char bin32[] = {0xc6, 0xff, 0xff, 0xff, 0xff};
+    static const unsigned char c1[] = {0xc1, 0xc1, 0xc1};
+    /* [0, 5, "push", [ then 10000 nested arrays: a deep request whose msgid
+     * is known, answered bad_request before the close. */
+    static const unsigned char deep_head[] = {0x94, 0x00, 0x05, 0xa4, 'p', 'u', 's', 'h'};
+    /* [0, 6, "push", [1, <bin32 of 4 GiB>: too_large with msgid 6. */
+    static const unsigned char huge_push[] = {0x94, 0x00, 0x06, 0xa4, 'p',  'u',  's', 'h',
+                                              0x92, 0x01, 0xc6, 0xff, 0xff, 0xff, 0xff};
+    static const unsigned char not_envelope[] = {0x94, 0x01, 0x01, 0xc0, 0xc0};
+    unsigned char *nest = malloc(10000 + sizeof(deep_head));
+    struct th_client *other;
+    struct th_reply r;
+    long rss;
+
+    up(NULL);
+    other = th_must_connect(&D);
+    TH_OK_CALL(other, &r, "hello", "");
+    expect_closed_after(http, sizeof(http) - 1, NULL, 0);
+    expect_closed_after(arr32, sizeof(arr32), NULL, 0);
+    expect_closed_after(bin32, sizeof(bin32), NULL, 0);
+    expect_closed_after(c1, sizeof(c1), NULL, 0);
+    memset(nest, 0x91, 10000);
+    expect_closed_after(nest, 10000, NULL, 0);
+    memcpy(nest, deep_head, sizeof(deep_head));
+    memset(nest + sizeof(deep_head), 0x91, 10000);
+    expect_closed_after(nest, 10000 + sizeof(deep_head), "bad_request", 5);
+    expect_closed_after(huge_push, sizeof(huge_push), "too_large", 6);
+    expect_closed_after(not_envelope, sizeof(not_envelope), NULL, 0);
+    free(nest);
+    ck_assert(th_daemon_alive(&D));
+    rss = th_proc_rss_kib(D.pid);
+    ck_assert_msg(rss > 0 && rss < 64 * 1024, "daemon RSS %ld KiB after hostile input", rss);
+    /* The connection opened before is unaffected. */
+    TH_OK_CALL(other, &r, "hello", "");
+    ck_assert_uint_eq(th_stat_u64(other, "connections"), 1);
+    th_close(other);
+    down();
+}
+END_TEST
+
+START_TEST(push_over_max_message_is_refused_early)
+{
+    enum { BIG = 2 << 20 };
+    unsigned char *buf = malloc(BIG + 64);
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    struct th_client *other, *c;
+    struct th_reply r;
+    int rc;
+
+    up((const char *const[]){"--max-message", "1M", NULL});
+    other = th_must_connect(&D);
+    c = th_must_connect(&D);
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 4);
+    msgpack_pack_uint8(&pk, 0);
+    msgpack_pack_uint32(&pk, 77);
+    msgpack_pack_str(&pk, 4);
+    msgpack_pack_str_body(&pk, "push", 4);
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_uint8(&pk, 1);
+    msgpack_pack_bin(&pk, BIG);
+    memcpy(buf, sb.data, sb.size);
+    memset(buf + sb.size, 'x', BIG);
+    /* The daemon answers from the header alone and closes; the rest of
+     * the upload may then fail to send, which is fine. */
+    th_set_timeout(c, 5000);
+    rc = th_send_raw(c, buf, sb.size + BIG);
+    ck_assert_msg(rc == TH_OK || rc == TH_ERR, "send timed out");
+    ck_assert_int_eq(th_recv(c, &r), TH_OK);
+    ck_assert_uint_eq(r.msgid, 77);
+    ck_assert_str_eq(r.code, "too_large");
+    ck_assert_int_eq(th_wait_eof(c, &r), TH_EOF);
+    th_close(c);
+    msgpack_sbuffer_destroy(&sb);
+    free(buf);
+    TH_OK_CALL(other, &r, "hello", "");
+    th_close(other);
+    down();
+}
+END_TEST
+
+START_TEST(byte_at_a_time_requests_are_framed)
+{
+    struct th_client *c;
+    struct th_reply r;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+
+    up(NULL);
+    c = th_must_connect(&D);
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    for (uint32_t id = 100; id < 103; id++) {
+        proto_pack_request_head(&pk, id, PROTO_M_HELLO, 0);
+    }
+    for (size_t i = 0; i < sb.size; i++) {
+        ck_assert_int_eq(th_send_raw(c, sb.data + i, 1), TH_OK);
+        if (i % 7 == 0)
+            th_sleep_ms(1);
+    }
+    for (uint32_t id = 100; id < 103; id++) {
+        ck_assert_int_eq(th_recv(c, &r), TH_OK);
+        ck_assert_uint_eq(r.msgid, id);
+        ck_assert_int_eq(r.err, PROTO_OK);
+    }
+    msgpack_sbuffer_destroy(&sb);
+    th_close(c);
+    down();
+}
+END_TEST
+
+/* ---- back-pressure ---- */
+
+/* Pipelines n gets of len bytes from a 4 MiB arena without reading, checks
+ * the daemon's RSS while the client does not read, then reads and checks
+ * every byte. Returns the highest RSS seen (KiB). */
+static long pipelined_gets(uint32_t len, int n)
+{
+    enum { FILE_BYTES = 4 << 20 };
+    unsigned char *data = malloc(FILE_BYTES);
+    struct th_client *c;
+    struct th_reply r;
+    uint64_t w, a;
+    long rss, peak = 0;
+
+    pattern(data, FILE_BYTES, 3);
+    c = th_must_connect(&D);
+    w = writer_new(c, 0);
+    for (size_t off = 0; off < FILE_BYTES; off += 512 << 10)
+        push(c, w, data + off, 512 << 10);
+    a = call_u64(c, "into_arena", w);
+    for (int i = 0; i < n; i++) {
+        uint32_t off = (uint32_t)(((uint64_t)i * 7919u * 4096u) % (FILE_BYTES - len + 1));
+        th_queue(c, "get", "uL", a, (struct proto_loc){0, off, len});
+    }
+    ck_assert_int_eq(th_flush(c), TH_OK);
+    for (int i = 0; i < 10; i++) {
+        th_sleep_ms(30);
+        rss = th_proc_rss_kib(D.pid);
+        peak = rss > peak ? rss : peak;
+    }
+    ck_assert_msg(peak < 128 * 1024, "daemon RSS %ld KiB while the client does not read", peak);
+    for (int i = 0; i < n; i++) {
+        uint32_t off = (uint32_t)(((uint64_t)i * 7919u * 4096u) % (FILE_BYTES - len + 1));
+        ck_assert_int_eq(th_recv(c, &r), TH_OK);
+        ck_assert_uint_eq(r.msgid, (uint32_t)(i + 3 + FILE_BYTES / (512 << 10)));
+        th_assert_bytes(r.result, data + off, len);
+        if (i % 50 == 0) {
+            rss = th_proc_rss_kib(D.pid);
+            peak = rss > peak ? rss : peak;
+        }
+    }
+    ck_assert_msg(peak < 128 * 1024, "daemon RSS %ld KiB while the client reads", peak);
+    th_close(c);
+    free(data);
+    return peak;
+}
+
+START_TEST(back_pressure_bounds_memory_sendfile_path)
+{
+    long peak;
+
+    up(NULL);
+    peak = pipelined_gets(1 << 20, 400); /* 400 MiB, sent with sendfile */
+    fprintf(stderr, "back-pressure (400 x 1 MiB gets): daemon peak RSS %ld KiB\n", peak);
+    down();
+}
+END_TEST
+
+START_TEST(back_pressure_bounds_memory_copy_path)
+{
+    long peak;
+
+    up(NULL);
+    peak = pipelined_gets(128 << 10, 1600); /* 200 MiB, pread into the output */
+    fprintf(stderr, "back-pressure (1600 x 128 KiB gets): daemon peak RSS %ld KiB\n", peak);
+    down();
+}
+END_TEST
+
+/* ---- quota ---- */
+
+START_TEST(quota_refuses_pushes_and_keeps_old_data)
+{
+    enum { CHUNK = 300 << 10 };
+    unsigned char *chunk = malloc(CHUNK);
+    struct th_client *c;
+    struct th_reply r;
+    struct proto_loc l0, l1, l2;
+    uint64_t w, w2, a;
+
+    pattern(chunk, CHUNK, 9);
+    up((const char *const[]){"--max-bytes", "1M", NULL});
+    c = th_must_connect(&D);
+    w = writer_new(c, 0);
+    l0 = push(c, w, chunk, CHUNK);
+    l1 = push(c, w, chunk, CHUNK);
+    l2 = push(c, w, chunk, CHUNK);
+    TH_ERR_CALL(c, &r, "no_space", "push", "ub", w, chunk, (size_t)CHUNK);
+    TH_ERR_CALL(c, &r, "no_space", "push_many", "ua", w, 2u, "b", chunk, (size_t)1000, "b", chunk,
+                (size_t)CHUNK);
+    ck_assert_msg(strstr(r.msg, "item 1") != NULL, "message: %s", r.msg);
+    ck_assert_uint_eq(call_u64(c, "writer_len", w), 3 * CHUNK + 1000);
+    a = call_u64(c, "into_arena", w);
+    TH_OK_CALL(c, &r, "get", "uL", a, l0);
+    th_assert_bytes(r.result, chunk, CHUNK);
+    TH_OK_CALL(c, &r, "get", "uL", a, l2);
+    th_assert_bytes(r.result, chunk, CHUNK);
+    w2 = writer_new(c, 0);
+    TH_ERR_CALL(c, &r, "no_space", "push", "ub", w2, chunk, (size_t)CHUNK);
+    /* Releasing the arena gives the space back. */
+    TH_OK_CALL(c, &r, "release", "u", a);
+    push(c, w2, chunk, CHUNK);
+    (void)l1;
+    th_close(c);
+    free(chunk);
+    down();
+}
+END_TEST
+
+/* ---- max_clients ---- */
+
+START_TEST(max_clients_refuses_with_limit)
+{
+    struct th_client *c1, *c2, *c3, *c4;
+    struct th_reply r;
+
+    up((const char *const[]){"--max-clients", "2", NULL});
+    c1 = th_must_connect(&D);
+    TH_OK_CALL(c1, &r, "hello", "");
+    c2 = th_must_connect(&D);
+    TH_OK_CALL(c2, &r, "hello", "");
+    c3 = th_must_connect(&D);
+    ck_assert_int_eq(th_recv(c3, &r), TH_OK);
+    ck_assert_uint_eq(r.msgid, 0);
+    ck_assert_str_eq(r.code, "limit");
+    ck_assert_str_eq(r.msg, "too many clients");
+    ck_assert_msg(r.result != NULL && r.result->type == MSGPACK_OBJECT_NIL, "result not nil");
+    ck_assert_int_eq(th_wait_eof(c3, &r), TH_EOF);
+    th_close(c3);
+    TH_OK_CALL(c1, &r, "hello", "");
+    TH_OK_CALL(c2, &r, "hello", "");
+    th_close(c1);
+    ck_assert_int_eq(th_wait_stat(c2, "connections", 1, TH_TIMEOUT_MS), 0);
+    c4 = th_must_connect(&D);
+    TH_OK_CALL(c4, &r, "hello", "");
+    th_close(c4);
+    th_close(c2);
+    down();
+}
+END_TEST
+
+/* ---- descriptor exhaustion ---- */
+
+START_TEST(emfile_pauses_accepting_without_spinning)
+{
+    enum { FLOOD = 120 };
+    const char *const args[] = {NULL};
+    struct th_opts o = {.args = args, .nofile = 48};
+    struct th_client *flood[FLOOD], *c = NULL;
+    struct th_reply r;
+    long t0, t1;
+    int n = 0;
+    char *log;
+
+    ck_assert_int_eq(th_daemon_start_opts(&D, &o), 0);
+    for (int i = 0; i < FLOOD; i++) {
+        flood[n] = th_connect(D.sock, 1000);
+        if (flood[n] != NULL)
+            n++;
+    }
+    ck_assert_int_gt(n, 48);
+    th_sleep_ms(200);
+    t0 = th_proc_cpu_ticks(D.pid);
+    th_sleep_ms(1000);
+    t1 = th_proc_cpu_ticks(D.pid);
+    ck_assert(th_daemon_alive(&D));
+    ck_assert_msg(t1 - t0 < 20, "daemon used %ld ticks in 1 s while out of descriptors", t1 - t0);
+    log = th_daemon_log(&D);
+    ck_assert_msg(log != NULL && strstr(log, "accept:") != NULL, "no accept warning logged");
+    free(log);
+    for (int i = 0; i < n; i++)
+        th_close(flood[i]);
+    /* Serves again once descriptors are free. */
+    uint64_t end = th_now_ms() + TH_TIMEOUT_MS;
+    while (th_now_ms() < end) {
+        c = th_connect(D.sock, 1000);
+        if (c != NULL) {
+            th_set_timeout(c, 2000);
+            if (th_call(c, &r, "hello", "") == TH_OK && r.err == PROTO_OK)
+                break;
+            th_close(c);
+            c = NULL;
+        }
+        th_sleep_ms(20);
+    }
+    ck_assert_msg(c != NULL, "the daemon did not serve again");
+    th_close(c);
+    down();
+}
+END_TEST
+
+/* ---- peers of another uid ---- */
+
+START_TEST(other_uid_is_refused)
+{
+    struct th_client *mine;
+    struct th_reply r;
+    char parent[sizeof(D.dir)];
+    pid_t kid;
+    int ws;
+    char *log;
+
+    up(NULL);
+    /* Let uid 65534 reach the socket at all; the daemon must refuse it. */
+    snprintf(parent, sizeof(parent), "%s", D.dir);
+    *strrchr(parent, '/') = '\0';
+    ck_assert_int_eq(chmod(parent, 0711), 0);
+    ck_assert_int_eq(chmod(D.dir, 0711), 0);
+    ck_assert_int_eq(chmod(D.sock, 0777), 0);
+    kid = fork();
+    ck_assert_int_ge(kid, 0);
+    if (kid == 0) {
+        struct th_client *c;
+        if (setgid(65534) < 0 || setuid(65534) < 0)
+            _exit(3);
+        c = th_connect(D.sock, 2000);
+        if (c == NULL)
+            _exit(4);
+        th_set_timeout(c, 5000);
+        _exit(th_wait_eof(c, &r) == TH_EOF ? 0 : 5);
+    }
+    ck_assert_int_eq(waitpid(kid, &ws, 0), kid);
+    ck_assert_msg(WIFEXITED(ws) && WEXITSTATUS(ws) == 0, "uid 65534 was not refused (%d)", ws);
+    log = th_daemon_log(&D);
+    ck_assert_msg(log != NULL && strstr(log, "uid 65534") != NULL, "refusal not logged");
+    free(log);
+    mine = th_must_connect(&D);
+    TH_OK_CALL(mine, &r, "hello", "");
+    th_close(mine);
+    down();
+}
+END_TEST
+
+static Suite *guards_suite(void)
+{
+    Suite *s = suite_create("guards");
+    TCase *tc;
+
+    tc = tcase_create("connections");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, disconnect_releases_every_descriptor);
+    tcase_add_test(tc, two_thousand_pipelined_requests);
+    tcase_add_test(tc, byte_at_a_time_requests_are_framed);
+    tcase_add_test(tc, max_clients_refuses_with_limit);
+    tcase_add_test(tc, emfile_pauses_accepting_without_spinning);
+    if (geteuid() == 0)
+        tcase_add_test(tc, other_uid_is_refused);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("input");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, hostile_input_closes_only_that_connection);
+    tcase_add_test(tc, push_over_max_message_is_refused_early);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("resources");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, back_pressure_bounds_memory_sendfile_path);
+    tcase_add_test(tc, back_pressure_bounds_memory_copy_path);
+    tcase_add_test(tc, quota_refuses_pushes_and_keeps_old_data);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr;
+    int failed;
+
+    if (th_run_begin() < 0)
+        return EXIT_FAILURE;
+    sr = srunner_create(guards_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    th_run_end();
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
