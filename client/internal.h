@@ -69,6 +69,7 @@ struct farena_client {
      * rx[rx_start..rx_scan) were already fed to the scanner. */
     uint8_t *rx;
     size_t rx_start, rx_scan, rx_len, rx_cap;
+    uint64_t rx_total; /* bytes received since connect */
     struct proto_scan *scan;
     msgpack_zone zone;            /* unpacked responses; cleared per message */
     const msgpack_object *result; /* single calls: the result, valid until the next call */

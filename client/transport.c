@@ -122,8 +122,14 @@ static int tx_write(void *data, const char *buf, size_t len)
     return 0;
 }
 
-/* Sends what the socket takes without blocking. Returns 0 or ECONNLOST. */
-static int tx_flush(farena_client *c)
+struct run;
+static int rx_read(farena_client *c, struct run *r, int block);
+
+/* Sends what the socket takes without blocking. Returns 0 or ECONNLOST.
+ * When the daemon has closed, reads what it sent before closing first (it
+ * explains a refusal, e.g. too many clients, then closes), so the caller
+ * gets that error rather than a bare ECONNLOST. */
+static int tx_flush(farena_client *c, struct run *r)
 {
     while (c->tx_off < c->tx_len) {
         ssize_t n =
@@ -136,6 +142,17 @@ static int tx_flush(farena_client *c)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return 0;
+        if (n < 0 && (errno == EPIPE || errno == ECONNRESET)) {
+            int e = errno;
+            for (;;) {
+                uint64_t before = c->rx_total;
+                if (rx_read(c, r, 0) != 0 || c->broken || c->rx_total == before)
+                    break;
+            }
+            if (c->broken)
+                return c->broken;
+            errno = e;
+        }
         return cl_break(c, cl_fail(c, FARENA_ECONNLOST, "connection to farenad lost: %s",
                                    n < 0 ? strerror(errno) : "send returned 0"));
     }
@@ -315,6 +332,7 @@ static int rx_read(farena_client *c, struct run *r, int block)
     n = recv(c->fd, c->rx + c->rx_len, c->rx_cap - c->rx_len, block ? 0 : MSG_DONTWAIT);
     if (n > 0) {
         c->rx_len += (size_t)n;
+        c->rx_total += (uint64_t)n;
         return rx_process(c, r);
     }
     if (n == 0)
@@ -342,7 +360,7 @@ static int run_step(farena_client *c, struct run *r)
     int err, n;
 
     if (c->tx_off < c->tx_len) {
-        err = tx_flush(c);
+        err = tx_flush(c, r);
         if (err != 0)
             return err;
     }
@@ -368,6 +386,8 @@ static int run_step(farena_client *c, struct run *r)
                                    c->timeout_ms));
     if (pfd.revents & (POLLIN | POLLHUP | POLLERR))
         return rx_read(c, r, 0);
+    if (pfd.revents & POLLOUT)
+        return tx_flush(c, r);
     return 0;
 }
 

@@ -1,0 +1,1793 @@
+/* check_client: libfarena against a private farenad (the crate README's
+ * scenarios, sharing between processes, batches far above max_message,
+ * failure paths), plus a scripted fake peer for the failures a real daemon
+ * cannot be made to produce on demand (every error code, malformed replies,
+ * silence). Every test starts its own daemon through the harness; the
+ * harness makes it die with the test process. */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <msgpack.h>
+
+#include "farena.h"
+#include "harness.h"
+#include "codec.h"
+#include "scan.h"
+
+/* The daemon of the running test (each test runs in its own process). */
+static struct th_daemon dmn;
+
+/* A NULL-terminated argument list literal. */
+#define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+/* The name of a code, for messages. */
+static const char *ename(int rc)
+{
+    const char *n = farena_errname(rc);
+
+    return n != NULL ? n : "(not a farena code)";
+}
+
+/* A call that must succeed. */
+#define OK(c, expr)                                                                                \
+    do {                                                                                           \
+        int rc_ = (expr);                                                                          \
+        ck_assert_msg(rc_ == 0, "%s -> %s: %s", #expr, ename(rc_), farena_errmsg(c));              \
+    } while (0)
+
+/* A call that must fail with code. */
+#define FAILS(c, code, expr)                                                                       \
+    do {                                                                                           \
+        int rc_ = (expr);                                                                          \
+        ck_assert_msg(rc_ == (code), "%s -> %s, expected %s: %s", #expr, ename(rc_), ename(code),  \
+                      farena_errmsg(c));                                                           \
+    } while (0)
+
+/* Starts this test's daemon with extra arguments (NULL-terminated, may be
+ * NULL). The free-space floor is off so a nearly full disk cannot fail
+ * tests that are not about it. */
+static void start(const char *const *extra)
+{
+    const char *args[32];
+    int n = 0;
+
+    args[n++] = "--min-free";
+    args[n++] = "0";
+    for (const char *const *a = extra; a != NULL && *a != NULL && n < 30; a++)
+        args[n++] = *a;
+    args[n] = NULL;
+    ck_assert_msg(th_daemon_start(&dmn, args) == 0, "farenad did not start");
+}
+
+/* Stops this test's daemon (checked teardown; also safe when none ran). */
+static void stop(void)
+{
+    if (dmn.dir[0] != '\0')
+        th_daemon_cleanup(&dmn);
+    memset(&dmn, 0, sizeof(dmn));
+}
+
+/* Connects to this test's daemon with a 10 s bound on every call. */
+static farena_client *conn(void)
+{
+    farena_client *c = NULL;
+    char why[320];
+    int rc = farena_connect_ex(dmn.sock, 10000, &c, why, sizeof(why));
+
+    ck_assert_msg(rc == 0, "connect: %s: %s", ename(rc), why);
+    ck_assert_ptr_nonnull(c);
+    return c;
+}
+
+/* Pushes a C string and returns its location. */
+static farena_loc push_str(farena_client *c, farena_handle w, const char *s)
+{
+    farena_loc loc;
+
+    OK(c, farena_push(c, w, s, strlen(s), &loc));
+    ck_assert_uint_eq(loc.len, strlen(s));
+    return loc;
+}
+
+/* Checks that the payload at loc is exactly the string want. */
+static void expect_payload(farena_client *c, farena_handle arena, farena_loc loc, const char *want)
+{
+    farena_buf buf = FARENA_BUF_INIT;
+
+    OK(c, farena_get_into(c, arena, loc, &buf));
+    ck_assert_uint_eq(buf.len, strlen(want));
+    ck_assert_msg(memcmp(buf.data, want, buf.len) == 0, "payload differs");
+    ck_assert_int_eq(buf.data[buf.len], 0);
+    farena_buf_free(&buf);
+}
+
+/* A counter from the daemon's stat, by method name (requests or errors). */
+static uint64_t method_count(farena_client *c, const char *method, int errors)
+{
+    struct farena_stat st;
+
+    OK(c, farena_stat(c, &st));
+    for (unsigned i = 0; i < FARENA_STAT_METHODS; i++) {
+        const char *m = farena_method_name(i);
+        if (m != NULL && strcmp(m, method) == 0)
+            return errors ? st.errors[i] : st.requests[i];
+    }
+    ck_abort_msg("no method %s", method);
+    return 0;
+}
+
+/* ---- the crate README's scenarios ---- */
+
+/* "Usage": one writer, two payloads, into_arena, get. */
+START_TEST(crate_usage)
+{
+    farena_client *c = NULL;
+    farena_handle w, arena;
+    farena_loc l1, l2;
+    uint64_t len = 99;
+
+    start(NULL);
+    OK(c, farena_connect(dmn.sock, &c)); /* no timeout: the default */
+    OK(c, farena_writer_new(c, 0, &w));
+    OK(c, farena_writer_len(c, w, &len));
+    ck_assert_uint_eq(len, 0); /* is_empty */
+    l1 = push_str(c, w, "hello");
+    l2 = push_str(c, w, " world");
+    ck_assert_uint_eq(l1.file_index, 0);
+    ck_assert_uint_eq(l1.offset, 0);
+    ck_assert_uint_eq(l2.offset, 5);
+    OK(c, farena_writer_len(c, w, &len));
+    ck_assert_uint_eq(len, 11);
+    OK(c, farena_into_arena(c, w, &arena));
+    ck_assert_uint_ne(arena, w);
+    expect_payload(c, arena, l1, "hello");
+    expect_payload(c, arena, l2, " world");
+    /* The writer handle ended with into_arena. */
+    FAILS(c, FARENA_ENOSUCHHANDLE, farena_push(c, w, "x", 1, NULL));
+    ck_assert_msg(farena_errmsg(c)[0] != '\0', "no message for a daemon error");
+    farena_close(c);
+}
+END_TEST
+
+/* "Building multi-file arenas": files added in any order. */
+START_TEST(crate_builder_any_order)
+{
+    farena_client *c;
+    farena_handle w0, w1, f0, f1, arena, again;
+    farena_loc loc0, loc1;
+    struct farena_arena_info info;
+
+    start(NULL);
+    c = conn();
+    OK(c, farena_writer_new(c, 0, &w0));
+    loc0 = push_str(c, w0, "data0");
+    OK(c, farena_finish(c, w0, &f0));
+    OK(c, farena_writer_new(c, 1, &w1));
+    loc1 = push_str(c, w1, "data1");
+    OK(c, farena_finish(c, w1, &f1));
+    ck_assert_uint_ne(f0, w0); /* finish gives a new handle */
+    ck_assert_uint_eq(loc1.file_index, 1);
+
+    OK(c, farena_build(c, (farena_handle[]){f1, f0}, 2, &arena));
+    expect_payload(c, arena, loc0, "data0");
+    expect_payload(c, arena, loc1, "data1");
+    OK(c, farena_arena_info(c, arena, &info));
+    ck_assert_uint_eq(info.files, 2);
+    ck_assert_uint_eq(info.bytes, 10);
+    /* A file may belong to several arenas. */
+    OK(c, farena_build(c, (farena_handle[]){f0, f1}, 2, &again));
+    ck_assert_uint_ne(again, arena);
+    expect_payload(c, again, loc1, "data1");
+    farena_close(c);
+}
+END_TEST
+
+/* "Multiple files (low-level)": FileArena::new wants index order. */
+START_TEST(crate_arena_new_low_level)
+{
+    farena_client *c;
+    farena_handle w1, w2, f1, f2, arena, bad;
+    farena_loc loc1, loc2;
+
+    start(NULL);
+    c = conn();
+    OK(c, farena_writer_new(c, 0, &w1));
+    loc1 = push_str(c, w1, "data1");
+    OK(c, farena_finish(c, w1, &f1));
+    OK(c, farena_writer_new(c, 1, &w2));
+    loc2 = push_str(c, w2, "data2");
+    OK(c, farena_finish(c, w2, &f2));
+
+    FAILS(c, FARENA_EINDEXMISMATCH, farena_arena_new(c, (farena_handle[]){f2, f1}, 2, &bad));
+    OK(c, farena_arena_new(c, (farena_handle[]){f1, f2}, 2, &arena));
+    expect_payload(c, arena, loc1, "data1");
+    expect_payload(c, arena, loc2, "data2");
+    farena_close(c);
+}
+END_TEST
+
+#define NWORKERS 4
+
+/* One parallel writer's share of crate_parallel_writers. */
+struct worker {
+    pthread_t th;
+    unsigned index;
+    pthread_barrier_t *reported, *built;
+    farena_loc loc;     /* where its item landed */
+    farena_handle file; /* its file, usable by any connection */
+    char item[16];
+};
+
+/* A parallel writer on its own connection. A file is usable by other
+ * connections only while it belongs to a live arena, so the worker puts its
+ * file at its index in a private arena, padded with empty files below it,
+ * and keeps that arena until the main thread has built the real one. */
+static void *worker_main(void *arg)
+{
+    struct worker *wk = arg;
+    farena_handle files[NWORKERS], w, tmp, all[NWORKERS];
+    size_t n = 0;
+    farena_client *c = conn();
+
+    for (unsigned j = 0; j < wk->index; j++) {
+        OK(c, farena_writer_new(c, (uint16_t)j, &w));
+        OK(c, farena_finish(c, w, &files[j]));
+    }
+    OK(c, farena_writer_new(c, (uint16_t)wk->index, &w));
+    wk->loc = push_str(c, w, wk->item);
+    OK(c, farena_finish(c, w, &files[wk->index]));
+    OK(c, farena_build(c, files, wk->index + 1, &tmp));
+    OK(c, farena_arena_files(c, tmp, all, NWORKERS, &n));
+    ck_assert_uint_eq(n, wk->index + 1);
+    wk->file = all[wk->index];
+    pthread_barrier_wait(wk->reported);
+    pthread_barrier_wait(wk->built);
+    farena_close(c);
+    return NULL;
+}
+
+/* "Parallel writing": writers on their own connections in threads,
+ * assembled by build on another connection. */
+START_TEST(crate_parallel_writers)
+{
+    struct worker wk[NWORKERS];
+    pthread_barrier_t reported, built;
+    farena_handle files[NWORKERS], arena;
+    struct farena_arena_info info;
+    farena_client *c;
+
+    start(NULL);
+    c = conn();
+    pthread_barrier_init(&reported, NULL, NWORKERS + 1);
+    pthread_barrier_init(&built, NULL, NWORKERS + 1);
+    for (unsigned i = 0; i < NWORKERS; i++) {
+        memset(&wk[i], 0, sizeof(wk[i]));
+        wk[i].index = i;
+        wk[i].reported = &reported;
+        wk[i].built = &built;
+        snprintf(wk[i].item, sizeof(wk[i].item), "item%u", i + 1);
+        ck_assert_int_eq(pthread_create(&wk[i].th, NULL, worker_main, &wk[i]), 0);
+    }
+    pthread_barrier_wait(&reported);
+    /* The builder places files by their index, whatever the order. */
+    for (unsigned i = 0; i < NWORKERS; i++)
+        files[i] = wk[NWORKERS - 1 - i].file;
+    OK(c, farena_build(c, files, NWORKERS, &arena));
+    pthread_barrier_wait(&built);
+    for (unsigned i = 0; i < NWORKERS; i++)
+        pthread_join(wk[i].th, NULL);
+    /* The workers' connections are gone; the arena holds the files. */
+    for (unsigned i = 0; i < NWORKERS; i++) {
+        ck_assert_uint_eq(wk[i].loc.file_index, i);
+        expect_payload(c, arena, wk[i].loc, wk[i].item);
+    }
+    OK(c, farena_arena_info(c, arena, &info));
+    ck_assert_uint_eq(info.files, NWORKERS);
+    pthread_barrier_destroy(&reported);
+    pthread_barrier_destroy(&built);
+    farena_close(c);
+}
+END_TEST
+
+/* A node of crate_graph_tree: metadata in memory, text in the arena. */
+struct node {
+    uint64_t id;
+    farena_loc payload;
+    size_t children[2];
+    size_t nchildren;
+};
+
+/* FNV-1a, the test's "own hash function". */
+static uint64_t fnv1a(const char *s)
+{
+    uint64_t h = UINT64_C(14695981039346656037);
+
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * UINT64_C(1099511628211);
+    return h;
+}
+
+/* "Graph/tree structures": traverse, read per node, then concatenate. */
+START_TEST(crate_graph_tree)
+{
+    static const char *const names[] = {"root", "child1", "child2"};
+    static const char *const texts[] = {"root text", "child text", "ünïcödé child ✓"};
+    struct node nodes[3];
+    char want[128] = "";
+    farena_buf full = FARENA_BUF_INIT;
+    farena_handle w, arena;
+    farena_client *c;
+
+    start(NULL);
+    c = conn();
+    OK(c, farena_writer_new(c, 0, &w));
+    for (size_t i = 0; i < 3; i++) {
+        nodes[i].id = fnv1a(names[i]);
+        nodes[i].payload = push_str(c, w, texts[i]);
+        nodes[i].nchildren = 0;
+    }
+    nodes[0].children[0] = 1;
+    nodes[0].children[1] = 2;
+    nodes[0].nchildren = 2;
+    OK(c, farena_into_arena(c, w, &arena));
+
+    /* A fresh buffer per node: get_str_into appends. */
+    for (size_t i = 0; i < 3; i++) {
+        farena_buf buf = FARENA_BUF_INIT;
+        OK(c, farena_get_str_into(c, arena, nodes[i].payload, &buf));
+        ck_assert_str_eq((const char *)buf.data, texts[i]);
+        farena_buf_free(&buf);
+    }
+    /* Depth-first from the root, concatenating into one buffer. */
+    OK(c, farena_get_str_into(c, arena, nodes[0].payload, &full));
+    strcat(want, texts[0]);
+    for (size_t k = 0; k < nodes[0].nchildren; k++) {
+        size_t child = nodes[0].children[k];
+        OK(c, farena_get_str_into(c, arena, nodes[child].payload, &full));
+        strcat(want, texts[child]);
+    }
+    ck_assert_uint_eq(full.len, strlen(want));
+    ck_assert_str_eq((const char *)full.data, want);
+    ck_assert_uint_ne(nodes[0].id, nodes[1].id);
+    farena_buf_free(&full);
+    farena_close(c);
+}
+END_TEST
+
+/* "Buffer reuse": clear keeps the memory. */
+START_TEST(crate_buffer_reuse)
+{
+    farena_buf buf = FARENA_BUF_INIT;
+    farena_handle w, arena;
+    farena_loc l1, l2;
+    farena_client *c;
+    uint8_t *mem;
+    size_t cap;
+
+    start(NULL);
+    c = conn();
+    OK(c, farena_writer_new(c, 0, &w));
+    l1 = push_str(c, w, "hello");
+    l2 = push_str(c, w, " world");
+    OK(c, farena_into_arena(c, w, &arena));
+    OK(c, farena_get_into(c, arena, l1, &buf));
+    ck_assert_uint_eq(buf.len, 5);
+    ck_assert_mem_eq(buf.data, "hello", 5);
+    mem = buf.data;
+    cap = buf.cap;
+    farena_buf_clear(&buf);
+    OK(c, farena_get_into(c, arena, l2, &buf));
+    ck_assert_uint_eq(buf.len, 6);
+    ck_assert_mem_eq(buf.data, " world", 6);
+    ck_assert_ptr_eq(buf.data, mem);
+    ck_assert_uint_eq(buf.cap, cap);
+    /* Appends, as the crate's get_into does. */
+    OK(c, farena_get_into(c, arena, l1, &buf));
+    ck_assert_str_eq((const char *)buf.data, " worldhello");
+    farena_buf_free(&buf);
+    ck_assert_ptr_null(buf.data);
+    farena_close(c);
+}
+END_TEST
+
+/* get_str_into accepts UTF-8 and refuses anything else without touching
+ * the buffer; the unchecked variant returns the bytes as they are. */
+START_TEST(crate_get_str_utf8)
+{
+    static const char *const good[] = {
+        "plain ascii",
+        "h\xc3\xa9llo \xe2\x9c\x93 \xf0\x9d\x84\x9e",
+        "\xc2\x80",
+        "\xef\xbf\xbf",
+        "\xf4\x8f\xbf\xbf",
+        "",
+        "0123456789abcdef0123456789abcdef\xc3\xa9",
+    };
+    static const char *const bad[] = {
+        "\xff",     "\xc0\x80",         "\xc1\xbf",         "\xed\xa0\x80",
+        "\xe2\x82", "\xf4\x90\x80\x80", "ok\xc3",           "\xf8\x88\x80\x80\x80",
+        "\x80",     "\xe0\x80\x80",     "\xf0\x80\x80\x80", "0123456789abcdef\xfe",
+    };
+    farena_loc gl[7], bl[12], nul;
+    farena_handle w, arena;
+    farena_client *c;
+
+    start(NULL);
+    c = conn();
+    OK(c, farena_writer_new(c, 0, &w));
+    for (size_t i = 0; i < 7; i++)
+        gl[i] = push_str(c, w, good[i]);
+    for (size_t i = 0; i < 12; i++)
+        bl[i] = push_str(c, w, bad[i]);
+    OK(c, farena_push(c, w, "a\0b", 3, &nul));
+    OK(c, farena_into_arena(c, w, &arena));
+
+    for (size_t i = 0; i < 7; i++) {
+        farena_buf buf = FARENA_BUF_INIT;
+        OK(c, farena_get_str_into(c, arena, gl[i], &buf));
+        ck_assert_uint_eq(buf.len, strlen(good[i]));
+        ck_assert_msg(buf.len == 0 || memcmp(buf.data, good[i], buf.len) == 0, "good %zu", i);
+        farena_buf_free(&buf);
+    }
+    for (size_t i = 0; i < 12; i++) {
+        farena_buf buf = FARENA_BUF_INIT;
+        OK(c, farena_buf_reserve(&buf, 6));
+        memcpy(buf.data, "prefix", 6);
+        buf.len = 6;
+        FAILS(c, FARENA_EUTF8, farena_get_str_into(c, arena, bl[i], &buf));
+        ck_assert_uint_eq(buf.len, 6);
+        ck_assert_mem_eq(buf.data, "prefix", 6);
+        OK(c, farena_get_str_into_unchecked(c, arena, bl[i], &buf));
+        ck_assert_uint_eq(buf.len, 6 + strlen(bad[i]));
+        ck_assert_mem_eq(buf.data + 6, bad[i], strlen(bad[i]));
+        farena_buf_free(&buf);
+    }
+    {
+        farena_buf buf = FARENA_BUF_INIT;
+        OK(c, farena_get_str_into(c, arena, nul, &buf)); /* NUL is valid UTF-8 */
+        ck_assert_uint_eq(buf.len, 3);
+        ck_assert_mem_eq(buf.data, "a\0b", 3);
+        farena_buf_free(&buf);
+    }
+    farena_close(c);
+}
+END_TEST
+
+/* get_many appends in order; a bad location fails the call untouched. */
+START_TEST(get_many_order_and_failure)
+{
+    static const char *const items[] = {"a", "", "bcd", "the fourth one"};
+    struct iovec iov[4];
+    farena_loc locs[4], bad[2];
+    farena_buf buf = FARENA_BUF_INIT;
+    farena_handle w, arena;
+    farena_client *c;
+
+    start(NULL);
+    c = conn();
+    OK(c, farena_writer_new(c, 0, &w));
+    for (size_t i = 0; i < 4; i++) {
+        iov[i].iov_base = (void *)(uintptr_t)items[i];
+        iov[i].iov_len = strlen(items[i]);
+    }
+    OK(c, farena_push_many(c, w, iov, 4, locs));
+    for (size_t i = 0; i < 4; i++)
+        ck_assert_uint_eq(locs[i].len, strlen(items[i]));
+    OK(c, farena_into_arena(c, w, &arena));
+
+    OK(c, farena_buf_reserve(&buf, 3));
+    memcpy(buf.data, "<<<", 3);
+    buf.len = 3;
+    OK(c,
+       farena_get_many_into(c, arena, (farena_loc[]){locs[3], locs[1], locs[0], locs[2]}, 4, &buf));
+    ck_assert_str_eq((const char *)buf.data, "<<<the fourth oneabcd");
+    OK(c, farena_get_many_into(c, arena, locs, 0, &buf));
+    ck_assert_uint_eq(buf.len, 21);
+
+    bad[0] = locs[0];
+    bad[1] = (farena_loc){0, 1000, 1};
+    FAILS(c, FARENA_EOUTOFBOUNDS, farena_get_many_into(c, arena, bad, 2, &buf));
+    ck_assert_msg(strstr(farena_errmsg(c), "item 1") != NULL, "errmsg: %s", farena_errmsg(c));
+    ck_assert_uint_eq(buf.len, 21);
+    ck_assert_str_eq((const char *)buf.data, "<<<the fourth oneabcd");
+    bad[1] = (farena_loc){1, 0, 0}; /* no file 1, even for len 0 */
+    FAILS(c, FARENA_EOUTOFBOUNDS, farena_get_many_into(c, arena, bad, 2, &buf));
+    ck_assert_uint_eq(buf.len, 21);
+    farena_buf_free(&buf);
+    farena_close(c);
+}
+END_TEST
+
+/* Info, files, open/release, names, and a bigger arena from old files. */
+START_TEST(arena_lifecycle)
+{
+    struct farena_arena_info info;
+    farena_handle w, w1, f1, arena, big, found, files[4];
+    farena_loc l0, l1;
+    size_t n = 0;
+    farena_client *c;
+
+    start(NULL);
+    c = conn();
+    OK(c, farena_writer_new(c, 0, &w));
+    l0 = push_str(c, w, "first file");
+    OK(c, farena_into_arena(c, w, &arena));
+    OK(c, farena_arena_info(c, arena, &info));
+    ck_assert_uint_eq(info.files, 1);
+    ck_assert_uint_eq(info.bytes, 10);
+    ck_assert_uint_eq(info.refs, 1);
+    ck_assert_int_eq(info.has_name, 0);
+
+    OK(c, farena_open(c, arena));
+    OK(c, farena_name(c, arena, "lifecycle-a"));
+    OK(c, farena_name(c, arena, "lifecycle-b")); /* several names */
+    FAILS(c, FARENA_ENAMETAKEN, farena_name(c, arena, "lifecycle-a"));
+    OK(c, farena_arena_info(c, arena, &info));
+    ck_assert_uint_eq(info.refs, 4);
+    ck_assert_int_eq(info.has_name, 1);
+    ck_assert_str_eq(info.name, "lifecycle-a");
+    OK(c, farena_lookup(c, "lifecycle-b", &found));
+    ck_assert_uint_eq(found, arena);
+
+    /* "To add more data, create a new writer, then build a new arena
+     * containing all files." */
+    OK(c, farena_arena_files(c, arena, files, 4, &n));
+    ck_assert_uint_eq(n, 1);
+    OK(c, farena_arena_files(c, arena, NULL, 0, &n)); /* count only */
+    ck_assert_uint_eq(n, 1);
+    OK(c, farena_writer_new(c, 1, &w1));
+    l1 = push_str(c, w1, "second file");
+    OK(c, farena_finish(c, w1, &f1));
+    files[1] = f1;
+    OK(c, farena_build(c, files, 2, &big));
+    expect_payload(c, big, l0, "first file");
+    expect_payload(c, big, l1, "second file");
+
+    OK(c, farena_unname(c, "lifecycle-a"));
+    FAILS(c, FARENA_ENOSUCHNAME, farena_unname(c, "lifecycle-a"));
+    OK(c, farena_release(c, arena));
+    OK(c, farena_arena_info(c, arena, &info));
+    ck_assert_uint_eq(info.refs, 2); /* the first reference and lifecycle-b */
+    ck_assert_str_eq(info.name, "lifecycle-b");
+    OK(c, farena_release(c, arena));
+    OK(c, farena_unname(c, "lifecycle-b"));
+    /* Nothing holds it any more. */
+    FAILS(c, FARENA_ENOSUCHHANDLE, farena_arena_info(c, arena, &info));
+    FAILS(c, FARENA_ENOSUCHHANDLE, farena_release(c, arena));
+    expect_payload(c, big, l0, "first file"); /* the big arena holds file 0 */
+    farena_close(c);
+}
+END_TEST
+
+/* Closing a client drops its references: an unnamed arena goes. */
+START_TEST(close_drops_references)
+{
+    struct farena_arena_info info;
+    farena_handle w, arena;
+    farena_client *a, *b;
+    uint64_t end;
+    int rc;
+
+    start(NULL);
+    a = conn();
+    b = conn();
+    OK(a, farena_writer_new(a, 0, &w));
+    push_str(a, w, "ephemeral");
+    OK(a, farena_into_arena(a, w, &arena));
+    OK(b, farena_arena_info(b, arena, &info));
+    ck_assert_uint_eq(info.refs, 1);
+    farena_close(a);
+    end = th_now_ms() + 5000;
+    do {
+        rc = farena_arena_info(b, arena, &info);
+        if (rc == 0)
+            th_sleep_ms(5);
+    } while (rc == 0 && th_now_ms() < end);
+    FAILS(b, FARENA_ENOSUCHHANDLE, rc);
+    farena_close(b);
+}
+END_TEST
+
+/* hello, limits, stat, version. */
+START_TEST(server_stat_version)
+{
+    farena_server_info info, again;
+    struct farena_stat st;
+    farena_client *c;
+
+    start(NULL);
+    c = conn();
+    OK(c, farena_server(c, &info));
+    ck_assert_str_eq(info.server, "farenad");
+    ck_assert_uint_eq(info.protocol, 1);
+    ck_assert_uint_eq(info.limits.max_message, 64u << 20);
+    ck_assert_uint_eq(info.limits.max_batch, 65536);
+    ck_assert_uint_eq(info.limits.max_name, 255);
+    OK(c, farena_hello(c, &again));
+    ck_assert_str_eq(again.version, info.version);
+    OK(c, farena_stat(c, &st));
+    ck_assert_uint_eq(st.pid, (uint64_t)dmn.pid);
+    ck_assert_uint_ge(st.connections, 1);
+    ck_assert_uint_ge(st.requests[0], 2); /* two hellos */
+    ck_assert_uint_ge(st.requests_total, 3);
+    ck_assert_uint_eq(farena_version(), FARENA_VERSION_HEX);
+    ck_assert_str_eq(farena_version_string(), "0.1.0");
+    ck_assert_str_eq(farena_method_name(0), "hello");
+    ck_assert_ptr_null(farena_method_name(1000));
+    OK(c, farena_set_timeout(c, 0));
+    OK(c, farena_set_timeout(c, 5000));
+    farena_close(c);
+}
+END_TEST
+
+/* NULL path: $FARENA_SOCKET, else the runtime dir, else /tmp/farena-UID. */
+START_TEST(default_socket_path)
+{
+    char path[256], want[256];
+    farena_client *c = NULL;
+
+    start(NULL);
+    setenv("FARENA_SOCKET", dmn.sock, 1);
+    OK(c, farena_connect(NULL, &c));
+    farena_close(c);
+    c = NULL;
+    OK(c, farena_connect("", &c));
+    farena_close(c);
+    c = NULL;
+    OK(c, farena_socket_path("/x/y.sock", path, sizeof(path)));
+    ck_assert_str_eq(path, "/x/y.sock");
+    OK(c, farena_socket_path(NULL, path, sizeof(path)));
+    ck_assert_str_eq(path, dmn.sock);
+    setenv("FARENA_SOCKET", "", 1);
+    setenv("XDG_RUNTIME_DIR", "/run/user/4242", 1);
+    OK(c, farena_socket_path(NULL, path, sizeof(path)));
+    ck_assert_str_eq(path, "/run/user/4242/farena/farenad.sock");
+    unsetenv("FARENA_SOCKET");
+    unsetenv("XDG_RUNTIME_DIR");
+    OK(c, farena_socket_path(NULL, path, sizeof(path)));
+    snprintf(want, sizeof(want), "/tmp/farena-%lu/farenad.sock", (unsigned long)getuid());
+    ck_assert_str_eq(path, want);
+    FAILS(c, FARENA_ETOOLARGE, farena_socket_path("/a/long/path", path, 5));
+    ck_assert_str_eq(path, "");
+    FAILS(c, FARENA_EINVAL, farena_socket_path(NULL, NULL, 10));
+}
+END_TEST
+
+/* ---- sharing between processes ---- */
+
+/* Reads one byte from fd within timeout_ms; returns it or -1. */
+static int read_byte(int fd, int timeout_ms)
+{
+    struct pollfd p = {fd, POLLIN, 0};
+    char b;
+
+    if (poll(&p, 1, timeout_ms) != 1 || read(fd, &b, 1) != 1)
+        return -1;
+    return b;
+}
+
+/* Waits for a child within timeout_ms (killing it after) and returns its
+ * exit status, or -1. */
+static int wait_child(pid_t pid, int timeout_ms)
+{
+    uint64_t end = th_now_ms() + (uint64_t)timeout_ms;
+    int ws;
+
+    while (th_now_ms() < end) {
+        pid_t r = waitpid(pid, &ws, WNOHANG);
+        if (r == pid)
+            return WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
+        th_sleep_ms(5);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &ws, 0);
+    return -1;
+}
+
+/* The child of fork_child_reads_parent_data; returns its exit status. */
+static int fork_child(farena_client *inherited, int to_parent, int from_parent, farena_loc loc)
+{
+    farena_buf buf = FARENA_BUF_INIT;
+    farena_handle w, arena;
+    farena_client *own = NULL;
+    struct farena_stat st;
+    char why[320];
+
+    /* The parent's client is refused here, without touching the socket. */
+    if (farena_writer_new(inherited, 0, &w) != FARENA_EFORK ||
+        farena_stat(inherited, &st) != FARENA_EFORK ||
+        farena_lookup(inherited, "shared", &arena) != FARENA_EFORK ||
+        strstr(farena_errmsg(inherited), "fork") == NULL)
+        return 10;
+    farena_close(inherited);
+    if (write(to_parent, "c", 1) != 1)
+        return 11;
+    if (read_byte(from_parent, 10000) != 'g') /* the parent has closed */
+        return 12;
+    if (farena_connect_ex(dmn.sock, 10000, &own, why, sizeof(why)) != 0)
+        return 13;
+    if (farena_lookup(own, "shared", &arena) != 0)
+        return 14;
+    if (farena_get_into(own, arena, loc, &buf) != 0)
+        return 15;
+    if (buf.len != 15 || memcmp(buf.data, "from the parent", 15) != 0)
+        return 16;
+    if (farena_unname(own, "shared") != 0)
+        return 17;
+    farena_buf_free(&buf);
+    farena_close(own);
+    return 0;
+}
+
+/* A forked child looks up a name its parent bound and reads the parent's
+ * data after the parent's client has closed. */
+START_TEST(fork_child_reads_parent_data)
+{
+    int up[2], down[2];
+    struct farena_stat st;
+    farena_handle w, arena;
+    farena_client *c;
+    farena_loc loc;
+    pid_t pid;
+
+    start(NULL);
+    c = conn();
+    OK(c, farena_writer_new(c, 0, &w));
+    loc = push_str(c, w, "from the parent");
+    OK(c, farena_into_arena(c, w, &arena));
+    OK(c, farena_name(c, arena, "shared"));
+    ck_assert_int_eq(pipe(up), 0);
+    ck_assert_int_eq(pipe(down), 0);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0)
+        _exit(fork_child(c, up[1], down[0], loc));
+    ck_assert_int_eq(read_byte(up[0], 10000), 'c');
+    /* The child's farena_close did not end the parent's connection. */
+    OK(c, farena_stat(c, &st));
+    farena_close(c);
+    ck_assert_int_eq(write(down[1], "g", 1), 1);
+    ck_assert_int_eq(wait_child(pid, 20000), 0);
+    close(up[0]);
+    close(up[1]);
+    close(down[0]);
+    close(down[1]);
+}
+END_TEST
+
+/* Every call in a forked child is refused; the parent's client lives on. */
+START_TEST(use_after_fork_refused)
+{
+    farena_buf buf = FARENA_BUF_INIT;
+    struct farena_stat st;
+    farena_handle w;
+    farena_client *c;
+    pid_t pid;
+
+    start(NULL);
+    c = conn();
+    OK(c, farena_writer_new(c, 0, &w));
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int bad = 0;
+        bad |= farena_push(c, w, "x", 1, NULL) != FARENA_EFORK;
+        bad |= farena_push_many(c, w, NULL, 0, NULL) != FARENA_EFORK;
+        bad |= farena_get_into(c, 1, (farena_loc){0, 0, 0}, &buf) != FARENA_EFORK;
+        bad |= farena_hello(c, NULL) != FARENA_EFORK;
+        bad |= farena_set_timeout(c, 10) != FARENA_EFORK;
+        bad |= farena_release(c, w) != FARENA_EFORK;
+        farena_close(c);
+        _exit(bad ? 1 : 0);
+    }
+    ck_assert_int_eq(wait_child(pid, 10000), 0);
+    OK(c, farena_push(c, w, "still mine", 10, NULL));
+    OK(c, farena_stat(c, &st));
+    ck_assert_uint_eq(st.writers, 1);
+    farena_close(c);
+}
+END_TEST
+
+/* ---- batches far above max_message (daemon with --max-message 256K) ---- */
+
+/* A deterministic pseudo-random generator (xorshift). */
+static uint64_t rnd(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+/* Several MiB of large items both ways, split into many requests. */
+START_TEST(batch_megabytes_round_trip)
+{
+    enum { N = 64 };
+    struct iovec iov[N];
+    farena_loc locs[N];
+    farena_buf out = FARENA_BUF_INIT;
+    farena_handle w, arena;
+    size_t total = 0, at = 0;
+    uint64_t seed = 42, pushes, gets;
+    uint8_t *data;
+    farena_client *c;
+
+    start(ARGS("--max-message", "256K"));
+    c = conn();
+    data = malloc((size_t)N * 200000);
+    ck_assert_ptr_nonnull(data);
+    for (size_t i = 0; i < N; i++) {
+        size_t len = 1 + rnd(&seed) % 200000;
+        for (size_t k = 0; k < len; k++)
+            data[total + k] = (uint8_t)(rnd(&seed) >> 24);
+        iov[i].iov_base = data + total;
+        iov[i].iov_len = len;
+        total += len;
+    }
+    ck_assert_uint_gt(total, 4u << 20);
+    OK(c, farena_writer_new(c, 0, &w));
+    OK(c, farena_push_many(c, w, iov, N, locs));
+    for (size_t i = 0; i < N; i++) {
+        ck_assert_uint_eq(locs[i].offset, at);
+        ck_assert_uint_eq(locs[i].len, iov[i].iov_len);
+        at += iov[i].iov_len;
+    }
+    OK(c, farena_into_arena(c, w, &arena));
+    OK(c, farena_get_many_into(c, arena, locs, N, &out));
+    ck_assert_uint_eq(out.len, total);
+    ck_assert_msg(memcmp(out.data, data, total) == 0, "get_many bytes differ");
+    pushes = method_count(c, "push_many", 0);
+    gets = method_count(c, "get_many", 0);
+    ck_assert_uint_ge(pushes, total / (256u << 10));
+    ck_assert_uint_ge(gets, total / (256u << 10));
+    ck_assert_uint_eq(method_count(c, "push_many", 1), 0);
+    ck_assert_uint_eq(method_count(c, "get_many", 1), 0);
+    free(data);
+    farena_buf_free(&out);
+    farena_close(c);
+}
+END_TEST
+
+/* 100 000 small items cost a handful of requests and come back exact. */
+static void many_small_items(unsigned max_requests)
+{
+    enum { N = 100000 };
+    struct iovec *iov = calloc(N, sizeof(*iov));
+    farena_loc *locs = calloc(N, sizeof(*locs));
+    char *data = malloc((size_t)N * 16);
+    farena_buf out = FARENA_BUF_INIT;
+    farena_handle w, arena;
+    size_t total = 0, at = 0;
+    farena_client *c = conn();
+    uint64_t t0;
+
+    ck_assert(iov != NULL && locs != NULL && data != NULL);
+    for (size_t i = 0; i < N; i++) {
+        int n = snprintf(data + total, 16, "#%zu", i * 7919);
+        iov[i].iov_base = data + total;
+        iov[i].iov_len = (size_t)n;
+        total += (size_t)n;
+    }
+    t0 = th_now_ms();
+    OK(c, farena_writer_new(c, 0, &w));
+    OK(c, farena_push_many(c, w, iov, N, locs));
+    OK(c, farena_into_arena(c, w, &arena));
+    OK(c, farena_get_many_into(c, arena, locs, N, &out));
+    ck_assert_uint_eq(out.len, total);
+    ck_assert_msg(memcmp(out.data, data, total) == 0, "bytes differ");
+    for (size_t i = 0; i < N; i++) {
+        ck_assert_uint_eq(locs[i].offset, at);
+        at += locs[i].len;
+    }
+    ck_assert_uint_le(method_count(c, "push_many", 0), max_requests);
+    ck_assert_uint_le(method_count(c, "get_many", 0), max_requests);
+    ck_assert_uint_ge(method_count(c, "push_many", 0), 2); /* above max_batch */
+    fprintf(stderr, "100000 items pushed and read back in %llu ms\n",
+            (unsigned long long)(th_now_ms() - t0));
+    free(iov);
+    free(locs);
+    free(data);
+    farena_buf_free(&out);
+    farena_close(c);
+}
+
+START_TEST(batch_many_small_default_limits)
+{
+    start(NULL);
+    many_small_items(2); /* max_batch 65536: exactly two requests each way */
+}
+END_TEST
+
+START_TEST(batch_many_small_small_messages)
+{
+    start(ARGS("--max-message", "256K"));
+    many_small_items(16);
+}
+END_TEST
+
+/* Over-limit single items are refused locally, before anything is sent;
+ * a hand-made over-limit get_many gets the daemon's too_large. */
+START_TEST(batch_too_large_refused)
+{
+    static uint8_t big[300000];
+    struct iovec iov[3] = {{big, 10}, {big, sizeof(big)}, {big, 10}};
+    farena_buf out = FARENA_BUF_INIT, res = FARENA_BUF_INIT;
+    farena_loc locs[3];
+    farena_handle w, arena;
+    uint64_t len = 1;
+    farena_client *c;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+
+    start(ARGS("--max-message", "256K"));
+    c = conn();
+    OK(c, farena_writer_new(c, 0, &w));
+    FAILS(c, FARENA_ETOOLARGE, farena_push(c, w, big, sizeof(big), NULL));
+    FAILS(c, FARENA_ETOOLARGE, farena_push_many(c, w, iov, 3, locs));
+    ck_assert_msg(strstr(farena_errmsg(c), "item 1") != NULL, "errmsg: %s", farena_errmsg(c));
+    OK(c, farena_writer_len(c, w, &len));
+    ck_assert_uint_eq(len, 0);
+    ck_assert_uint_eq(method_count(c, "push", 0), 0);
+    ck_assert_uint_eq(method_count(c, "push_many", 0), 0);
+
+    for (size_t i = 0; i < 3; i++)
+        iov[i].iov_len = 100000;
+    OK(c, farena_push_many(c, w, iov, 3, locs));
+    OK(c, farena_into_arena(c, w, &arena));
+    FAILS(c, FARENA_ETOOLARGE, farena_get_into(c, arena, (farena_loc){0, 0, sizeof(big)}, &out));
+    ck_assert_uint_eq(method_count(c, "get", 0), 0);
+    ck_assert_uint_eq(out.len, 0);
+
+    /* The daemon's own check, through the raw call. */
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_uint64(&pk, arena);
+    msgpack_pack_array(&pk, 3);
+    for (size_t i = 0; i < 3; i++)
+        proto_pack_loc(&pk, (struct proto_loc){locs[i].file_index, locs[i].offset, locs[i].len});
+    FAILS(c, FARENA_ETOOLARGE, farena_call_raw(c, "get_many", sb.data, sb.size, &res));
+    ck_assert_uint_eq(res.len, 0);
+    ck_assert_uint_eq(method_count(c, "get_many", 1), 1);
+    /* The library splits the same batch and succeeds. */
+    OK(c, farena_get_many_into(c, arena, locs, 3, &out));
+    ck_assert_uint_eq(out.len, 300000);
+    msgpack_sbuffer_destroy(&sb);
+    farena_buf_free(&out);
+    farena_buf_free(&res);
+    farena_close(c);
+}
+END_TEST
+
+/* ---- failure paths against the real daemon ---- */
+
+/* No daemon: a clear error, no crash. */
+START_TEST(no_daemon)
+{
+    farena_client *c = (farena_client *)1;
+    char why[320], path[200], lng[300];
+    int fd;
+
+    snprintf(path, sizeof(path), "/tmp/farena-check-nodaemon-%ld.sock", (long)getpid());
+    unlink(path);
+    FAILS(NULL, FARENA_ECONNECT, farena_connect_ex(path, 0, &c, why, sizeof(why)));
+    ck_assert_ptr_null(c);
+    ck_assert_msg(strstr(why, path) != NULL && strstr(why, "No such file") != NULL, "%s", why);
+    FAILS(NULL, FARENA_ECONNECT, farena_connect(path, &c));
+    /* A regular file where the socket should be. */
+    fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    FAILS(NULL, FARENA_ECONNECT, farena_connect_ex(path, 1000, &c, why, sizeof(why)));
+    unlink(path);
+    memset(lng, 'x', sizeof(lng) - 1);
+    lng[0] = '/';
+    lng[sizeof(lng) - 1] = '\0';
+    FAILS(NULL, FARENA_ECONNECT, farena_connect_ex(lng, 0, &c, why, sizeof(why)));
+    ck_assert_msg(strstr(why, "too long") != NULL, "%s", why);
+    /* A truncated message buffer is fine. */
+    FAILS(NULL, FARENA_ECONNECT, farena_connect_ex(path, 0, &c, why, 8));
+    ck_assert_uint_eq(strlen(why), 7);
+}
+END_TEST
+
+/* Packs a one-element params array [x] (or any msgpack built by fn). */
+static void raw_expect(farena_client *c, int code, const char *method, const char *params,
+                       size_t len)
+{
+    farena_buf res = FARENA_BUF_INIT;
+
+    FAILS(c, code, farena_call_raw(c, method, params, len, &res));
+    ck_assert_uint_eq(res.len, 0);
+    farena_buf_free(&res);
+}
+
+/* Every protocol error the daemon produces on demand, as its FARENA_E. */
+START_TEST(protocol_errors_real_daemon)
+{
+    struct farena_arena_info info;
+    farena_handle w0, w0b, w1, w2, f0, f0b, f2, arena, h;
+    farena_buf buf = FARENA_BUF_INIT;
+    char longname[301];
+    farena_client *c;
+
+    start(NULL);
+    c = conn();
+    raw_expect(c, FARENA_EBADREQUEST, "push", "\x90", 1);
+    raw_expect(c, FARENA_EBADREQUEST, "writer_new", "\x91\xce\x00\x01\x00\x00", 6); /* 65536 */
+    raw_expect(c, FARENA_EUNKNOWNMETHOD, "frobnicate", "\x90", 1);
+    memset(longname, 'n', 300);
+    longname[300] = '\0';
+    FAILS(c, FARENA_EBADREQUEST, farena_name(c, 1, longname));
+    FAILS(c, FARENA_EBADREQUEST, farena_lookup(c, longname, &h));
+
+    FAILS(c, FARENA_ENOSUCHHANDLE, farena_get_into(c, 999999, (farena_loc){0, 0, 0}, &buf));
+    FAILS(c, FARENA_ENOSUCHHANDLE, farena_arena_info(c, 999999, &info));
+    FAILS(c, FARENA_ENOSUCHNAME, farena_lookup(c, "nobody", &h));
+    FAILS(c, FARENA_ENOSUCHNAME, farena_unname(c, "nobody"));
+
+    OK(c, farena_writer_new(c, 0, &w0));
+    push_str(c, w0, "zero");
+    OK(c, farena_finish(c, w0, &f0));
+    OK(c, farena_writer_new(c, 0, &w0b));
+    OK(c, farena_finish(c, w0b, &f0b));
+    OK(c, farena_writer_new(c, 2, &w2));
+    OK(c, farena_finish(c, w2, &f2));
+    FAILS(c, FARENA_EDUPLICATEINDEX, farena_build(c, (farena_handle[]){f0, f0b}, 2, &arena));
+    FAILS(c, FARENA_EMISSINGINDEX, farena_build(c, (farena_handle[]){f0, f2}, 2, &arena));
+    FAILS(c, FARENA_EINDEXMISMATCH, farena_arena_new(c, (farena_handle[]){f2, f0}, 2, &arena));
+    FAILS(c, FARENA_EEMPTY, farena_build(c, NULL, 0, &arena));     /* refused locally */
+    FAILS(c, FARENA_EEMPTY, farena_arena_new(c, NULL, 0, &arena)); /* likewise */
+    raw_expect(c, FARENA_EEMPTY, "build", "\x91\x90", 2);          /* the daemon's answer */
+
+    OK(c, farena_writer_new(c, 1, &w1));
+    FAILS(c, FARENA_EMISSINGINDEX, farena_into_arena(c, w1, &arena));
+    push_str(c, w1, "the writer is untouched");
+
+    OK(c, farena_build(c, (farena_handle[]){f0}, 1, &arena));
+    OK(c, farena_name(c, arena, "taken"));
+    FAILS(c, FARENA_ENAMETAKEN, farena_name(c, arena, "taken"));
+    FAILS(c, FARENA_EOUTOFBOUNDS, farena_get_into(c, arena, (farena_loc){0, 2, 3}, &buf));
+    FAILS(c, FARENA_EOUTOFBOUNDS, farena_get_into(c, arena, (farena_loc){1, 0, 1}, &buf));
+    FAILS(c, FARENA_EOUTOFBOUNDS, farena_get_into(c, arena, (farena_loc){0, UINT32_MAX, 2}, &buf));
+    /* A length no response can carry is refused before sending. */
+    FAILS(c, FARENA_ETOOLARGE,
+          farena_get_into(c, arena, (farena_loc){0, UINT32_MAX, UINT32_MAX}, &buf));
+    ck_assert_uint_eq(buf.len, 0);
+    /* The connection lives through every error. */
+    expect_payload(c, arena, (farena_loc){0, 0, 4}, "zero");
+    ck_assert_uint_ge(method_count(c, "build", 1), 3);
+    farena_buf_free(&buf);
+    farena_close(c);
+}
+END_TEST
+
+/* file_full mid-batch: the items before it are stored and located; item
+ * numbers in the message are the caller's, across split requests. */
+START_TEST(push_many_file_full)
+{
+    enum { N = 150, SZ = 1000 };
+    static uint8_t item[SZ];
+    struct iovec iov[N];
+    farena_loc locs[N];
+    farena_handle w, arena;
+    uint64_t len = 0;
+    farena_client *c;
+
+    start(ARGS("--max-message", "64K", "--file-max", "100000"));
+    c = conn();
+    memset(item, 'f', sizeof(item));
+    for (size_t i = 0; i < N; i++) {
+        iov[i].iov_base = item;
+        iov[i].iov_len = SZ;
+    }
+    OK(c, farena_writer_new(c, 0, &w));
+    FAILS(c, FARENA_EFILEFULL, farena_push_many(c, w, iov, N, locs));
+    ck_assert_msg(strstr(farena_errmsg(c), "item 100") != NULL, "errmsg: %s", farena_errmsg(c));
+    ck_assert_uint_ge(method_count(c, "push_many", 0), 2);
+    for (size_t i = 0; i < N; i++) {
+        if (i < 100 && !farena_loc_is_none(locs[i])) {
+            ck_assert_uint_eq(locs[i].offset, i * SZ);
+            continue;
+        }
+        if (i >= 100)
+            ck_assert_msg(farena_loc_is_none(locs[i]), "item %zu has a location", i);
+    }
+    ck_assert_msg(!farena_loc_is_none(locs[0]), "the first request's items are located");
+    OK(c, farena_writer_len(c, w, &len));
+    ck_assert_uint_eq(len, 100000);
+    FAILS(c, FARENA_EFILEFULL, farena_push(c, w, "x", 1, NULL));
+    OK(c, farena_push(c, w, NULL, 0, NULL)); /* nothing more still fits */
+    OK(c, farena_into_arena(c, w, &arena));
+    expect_payload(c, arena, (farena_loc){0, 99000, 3}, "fff");
+    farena_close(c);
+}
+END_TEST
+
+/* no_space and limit; what is stored stays readable. */
+START_TEST(no_space_and_limits)
+{
+    static uint8_t item[50000];
+    farena_handle w[5], arena;
+    farena_loc loc;
+    farena_client *c;
+    int rc;
+
+    start(ARGS("--max-bytes", "120000", "--max-writers", "3"));
+    c = conn();
+    memset(item, 's', sizeof(item));
+    OK(c, farena_writer_new(c, 0, &w[0]));
+    OK(c, farena_push(c, w[0], item, sizeof(item), &loc));
+    OK(c, farena_writer_new(c, 0, &w[1]));
+    OK(c, farena_push(c, w[1], item, sizeof(item), NULL));
+    OK(c, farena_writer_new(c, 0, &w[2]));
+    FAILS(c, FARENA_ENOSPACE, farena_push(c, w[2], item, sizeof(item), NULL));
+    FAILS(c, FARENA_ELIMIT, farena_writer_new(c, 0, &w[3]));
+    OK(c, farena_into_arena(c, w[0], &arena));
+    expect_payload(c, arena, (farena_loc){0, 49997, 3}, "sss");
+    rc = farena_writer_new(c, 0, &w[3]); /* one writer slot is free again */
+    ck_assert_msg(rc == 0, "writer_new: %s", farena_errmsg(c));
+    farena_close(c);
+}
+END_TEST
+
+/* max_clients: the daemon's refusal surfaces at connect as FARENA_ELIMIT. */
+START_TEST(too_many_clients)
+{
+    farena_client *a, *b = NULL;
+    char why[320];
+
+    start(ARGS("--max-clients", "1"));
+    a = conn();
+    FAILS(NULL, FARENA_ELIMIT, farena_connect_ex(dmn.sock, 5000, &b, why, sizeof(why)));
+    ck_assert_ptr_null(b);
+    ck_assert_msg(strstr(why, "client") != NULL, "why: %s", why);
+    farena_close(a);
+}
+END_TEST
+
+/* Kills the daemon after a delay (a thread of the test process). */
+static void *killer(void *arg)
+{
+    th_sleep_ms(*(int *)arg);
+    kill(dmn.pid, SIGKILL);
+    return NULL;
+}
+
+/* The daemon dies in the middle of big calls: an error, no SIGPIPE, a
+ * bounded wait, and every later call fails at once. */
+static void killed_mid_call(int reading)
+{
+    enum { N = 128, SZ = 64 << 10 };
+    static uint8_t item[SZ];
+    struct iovec iov[N];
+    farena_loc locs[N];
+    farena_buf out = FARENA_BUF_INIT;
+    farena_handle w, arena = 0;
+    struct farena_stat st;
+    pthread_t th;
+    uint64_t t0;
+    int delay = 50, rc = 0;
+    farena_client *c;
+
+    signal(SIGPIPE, SIG_DFL); /* a SIGPIPE would kill the test */
+    start(NULL);
+    c = conn();
+    OK(c, farena_set_timeout(c, 0)); /* the daemon's death must end the wait by itself */
+    for (size_t i = 0; i < N; i++) {
+        iov[i].iov_base = item;
+        iov[i].iov_len = SZ;
+    }
+    OK(c, farena_writer_new(c, 0, &w));
+    if (reading) {
+        OK(c, farena_push_many(c, w, iov, N, locs));
+        OK(c, farena_into_arena(c, w, &arena));
+    }
+    ck_assert_int_eq(pthread_create(&th, NULL, killer, &delay), 0);
+    t0 = th_now_ms();
+    while (rc == 0 && th_now_ms() - t0 < 10000) {
+        if (reading) {
+            farena_buf_clear(&out);
+            rc = farena_get_many_into(c, arena, locs, N, &out);
+        } else {
+            rc = farena_push_many(c, w, iov, N, locs);
+        }
+    }
+    pthread_join(th, NULL);
+    ck_assert_msg(rc == FARENA_ECONNLOST, "got %s: %s", ename(rc), farena_errmsg(c));
+    ck_assert_uint_lt(th_now_ms() - t0, 5000);
+    FAILS(c, FARENA_ECONNLOST, farena_stat(c, &st));
+    FAILS(c, FARENA_ECONNLOST, farena_push(c, w, "x", 1, NULL));
+    farena_buf_free(&out);
+    farena_close(c);
+}
+
+START_TEST(daemon_killed_while_pushing)
+{
+    killed_mid_call(0);
+}
+END_TEST
+
+START_TEST(daemon_killed_while_reading)
+{
+    killed_mid_call(1);
+}
+END_TEST
+
+/* NULL pointers, handle 0, bad buffers, n == 0. */
+START_TEST(invalid_arguments)
+{
+    static char ab[] = "ab";
+    farena_buf buf = FARENA_BUF_INIT, bad = {NULL, 5, 0};
+    struct farena_arena_info info;
+    farena_server_info sinfo;
+    struct farena_stat st;
+    farena_handle h, w, arena;
+    farena_loc loc;
+    uint64_t len;
+    size_t n;
+    farena_client *c;
+
+    /* A NULL client is refused by every call. */
+    FAILS(NULL, FARENA_EINVAL, farena_writer_new(NULL, 0, &h));
+    FAILS(NULL, FARENA_EINVAL, farena_push(NULL, 1, "x", 1, &loc));
+    FAILS(NULL, FARENA_EINVAL, farena_push_many(NULL, 1, NULL, 0, NULL));
+    FAILS(NULL, FARENA_EINVAL, farena_writer_len(NULL, 1, &len));
+    FAILS(NULL, FARENA_EINVAL, farena_finish(NULL, 1, &h));
+    FAILS(NULL, FARENA_EINVAL, farena_into_arena(NULL, 1, &h));
+    FAILS(NULL, FARENA_EINVAL, farena_build(NULL, &h, 1, &h));
+    FAILS(NULL, FARENA_EINVAL, farena_arena_new(NULL, &h, 1, &h));
+    FAILS(NULL, FARENA_EINVAL, farena_get_into(NULL, 1, loc, &buf));
+    FAILS(NULL, FARENA_EINVAL, farena_get_str_into(NULL, 1, loc, &buf));
+    FAILS(NULL, FARENA_EINVAL, farena_get_str_into_unchecked(NULL, 1, loc, &buf));
+    FAILS(NULL, FARENA_EINVAL, farena_get_many_into(NULL, 1, &loc, 1, &buf));
+    FAILS(NULL, FARENA_EINVAL, farena_arena_info(NULL, 1, &info));
+    FAILS(NULL, FARENA_EINVAL, farena_arena_files(NULL, 1, &h, 1, &n));
+    FAILS(NULL, FARENA_EINVAL, farena_open(NULL, 1));
+    FAILS(NULL, FARENA_EINVAL, farena_release(NULL, 1));
+    FAILS(NULL, FARENA_EINVAL, farena_name(NULL, 1, "x"));
+    FAILS(NULL, FARENA_EINVAL, farena_lookup(NULL, "x", &h));
+    FAILS(NULL, FARENA_EINVAL, farena_unname(NULL, "x"));
+    FAILS(NULL, FARENA_EINVAL, farena_stat(NULL, &st));
+    FAILS(NULL, FARENA_EINVAL, farena_hello(NULL, &sinfo));
+    FAILS(NULL, FARENA_EINVAL, farena_server(NULL, &sinfo));
+    FAILS(NULL, FARENA_EINVAL, farena_set_timeout(NULL, 10));
+    FAILS(NULL, FARENA_EINVAL, farena_call_raw(NULL, "stat", "\x90", 1, NULL));
+    FAILS(NULL, FARENA_EINVAL, farena_connect(NULL, NULL));
+    FAILS(NULL, FARENA_EINVAL, farena_buf_reserve(NULL, 1));
+    FAILS(NULL, FARENA_EINVAL, farena_buf_reserve(&bad, 1));
+    ck_assert_ptr_nonnull(farena_errmsg(NULL));
+    farena_close(NULL);
+    farena_buf_clear(NULL);
+    farena_buf_free(NULL);
+
+    start(NULL);
+    c = conn();
+    FAILS(c, FARENA_EINVAL, farena_writer_new(c, 0, NULL));
+    OK(c, farena_writer_new(c, 0, &w));
+    FAILS(c, FARENA_EINVAL, farena_push(c, 0, "x", 1, NULL));
+    FAILS(c, FARENA_EINVAL, farena_push(c, w, NULL, 1, NULL));
+    OK(c, farena_push(c, w, NULL, 0, &loc)); /* an empty payload */
+    ck_assert_uint_eq(loc.len, 0);
+    FAILS(c, FARENA_EINVAL, farena_push_many(c, w, NULL, 3, NULL));
+    FAILS(c, FARENA_EINVAL, farena_push_many(c, w, (struct iovec[]){{ab, 1}, {NULL, 2}}, 2, NULL));
+    OK(c, farena_push_many(c, w, NULL, 0, NULL));
+    OK(c, farena_push_many(c, w, (struct iovec[]){{ab, 2}}, 1, NULL)); /* locs optional */
+    FAILS(c, FARENA_EINVAL, farena_writer_len(c, w, NULL));
+    FAILS(c, FARENA_EINVAL, farena_writer_len(c, 0, &len));
+    FAILS(c, FARENA_EINVAL, farena_finish(c, w, NULL));
+    FAILS(c, FARENA_EINVAL, farena_into_arena(c, w, NULL));
+    FAILS(c, FARENA_EINVAL, farena_build(c, NULL, 2, &arena));
+    FAILS(c, FARENA_EINVAL, farena_build(c, (farena_handle[]){0}, 1, &arena));
+    FAILS(c, FARENA_EINVAL, farena_build(c, &w, 1, NULL));
+    OK(c, farena_into_arena(c, w, &arena));
+    FAILS(c, FARENA_EINVAL, farena_get_into(c, 0, (farena_loc){0, 0, 1}, &buf));
+    FAILS(c, FARENA_EINVAL, farena_get_into(c, arena, (farena_loc){0, 0, 1}, NULL));
+    FAILS(c, FARENA_EINVAL, farena_get_into(c, arena, (farena_loc){0, 0, 1}, &bad));
+    FAILS(c, FARENA_EINVAL, farena_get_many_into(c, arena, NULL, 1, &buf));
+    FAILS(c, FARENA_EINVAL, farena_get_many_into(c, arena, &loc, 1, NULL));
+    OK(c, farena_get_many_into(c, arena, NULL, 0, &buf));
+    ck_assert_uint_eq(buf.len, 0);
+    FAILS(c, FARENA_EINVAL, farena_arena_info(c, arena, NULL));
+    FAILS(c, FARENA_EINVAL, farena_arena_files(c, arena, NULL, 1, &n));
+    FAILS(c, FARENA_EINVAL, farena_arena_files(c, arena, &h, 1, NULL));
+    FAILS(c, FARENA_EINVAL, farena_open(c, 0));
+    FAILS(c, FARENA_EINVAL, farena_release(c, 0));
+    FAILS(c, FARENA_EINVAL, farena_name(c, arena, NULL));
+    FAILS(c, FARENA_EINVAL, farena_name(c, arena, ""));
+    FAILS(c, FARENA_EINVAL, farena_name(c, 0, "x"));
+    FAILS(c, FARENA_EINVAL, farena_lookup(c, NULL, &h));
+    FAILS(c, FARENA_EINVAL, farena_lookup(c, "x", NULL));
+    FAILS(c, FARENA_EINVAL, farena_unname(c, ""));
+    FAILS(c, FARENA_EINVAL, farena_stat(c, NULL));
+    FAILS(c, FARENA_EINVAL, farena_server(c, NULL));
+    FAILS(c, FARENA_EINVAL, farena_set_timeout(c, -1));
+    FAILS(c, FARENA_EINVAL, farena_call_raw(c, "stat", "\x80", 1, NULL));     /* a map */
+    FAILS(c, FARENA_EINVAL, farena_call_raw(c, "stat", "\x90\x90", 2, NULL)); /* two arrays */
+    FAILS(c, FARENA_EINVAL, farena_call_raw(c, "", "\x90", 1, NULL));
+    FAILS(c, FARENA_EINVAL, farena_call_raw(c, NULL, "\x90", 1, NULL));
+    FAILS(NULL, FARENA_EINVAL, farena_connect_ex(dmn.sock, -1, &c, NULL, 0));
+    OK(c, farena_call_raw(c, "stat", "\x90", 1, &buf));
+    ck_assert_uint_gt(buf.len, 10); /* a msgpack map */
+    ck_assert_uint_eq(buf.data[0] & 0xf0, 0x80);
+    /* The connection is still fine. */
+    OK(c, farena_hello(c, NULL));
+    farena_buf_free(&buf);
+    farena_close(c);
+}
+END_TEST
+
+/* Every code has a text and a symbolic name; the tables are consistent. */
+START_TEST(error_tables)
+{
+    static const int codes[] = {
+        FARENA_EBADREQUEST,   FARENA_EUNKNOWNMETHOD, FARENA_ENOSUCHHANDLE, FARENA_ENOSUCHNAME,
+        FARENA_ENAMETAKEN,    FARENA_EOUTOFBOUNDS,   FARENA_EFILEFULL,     FARENA_EDUPLICATEINDEX,
+        FARENA_EMISSINGINDEX, FARENA_EINDEXMISMATCH, FARENA_EEMPTY,        FARENA_ETOOLARGE,
+        FARENA_ENOSPACE,      FARENA_ELIMIT,         FARENA_EIOERROR,      FARENA_ESHUTTINGDOWN,
+        FARENA_ECONNECT,      FARENA_ECONNLOST,      FARENA_EPROTO,        FARENA_ENOMEM,
+        FARENA_EUTF8,         FARENA_EINVAL,         FARENA_EFORK,         FARENA_EUNKNOWN,
+        FARENA_ETIMEDOUT,
+    };
+    const size_t n = sizeof(codes) / sizeof(codes[0]);
+    const char *generic = farena_strerror(-50);
+
+    for (size_t i = 0; i < n; i++) {
+        const char *name = farena_errname(codes[i]);
+        const char *text = farena_strerror(codes[i]);
+        ck_assert_ptr_nonnull(name);
+        ck_assert_msg(strncmp(name, "FARENA_E", 8) == 0, "%s", name);
+        ck_assert_msg(text[0] != '\0' && strcmp(text, generic) != 0, "%s has no text", name);
+        for (size_t j = 0; j < i; j++)
+            ck_assert_str_ne(name, farena_errname(codes[j]));
+        if (codes[i] > -100) /* the protocol's own description */
+            ck_assert_str_eq(text, proto_err_describe((enum proto_err) - codes[i]));
+    }
+    ck_assert_str_eq(farena_errname(0), "FARENA_OK");
+    ck_assert_str_eq(farena_strerror(0), "success");
+    ck_assert_ptr_null(farena_errname(1));
+    ck_assert_ptr_null(farena_errname(-50));
+    ck_assert_ptr_null(farena_errname(-99));
+    ck_assert_ptr_null(farena_errname(FARENA_ETIMEDOUT - 1));
+    ck_assert_ptr_nonnull(farena_strerror(INT32_MIN));
+    ck_assert_int_eq(farena_loc_is_none((farena_loc){UINT16_MAX, UINT32_MAX, UINT32_MAX}), 1);
+    ck_assert_int_eq(farena_loc_is_none((farena_loc){0, 0, 0}), 0);
+}
+END_TEST
+
+/* ---- a scripted fake peer, for failures farenad cannot be made to show ---- */
+
+enum fake_mode {
+    FAKE_ERRORS,     /* answer request k with errors[k] */
+    FAKE_SILENT,     /* never answer after hello */
+    FAKE_BAD_MSGID,  /* answer with a msgid nobody asked for */
+    FAKE_GARBAGE,    /* answer with a byte that is not msgpack */
+    FAKE_HANG_UP,    /* close after reading a request */
+    FAKE_BAD_RESULT, /* answer writer_new with a str */
+    FAKE_REFUSE,     /* at once: the too-many-clients reply, then close */
+    FAKE_BAD_HELLO,  /* answer hello with protocol 0 */
+};
+
+/* One fake peer: a listening socket and a thread serving one connection. */
+struct fake {
+    char path[108];
+    int lfd;
+    pthread_t th;
+    enum fake_mode mode;
+    const char *const *errors; /* FAKE_ERRORS: wire names, NULL-terminated */
+    uint32_t offset;           /* FAKE_ERRORS: bytes "stored" so far */
+};
+
+/* Sends a packed buffer whole (blocking socket). */
+static void fake_send(int fd, const msgpack_sbuffer *sb)
+{
+    size_t off = 0;
+
+    while (off < sb->size) {
+        ssize_t n = send(fd, sb->data + off, sb->size - off, MSG_NOSIGNAL);
+        if (n <= 0)
+            return;
+        off += (size_t)n;
+    }
+}
+
+/* Packs a str from a C string. */
+static void pack_cstr(msgpack_packer *pk, const char *s)
+{
+    msgpack_pack_str(pk, strlen(s));
+    msgpack_pack_str_body(pk, s, strlen(s));
+}
+
+/* Answers one decoded request the way the mode says. */
+static void fake_answer(struct fake *f, int fd, const struct proto_request *rq, size_t *k)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    int hello = rq->method_len == 5 && memcmp(rq->method, "hello", 5) == 0;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    if (hello) {
+        proto_pack_result_head(&pk, rq->msgid);
+        msgpack_pack_map(&pk, 4);
+        pack_cstr(&pk, "server");
+        pack_cstr(&pk, "fake");
+        pack_cstr(&pk, "version");
+        pack_cstr(&pk, "0.0.0");
+        pack_cstr(&pk, "protocol");
+        msgpack_pack_uint8(&pk, f->mode == FAKE_BAD_HELLO ? 0 : 1);
+        pack_cstr(&pk, "limits");
+        msgpack_pack_map(&pk, 2);
+        pack_cstr(&pk, "max_message");
+        msgpack_pack_uint32(&pk, 65536);
+        pack_cstr(&pk, "max_batch");
+        msgpack_pack_uint32(&pk, 16);
+    } else {
+        switch (f->mode) {
+        case FAKE_ERRORS: {
+            const char *name = f->errors[*k] != NULL ? f->errors[*k] : "bad_request";
+            int batch = rq->method_len == 9 && memcmp(rq->method, "push_many", 9) == 0;
+            char msg[64];
+            (*k)++;
+            if (name[0] == '\0' && batch) {
+                /* "" answers a push_many with its locations. */
+                const msgpack_object *items = &rq->params[1];
+                proto_pack_result_head(&pk, rq->msgid);
+                msgpack_pack_array(&pk, items->via.array.size);
+                for (uint32_t i = 0; i < items->via.array.size; i++) {
+                    uint32_t len = items->via.array.ptr[i].via.bin.size;
+                    proto_pack_loc(&pk, (struct proto_loc){0, f->offset, len});
+                    f->offset += len;
+                }
+                break;
+            }
+            snprintf(msg, sizeof(msg), batch ? "item 2: fake %s" : "fake %s", name);
+            msgpack_pack_array(&pk, 4);
+            msgpack_pack_uint8(&pk, 1);
+            msgpack_pack_uint32(&pk, rq->msgid);
+            msgpack_pack_array(&pk, 2);
+            pack_cstr(&pk, name);
+            pack_cstr(&pk, msg);
+            msgpack_pack_nil(&pk);
+            break;
+        }
+        case FAKE_BAD_MSGID:
+            proto_pack_result_head(&pk, rq->msgid + 1000);
+            msgpack_pack_nil(&pk);
+            break;
+        case FAKE_GARBAGE:
+            msgpack_sbuffer_write(&sb, "\xc1", 1);
+            break;
+        case FAKE_BAD_RESULT:
+            proto_pack_result_head(&pk, rq->msgid);
+            pack_cstr(&pk, "not a handle");
+            break;
+        default:
+            break;
+        }
+    }
+    fake_send(fd, &sb);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* The fake's thread: accepts one connection and serves it until EOF. */
+static void *fake_main(void *arg)
+{
+    struct fake *f = arg;
+    struct proto_limits lim = PROTO_LIMITS_DEFAULT;
+    struct proto_scan *scan = proto_scan_new(&lim);
+    struct pollfd p = {f->lfd, POLLIN, 0};
+    static uint8_t in[1 << 20];
+    size_t have = 0, fed = 0, k = 0;
+    msgpack_zone zone;
+    int fd;
+
+    msgpack_zone_init(&zone, 4096);
+    if (poll(&p, 1, 10000) != 1 || (fd = accept(f->lfd, NULL, NULL)) < 0)
+        goto out;
+    if (f->mode == FAKE_REFUSE) {
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        proto_pack_error(&pk, 0, PROTO_LIMIT, "too many clients");
+        fake_send(fd, &sb);
+        msgpack_sbuffer_destroy(&sb);
+        close(fd);
+        goto out;
+    }
+    for (;;) {
+        struct pollfd q = {fd, POLLIN, 0};
+        ssize_t n;
+        if (poll(&q, 1, 10000) != 1)
+            break;
+        n = recv(fd, in + have, sizeof(in) - have, 0);
+        if (n <= 0)
+            break;
+        have += (size_t)n;
+        while (fed < have) {
+            size_t used = 0, total;
+            msgpack_object obj;
+            struct proto_request rq;
+            enum proto_scan_status st = proto_scan_feed(scan, in + fed, have - fed, &used, NULL);
+            if (st != PROTO_SCAN_READY) {
+                fed = have;
+                break;
+            }
+            total = proto_scan_total(scan);
+            fed += used;
+            proto_scan_reset(scan);
+            msgpack_zone_clear(&zone);
+            if (proto_unpack(&zone, in + fed - total, total, &obj, NULL) == 0 &&
+                proto_request_decode(&obj, &rq, NULL) == 0) {
+                int hello = rq.method_len == 5 && memcmp(rq.method, "hello", 5) == 0;
+                if (f->mode == FAKE_HANG_UP && !hello) {
+                    close(fd);
+                    goto out;
+                }
+                if (!(f->mode == FAKE_SILENT && !hello))
+                    fake_answer(f, fd, &rq, &k);
+            }
+            memmove(in, in + fed, have - fed);
+            have -= fed;
+            fed = 0;
+        }
+    }
+    close(fd);
+out:
+    msgpack_zone_destroy(&zone);
+    proto_scan_free(scan);
+    return NULL;
+}
+
+/* Starts a fake peer on a fresh socket path. */
+static void fake_start(struct fake *f, enum fake_mode mode, const char *const *errors)
+{
+    struct sockaddr_un sa;
+
+    memset(f, 0, sizeof(*f));
+    f->mode = mode;
+    f->errors = errors;
+    snprintf(f->path, sizeof(f->path), "/tmp/farena-fake-%ld-%d.sock", (long)getpid(), mode);
+    unlink(f->path);
+    f->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(f->lfd, 0);
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", f->path);
+    ck_assert_int_eq(bind(f->lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ck_assert_int_eq(listen(f->lfd, 4), 0);
+    ck_assert_int_eq(pthread_create(&f->th, NULL, fake_main, f), 0);
+}
+
+/* Waits for the fake's thread and removes its socket. */
+static void fake_stop(struct fake *f)
+{
+    pthread_join(f->th, NULL);
+    close(f->lfd);
+    unlink(f->path);
+}
+
+/* Connects to a fake peer or fails the test. */
+static farena_client *fake_conn(struct fake *f)
+{
+    farena_client *c = NULL;
+    char why[320];
+    int rc = farena_connect_ex(f->path, 10000, &c, why, sizeof(why));
+
+    ck_assert_msg(rc == 0, "connect to fake: %s: %s", ename(rc), why);
+    return c;
+}
+
+/* Every protocol error code, and one this library does not know, surfaces
+ * as its FARENA_E code with the peer's message. */
+START_TEST(fake_every_error_code)
+{
+    const char *names[PROTO_ERR_COUNT + 1];
+    struct fake f;
+    farena_client *c;
+    uint64_t len;
+
+    for (int i = 1; i < PROTO_ERR_COUNT; i++)
+        names[i - 1] = proto_err_name((enum proto_err)i);
+    names[PROTO_ERR_COUNT - 1] = "brand_new_error";
+    names[PROTO_ERR_COUNT] = NULL;
+    fake_start(&f, FAKE_ERRORS, names);
+    c = fake_conn(&f);
+    for (int i = 1; i < PROTO_ERR_COUNT; i++) {
+        char want[64];
+        snprintf(want, sizeof(want), "fake %s", proto_err_name((enum proto_err)i));
+        FAILS(c, -i, farena_writer_len(c, 1, &len));
+        ck_assert_str_eq(farena_errmsg(c), want);
+    }
+    FAILS(c, FARENA_EUNKNOWN, farena_writer_len(c, 1, &len));
+    ck_assert_msg(strstr(farena_errmsg(c), "brand_new_error") != NULL, "%s", farena_errmsg(c));
+    farena_close(c);
+    fake_stop(&f);
+}
+END_TEST
+
+/* A silent peer: the timeout ends the call, the client is then unusable. */
+START_TEST(fake_timeout)
+{
+    struct fake f;
+    farena_client *c;
+    uint64_t len, t0, took;
+
+    fake_start(&f, FAKE_SILENT, NULL);
+    c = fake_conn(&f);
+    OK(c, farena_set_timeout(c, 200));
+    t0 = th_now_ms();
+    FAILS(c, FARENA_ETIMEDOUT, farena_writer_len(c, 1, &len));
+    took = th_now_ms() - t0;
+    ck_assert_uint_ge(took, 150);
+    ck_assert_uint_lt(took, 5000);
+    FAILS(c, FARENA_ECONNLOST, farena_writer_len(c, 1, &len));
+    ck_assert_msg(strstr(farena_errmsg(c), "200 ms") != NULL, "%s", farena_errmsg(c));
+    farena_close(c);
+    fake_stop(&f);
+}
+END_TEST
+
+/* Malformed replies are protocol errors, never crashes. */
+START_TEST(fake_malformed_replies)
+{
+    static const enum fake_mode modes[] = {FAKE_BAD_MSGID, FAKE_GARBAGE, FAKE_BAD_RESULT,
+                                           FAKE_HANG_UP};
+    static const int want[] = {FARENA_EPROTO, FARENA_EPROTO, FARENA_EPROTO, FARENA_ECONNLOST};
+
+    for (size_t i = 0; i < 4; i++) {
+        struct fake f;
+        farena_client *c;
+        farena_handle w;
+        fake_start(&f, modes[i], NULL);
+        c = fake_conn(&f);
+        FAILS(c, want[i], farena_writer_new(c, 0, &w));
+        farena_close(c);
+        fake_stop(&f);
+    }
+}
+END_TEST
+
+/* Refusals during connect: too many clients, a protocol this library does
+ * not speak. */
+START_TEST(fake_connect_refusals)
+{
+    struct fake f;
+    farena_client *c = NULL;
+    char why[320];
+
+    fake_start(&f, FAKE_REFUSE, NULL);
+    FAILS(NULL, FARENA_ELIMIT, farena_connect_ex(f.path, 5000, &c, why, sizeof(why)));
+    ck_assert_str_eq(why, "too many clients");
+    ck_assert_ptr_null(c);
+    fake_stop(&f);
+    fake_start(&f, FAKE_BAD_HELLO, NULL);
+    FAILS(NULL, FARENA_EPROTO, farena_connect_ex(f.path, 5000, &c, why, sizeof(why)));
+    ck_assert_msg(strstr(why, "protocol 0") != NULL, "%s", why);
+    fake_stop(&f);
+}
+END_TEST
+
+/* Batches follow the peer's limits: the fake says max_batch 16, so a
+ * 40-item push_many makes three pipelined requests; the first succeeds, the
+ * second fails at its item 2, and the error names the caller's item 18. */
+START_TEST(fake_batch_split_numbering)
+{
+    static const char *const errs[] = {"", "file_full", "no_space", NULL};
+    static char x[] = "x";
+    struct iovec iov[40];
+    farena_loc locs[40];
+    struct fake f;
+    farena_client *c;
+    farena_server_info info;
+
+    fake_start(&f, FAKE_ERRORS, errs);
+    c = fake_conn(&f);
+    OK(c, farena_server(c, &info));
+    ck_assert_str_eq(info.server, "fake");
+    ck_assert_uint_eq(info.limits.max_batch, 16);
+    for (size_t i = 0; i < 40; i++) {
+        iov[i].iov_base = x;
+        iov[i].iov_len = 1;
+    }
+    FAILS(c, FARENA_EFILEFULL, farena_push_many(c, 1, iov, 40, locs));
+    ck_assert_str_eq(farena_errmsg(c), "item 18: fake file_full");
+    for (size_t i = 0; i < 16; i++)
+        ck_assert_uint_eq(locs[i].offset, i);
+    for (size_t i = 16; i < 40; i++)
+        ck_assert(farena_loc_is_none(locs[i]));
+    farena_close(c);
+    fake_stop(&f);
+}
+END_TEST
+
+/* Builds the suite: one tcase per theme, each test with its own daemon. */
+static Suite *client_suite(void)
+{
+    Suite *s = suite_create("client");
+    TCase *tc;
+
+    tc = tcase_create("crate");
+    tcase_add_checked_fixture(tc, NULL, stop);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, crate_usage);
+    tcase_add_test(tc, crate_builder_any_order);
+    tcase_add_test(tc, crate_arena_new_low_level);
+    tcase_add_test(tc, crate_parallel_writers);
+    tcase_add_test(tc, crate_graph_tree);
+    tcase_add_test(tc, crate_buffer_reuse);
+    tcase_add_test(tc, crate_get_str_utf8);
+    tcase_add_test(tc, get_many_order_and_failure);
+    tcase_add_test(tc, arena_lifecycle);
+    tcase_add_test(tc, close_drops_references);
+    tcase_add_test(tc, server_stat_version);
+    tcase_add_test(tc, default_socket_path);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("sharing");
+    tcase_add_checked_fixture(tc, NULL, stop);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, fork_child_reads_parent_data);
+    tcase_add_test(tc, use_after_fork_refused);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("batches");
+    tcase_add_checked_fixture(tc, NULL, stop);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, batch_megabytes_round_trip);
+    tcase_add_test(tc, batch_many_small_default_limits);
+    tcase_add_test(tc, batch_many_small_small_messages);
+    tcase_add_test(tc, batch_too_large_refused);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("failures");
+    tcase_add_checked_fixture(tc, NULL, stop);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, no_daemon);
+    tcase_add_test(tc, protocol_errors_real_daemon);
+    tcase_add_test(tc, push_many_file_full);
+    tcase_add_test(tc, no_space_and_limits);
+    tcase_add_test(tc, too_many_clients);
+    tcase_add_test(tc, daemon_killed_while_pushing);
+    tcase_add_test(tc, daemon_killed_while_reading);
+    tcase_add_test(tc, invalid_arguments);
+    tcase_add_test(tc, error_tables);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("fake_peer");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, fake_every_error_code);
+    tcase_add_test(tc, fake_timeout);
+    tcase_add_test(tc, fake_malformed_replies);
+    tcase_add_test(tc, fake_connect_refusals);
+    tcase_add_test(tc, fake_batch_split_numbering);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+/* Runs the suite inside one harness run directory. */
+int main(void)
+{
+    SRunner *sr = srunner_create(client_suite());
+    int failed;
+
+    if (th_run_begin() != 0)
+        return 1;
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    th_run_end();
+    return failed == 0 ? 0 : 1;
+}

@@ -1,0 +1,204 @@
+"""The Python module farena.py against a private farenad.
+
+usage: test_python.py FARENAD  (with FARENA_LIB naming the libfarena.so to
+load and FARENA_PYTHON_DIR the directory of farena.py). The daemon is
+started here on a temporary socket and stopped by pid at the end.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+FARENAD = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("FARENAD", "farenad")
+sys.path.insert(0, os.environ.get(
+    "FARENA_PYTHON_DIR",
+    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "client", "python")))
+
+import farena  # noqa: E402
+
+
+class Daemon:
+    """A private farenad on a temporary socket."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="farena-py-")
+        self.sock = os.path.join(self.dir, "farenad.sock")
+        os.mkdir(os.path.join(self.dir, "scratch"))
+        self.log = open(os.path.join(self.dir, "farenad.log"), "wb")
+        self.proc = subprocess.Popen(
+            [FARENAD, "--socket", self.sock, "--dir", os.path.join(self.dir, "scratch"),
+             "--min-free", "0"], stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                farena.Client(self.sock, timeout=1).close()
+                return
+            except farena.FarenaError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    self.stop()
+                    raise RuntimeError("farenad did not start")
+                time.sleep(0.02)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, 15)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, 9)
+                self.proc.wait()
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class FarenaTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.daemon = Daemon()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.daemon.stop()
+
+    def client(self):
+        c = farena.Client(self.daemon.sock, timeout=10)
+        self.addCleanup(c.close)
+        return c
+
+    def test_usage(self):
+        with farena.Client(self.daemon.sock) as c:
+            w = c.writer_new(0)
+            self.assertEqual(c.writer_len(w), 0)
+            l1 = c.push(w, b"hello")
+            l2 = c.push(w, " world")  # str goes in as UTF-8
+            self.assertEqual(l1, farena.Loc(0, 0, 5))
+            self.assertEqual(l2, (0, 5, 6))
+            arena = c.into_arena(w)
+            self.assertEqual(c.get(arena, l1), b"hello")
+            self.assertEqual(c.get_str(arena, l2), " world")
+            buf = bytearray(b">")
+            c.get_into(arena, l1, buf)
+            self.assertEqual(buf, b">hello")
+        with self.assertRaises(farena.ConnectionLostError):
+            c.stat()
+
+    def test_builder_and_arena_new(self):
+        c = self.client()
+        w0 = c.writer_new(0)
+        loc0 = c.push(w0, b"data0")
+        f0 = c.finish(w0)
+        w1 = c.writer_new(1)
+        loc1 = c.push(w1, b"data1")
+        f1 = c.finish(w1)
+        arena = c.build([f1, f0])
+        self.assertEqual(c.get_many(arena, [loc1, loc0]), [b"data1", b"data0"])
+        with self.assertRaises(farena.IndexMismatchError):
+            c.arena_new([f1, f0])
+        low = c.arena_new([f0, f1])
+        self.assertEqual(c.get(low, loc1), b"data1")
+        self.assertEqual(c.arena_files(low), c.arena_files(arena))
+        info = c.arena_info(low)
+        self.assertEqual(info, {"files": 2, "bytes": 10, "refs": 1, "name": None})
+
+    def test_batches(self):
+        c = self.client()
+        w = c.writer_new(0)
+        items = [b"item%d" % i for i in range(100000)] + [b"", bytes(range(256)) * 4096]
+        locs = c.push_many(w, items)
+        self.assertEqual(len(locs), len(items))
+        arena = c.into_arena(w)
+        self.assertEqual(c.get_many(arena, locs), items)
+        self.assertEqual(c.push_many(c.writer_new(0), []), [])
+        self.assertEqual(c.get_many(arena, []), [])
+
+    def test_errors(self):
+        c = self.client()
+        with self.assertRaises(farena.NoSuchNameError) as cm:
+            c.lookup("nobody-here")
+        e = cm.exception
+        self.assertIsInstance(e, farena.FarenaError)
+        self.assertEqual(e.code, -4)
+        self.assertEqual(e.name, "FARENA_ENOSUCHNAME")
+        self.assertIn("nobody-here", e.message)
+        w = c.writer_new(0)
+        bad = c.push(w, b"\xff\xfe")
+        arena = c.into_arena(w)
+        with self.assertRaises(farena.Utf8Error):
+            c.get_str(arena, bad)
+        self.assertEqual(c.get(arena, bad), b"\xff\xfe")
+        with self.assertRaises(farena.OutOfBoundsError):
+            c.get(arena, (0, 100, 1))
+        with self.assertRaises(farena.NoSuchHandleError):
+            c.get(999999, (0, 0, 0))
+        with self.assertRaises(farena.EmptyError):
+            c.build([])
+        with self.assertRaises(ValueError):
+            c.name(arena, "")
+        with self.assertRaises(farena.ConnectError):
+            farena.Client(os.path.join(self.daemon.dir, "none.sock"))
+        self.assertTrue(farena.strerror(-4))
+
+    def test_names_and_references(self):
+        a = self.client()
+        b = self.client()
+        w = a.writer_new(0)
+        loc = a.push(w, b"shared between connections")
+        arena = a.into_arena(w)
+        a.name(arena, "py-shared")
+        a.open(arena)
+        self.assertEqual(a.arena_info(arena)["refs"], 3)
+        a.release(arena)
+        a.release(arena)
+        a.close()
+        found = b.lookup("py-shared")
+        self.assertEqual(found, arena)
+        self.assertEqual(b.get(found, loc), b"shared between connections")
+        self.assertEqual(b.arena_info(found)["name"], "py-shared")
+        b.unname("py-shared")
+        with self.assertRaises(farena.NoSuchHandleError):
+            b.arena_info(found)
+
+    def test_fork(self):
+        c = self.client()
+        w = c.writer_new(0)
+        loc = c.push(w, b"parent data")
+        arena = c.into_arena(w)
+        c.name(arena, "py-fork")
+        pid = os.fork()
+        if pid == 0:
+            status = 1
+            try:
+                try:
+                    c.stat()
+                except farena.ForkError:
+                    with farena.Client(self.daemon.sock, timeout=10) as own:
+                        if own.get(own.lookup("py-fork"), loc) == b"parent data":
+                            status = 0
+            finally:
+                os._exit(status)
+        _, ws = os.waitpid(pid, 0)
+        self.assertEqual(os.waitstatus_to_exitcode(ws), 0)
+        self.assertEqual(c.stat()["names"] >= 1, True)  # the parent's client still works
+        c.unname("py-fork")
+
+    def test_server_and_stat(self):
+        c = self.client()
+        info = c.server()
+        self.assertEqual(info["server"], "farenad")
+        self.assertEqual(info["protocol"], 1)
+        self.assertEqual(c.limits()["max_batch"], 65536)
+        self.assertEqual(c.hello()["version"], info["version"])
+        st = c.stat()
+        self.assertEqual(st["pid"], self.daemon.proc.pid)
+        self.assertGreaterEqual(st["requests"]["hello"], 2)
+        c.set_timeout(5)
+        c.set_timeout(None)
+        self.assertEqual(farena.version(), "0.1.0")
+
+
+if __name__ == "__main__":
+    unittest.main(argv=[sys.argv[0]], verbosity=2)
