@@ -65,7 +65,8 @@ static int map_str(const msgpack_object *map, const char *key, char *out, size_t
     if (v->type != MSGPACK_OBJECT_STR)
         return -1;
     n = v->via.str.size < cap - 1 ? v->via.str.size : cap - 1;
-    memcpy(out, v->via.str.ptr, n);
+    if (n > 0)
+        memcpy(out, v->via.str.ptr, n);
     out[n] = '\0';
     return 0;
 }
@@ -830,6 +831,8 @@ static int raw_write(void *data, const char *p, size_t len)
 {
     farena_buf *buf = data;
 
+    if (len == 0)
+        return 0;
     if (farena_buf_reserve(buf, len) != 0)
         return -1;
     memcpy(buf->data + buf->len, p, len);

@@ -113,6 +113,8 @@ static int tx_write(void *data, const char *buf, size_t len)
 {
     farena_client *c = data;
 
+    if (len == 0)
+        return 0; /* an empty payload's body may be a NULL pointer */
     if (tx_reserve(c, len) != 0) {
         c->pk_oom = 1;
         return -1;
