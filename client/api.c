@@ -603,8 +603,10 @@ int farena_get_many_into(farena_client *c, farena_handle arena, const farena_loc
     call.ctx = &x;
     call.rx_hint = hint + cl_resp_overhead();
     err = cl_run(c, &call);
-    if (err != 0)
+    if (err != 0) {
+        buf->data[buf->len] = 0; /* payloads may have landed past len */
         return err;
+    }
     buf->len += (size_t)total;
     buf->data[buf->len] = 0;
     return 0;

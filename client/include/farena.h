@@ -305,11 +305,14 @@ FARENA_API int farena_push(farena_client *c, farena_handle writer, const void *d
  * 0 at once.
  *
  * On a failure reported by the daemon (e.g. FARENA_EFILEFULL or
- * FARENA_ENOSPACE at item k, named in farena_errmsg), the items before k are
- * stored; requests already in flight behind the failing one may have
- * stored theirs too. locs then holds the location of every item that was
- * stored and FARENA_LOC_NONE for every other one, and the writer stays
- * usable: farena_writer_len() tells its length. */
+ * FARENA_ENOSPACE at item k, named in farena_errmsg with the caller's
+ * numbering), the items before k are stored, and requests already in flight
+ * behind the failing one may have stored theirs too (no new request is sent
+ * once a failure is seen). locs then holds the locations of the items of
+ * every request that succeeded and FARENA_LOC_NONE for all others: the
+ * failing request's items before k were stored, but the daemon's error
+ * reply does not say where. The writer stays usable and
+ * farena_writer_len() tells its length. */
 FARENA_API int farena_push_many(farena_client *c, farena_handle writer, const struct iovec *items,
                                 size_t n, farena_loc *locs);
 
