@@ -547,7 +547,7 @@ int farena_socket_path(const char *path, char *out, size_t cap)
     else if ((env = getenv("XDG_RUNTIME_DIR")) != NULL && env[0] != '\0')
         n = snprintf(out, cap, "%s/farena/farenad.sock", env);
     else
-        n = snprintf(out, cap, "/tmp/farena-%lu/farenad.sock", (unsigned long)getuid());
+        n = snprintf(out, cap, "/tmp/farena-%lu/farenad.sock", (unsigned long)geteuid());
     if (n < 0 || (size_t)n >= cap) {
         out[0] = '\0';
         return FARENA_ETOOLARGE;

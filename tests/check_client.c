@@ -656,7 +656,7 @@ START_TEST(default_socket_path)
     unsetenv("FARENA_SOCKET");
     unsetenv("XDG_RUNTIME_DIR");
     OK(c, farena_socket_path(NULL, path, sizeof(path)));
-    snprintf(want, sizeof(want), "/tmp/farena-%lu/farenad.sock", (unsigned long)getuid());
+    snprintf(want, sizeof(want), "/tmp/farena-%lu/farenad.sock", (unsigned long)geteuid());
     ck_assert_str_eq(path, want);
     FAILS(c, FARENA_ETOOLARGE, farena_socket_path("/a/long/path", path, 5));
     ck_assert_str_eq(path, "");
