@@ -223,9 +223,9 @@ FARENA_API const char *farena_method_name(unsigned i);
 /* Resolves the daemon's socket path exactly as farenad does: path when it
  * is non-NULL and not empty, else $FARENA_SOCKET, else
  * $XDG_RUNTIME_DIR/farena/farenad.sock, else /tmp/farena-$UID/farenad.sock
- * (empty variables count as unset; UID is the effective uid). Writes it NUL-terminated into out (cap
- * bytes). Returns 0, FARENA_EINVAL when out is NULL, or FARENA_ETOOLARGE
- * when it does not fit (out is then left empty). */
+ * (empty variables count as unset; UID is the effective uid). Writes it
+ * NUL-terminated into out (cap bytes). Returns 0, FARENA_EINVAL when out is
+ * NULL, or FARENA_ETOOLARGE when it does not fit (out is then left empty). */
 FARENA_API int farena_socket_path(const char *path, char *out, size_t cap);
 
 /* ---- connections ---- */
