@@ -18,3 +18,6 @@ farena_check(check_daemon SOURCES check_daemon.c LIBS farena_testharness TIMEOUT
 # The guards: hostile input, back-pressure, quota, client and descriptor
 # limits, pipelining, cleanup on disconnect, the peer-uid check.
 farena_check(check_guards SOURCES check_guards.c LIBS farena_testharness TIMEOUT 120)
+# Start-up and shutdown: socket placement and modes, stale sockets, a second
+# daemon, signals and shutting_down, options, start-up warnings.
+farena_check(check_lifecycle SOURCES check_lifecycle.c LIBS farena_testharness TIMEOUT 120)

@@ -243,8 +243,13 @@ static void th_daemon_child(const struct th_daemon *d, const struct th_opts *o, 
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent)
         _exit(127);
-    if (o->nofile != 0) {
-        struct rlimit rl = {o->nofile, o->nofile};
+    if (o->nofile != 0 || o->nofile_soft != 0) {
+        struct rlimit rl;
+        getrlimit(RLIMIT_NOFILE, &rl);
+        if (o->nofile != 0)
+            rl.rlim_cur = rl.rlim_max = o->nofile;
+        if (o->nofile_soft != 0)
+            rl.rlim_cur = o->nofile_soft;
         if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
             _exit(126);
     }
@@ -335,7 +340,8 @@ int th_daemon_start_opts(struct th_daemon *d, const struct th_opts *o)
         return -1;
     }
     snprintf(d->dir, sizeof(d->dir), "%s", tmpl);
-    snprintf(d->sock, sizeof(d->sock), "%s/farenad.sock", d->dir);
+    snprintf(d->sock, sizeof(d->sock), "%s/%s", d->dir,
+             o->socket_rel != NULL ? o->socket_rel : "farenad.sock");
     snprintf(d->scratch, sizeof(d->scratch), "%s/scratch", d->dir);
     snprintf(d->logpath, sizeof(d->logpath), "%s/farenad.log", d->dir);
     if (mkdir(d->scratch, 0700) < 0) {

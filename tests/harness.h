@@ -49,6 +49,9 @@ struct th_daemon {
 struct th_opts {
     const char *const *args; /* extra arguments, NULL-terminated; may be NULL */
     rlim_t nofile;           /* if non-zero, RLIMIT_NOFILE (soft and hard) in the child */
+    rlim_t nofile_soft;      /* if non-zero, then lower the soft limit to this */
+    const char *socket_rel;  /* socket path relative to the daemon's directory
+                                (default "farenad.sock"); sets d->sock */
     int no_socket_arg;       /* do not pass --socket (tests of the defaults) */
     int no_dir_arg;          /* do not pass --dir */
     const char *const *env;  /* extra NAME=value entries, NULL-terminated */

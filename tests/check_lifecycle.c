@@ -1,0 +1,555 @@
+/* farenad's start-up and shutdown: where the socket goes and with which
+ * modes, stale sockets, a second daemon, signals and shutting_down, options
+ * and their errors, the start-up warnings and logs. */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "th_check.h"
+
+static struct th_daemon D;
+
+/* A fresh directory under $TMPDIR or /tmp (for paths chosen by the
+ * environment rather than by the harness). */
+static void make_dir(char *out, size_t len, const char *tag)
+{
+    const char *t = getenv("TMPDIR");
+
+    snprintf(out, len, "%s/%s-XXXXXX", t != NULL && t[0] == '/' && strlen(t) < 60 ? t : "/tmp",
+             tag);
+    ck_assert_ptr_nonnull(mkdtemp(out));
+}
+
+/* Recursively removes a directory made by make_dir. */
+static void rm_rf(const char *dir)
+{
+    char cmd[512];
+
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+static void down(struct th_daemon *d)
+{
+    int st = th_daemon_stop(d);
+
+    if (st != 0)
+        th_daemon_dump_log(d);
+    ck_assert_int_eq(st, 0);
+    th_daemon_cleanup(d);
+}
+
+/* Checks that the daemon's log contains text. */
+static void expect_log(const struct th_daemon *d, const char *text)
+{
+    char *log = th_daemon_log(d);
+    int ok = log != NULL && strstr(log, text) != NULL;
+
+    if (!ok)
+        th_daemon_dump_log(d);
+    free(log);
+    ck_assert_msg(ok, "the log lacks \"%s\"", text);
+}
+
+static void hello_ok(const char *sock)
+{
+    struct th_client *c = th_connect(sock, TH_TIMEOUT_MS);
+    struct th_reply r;
+
+    ck_assert_msg(c != NULL, "cannot connect to %s", sock);
+    TH_OK_CALL(c, &r, "hello", "");
+    th_close(c);
+}
+
+START_TEST(socket_directory_0700_and_socket_0600)
+{
+    struct th_opts o = {.socket_rel = "private/farenad.sock"};
+    struct stat st;
+    char dir[300], want[700];
+
+    ck_assert_int_eq(th_daemon_start_opts(&D, &o), 0);
+    snprintf(dir, sizeof(dir), "%s/private", D.dir);
+    ck_assert_int_eq(lstat(dir, &st), 0);
+    ck_assert(S_ISDIR(st.st_mode));
+    ck_assert_uint_eq(st.st_mode & 07777, 0700);
+    ck_assert_int_eq(lstat(D.sock, &st), 0);
+    ck_assert(S_ISSOCK(st.st_mode));
+    ck_assert_uint_eq(st.st_mode & 07777, 0600);
+    snprintf(want, sizeof(want), "farenad listening on %s (scratch %s)", D.sock, D.scratch);
+    expect_log(&D, want);
+    hello_ok(D.sock);
+    down(&D);
+}
+END_TEST
+
+START_TEST(default_socket_paths_from_the_environment)
+{
+    char xdg[128], env1[200], env2[] = "FARENA_SOCKET=", sock[300], own[300], env3[400];
+    const char *const envs[] = {env1, env2, NULL};
+    struct th_opts o = {.no_socket_arg = 1, .env = envs};
+    struct th_daemon d2;
+    struct stat st;
+
+    make_dir(xdg, sizeof(xdg), "xdg");
+    snprintf(env1, sizeof(env1), "XDG_RUNTIME_DIR=%s", xdg);
+    ck_assert_int_eq(th_daemon_start_opts(&D, &o), 0);
+    snprintf(sock, sizeof(sock), "%s/farena/farenad.sock", xdg);
+    ck_assert_int_eq(lstat(sock, &st), 0);
+    ck_assert(S_ISSOCK(st.st_mode));
+    hello_ok(sock);
+    down(&D);
+    ck_assert_int_eq(lstat(sock, &st), -1);
+
+    /* $FARENA_SOCKET wins over $XDG_RUNTIME_DIR. */
+    snprintf(own, sizeof(own), "%s/own.sock", xdg);
+    snprintf(env3, sizeof(env3), "FARENA_SOCKET=%s", own);
+    const char *const envs2[] = {env1, env3, NULL};
+    struct th_opts o2 = {.no_socket_arg = 1, .env = envs2};
+    ck_assert_int_eq(th_daemon_start_opts(&d2, &o2), 0);
+    hello_ok(own);
+    down(&d2);
+    rm_rf(xdg);
+}
+END_TEST
+
+START_TEST(default_scratch_from_the_environment)
+{
+    char a[128], b[128], env1[200], env2[200], want[300];
+    char empty[] = "FARENA_DIR=";
+    const char *const envs[] = {env1, NULL};
+    const char *const envs2[] = {empty, env2, NULL};
+    struct th_opts o = {.no_dir_arg = 1, .env = envs};
+    struct th_opts o2 = {.no_dir_arg = 1, .env = envs2};
+
+    make_dir(a, sizeof(a), "fdir");
+    make_dir(b, sizeof(b), "tdir");
+    snprintf(env1, sizeof(env1), "FARENA_DIR=%s", a);
+    snprintf(env2, sizeof(env2), "TMPDIR=%s", b);
+    ck_assert_int_eq(th_daemon_start_opts(&D, &o), 0);
+    snprintf(want, sizeof(want), "(scratch %s)", a);
+    expect_log(&D, want);
+    down(&D);
+    ck_assert_int_eq(th_daemon_start_opts(&D, &o2), 0);
+    snprintf(want, sizeof(want), "(scratch %s)", b);
+    expect_log(&D, want);
+    down(&D);
+    rm_rf(a);
+    rm_rf(b);
+}
+END_TEST
+
+START_TEST(second_daemon_refuses_to_start)
+{
+    struct th_daemon d2;
+    char want[400];
+
+    ck_assert_int_eq(th_daemon_start(&D, NULL), 0);
+    const char *const args[] = {"--socket", D.sock, NULL};
+    struct th_opts o = {.args = args, .no_socket_arg = 1, .no_wait = 1};
+    ck_assert_int_eq(th_daemon_start_opts(&d2, &o), 0);
+    ck_assert_int_eq(th_daemon_wait_exit(&d2, TH_TIMEOUT_MS), 1);
+    snprintf(want, sizeof(want), "another farenad is serving %s", D.sock);
+    expect_log(&d2, want);
+    th_daemon_cleanup(&d2);
+    hello_ok(D.sock);
+    down(&D);
+}
+END_TEST
+
+START_TEST(stale_socket_is_replaced)
+{
+    char dir[128], path[200];
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    struct th_daemon d;
+    int fd;
+
+    make_dir(dir, sizeof(dir), "stale");
+    snprintf(path, sizeof(path), "%s/farenad.sock", dir);
+    strcpy(sa.sun_path, path);
+    /* A socket file nobody listens on, as a crashed daemon leaves it. */
+    fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    close(fd);
+    const char *const args[] = {"--socket", path, NULL};
+    struct th_opts o = {.args = args, .no_socket_arg = 1};
+    ck_assert_int_eq(th_daemon_start_opts(&d, &o), 0);
+    hello_ok(path);
+    down(&d);
+    rm_rf(dir);
+}
+END_TEST
+
+START_TEST(refuses_what_is_not_its_own)
+{
+    char dir[128], path[200], sub[200], subsock[300];
+    struct th_daemon d;
+    struct stat st;
+    int fd;
+
+    make_dir(dir, sizeof(dir), "notmine");
+    /* A regular file where the socket should go is never removed. */
+    snprintf(path, sizeof(path), "%s/farenad.sock", dir);
+    fd = open(path, O_WRONLY | O_CREAT, 0600);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, "keep", 4), 4);
+    close(fd);
+    const char *const args[] = {"--socket", path, NULL};
+    struct th_opts o = {.args = args, .no_socket_arg = 1, .no_wait = 1};
+    ck_assert_int_eq(th_daemon_start_opts(&d, &o), 0);
+    ck_assert_int_eq(th_daemon_wait_exit(&d, TH_TIMEOUT_MS), 1);
+    expect_log(&d, "not a socket");
+    th_daemon_cleanup(&d);
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert_int_eq(st.st_size, 4);
+    /* A socket directory that belongs to another user. */
+    if (geteuid() == 0) {
+        snprintf(sub, sizeof(sub), "%s/other", dir);
+        ck_assert_int_eq(mkdir(sub, 0700), 0);
+        ck_assert_int_eq(chown(sub, 65534, 65534), 0);
+        snprintf(subsock, sizeof(subsock), "%s/farenad.sock", sub);
+        const char *const args2[] = {"--socket", subsock, NULL};
+        struct th_opts o2 = {.args = args2, .no_socket_arg = 1, .no_wait = 1};
+        ck_assert_int_eq(th_daemon_start_opts(&d, &o2), 0);
+        ck_assert_int_eq(th_daemon_wait_exit(&d, TH_TIMEOUT_MS), 1);
+        expect_log(&d, "belongs to uid 65534");
+        th_daemon_cleanup(&d);
+    }
+    rm_rf(dir);
+}
+END_TEST
+
+START_TEST(sigterm_and_sigint_exit_zero_and_remove_the_socket)
+{
+    struct stat st;
+    int sigs[2] = {SIGTERM, SIGINT};
+
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(th_daemon_start(&D, NULL), 0);
+        hello_ok(D.sock);
+        ck_assert_int_eq(kill(D.pid, sigs[i]), 0);
+        ck_assert_int_eq(th_daemon_wait_exit(&D, TH_TIMEOUT_MS), 0);
+        ck_assert_int_eq(lstat(D.sock, &st), -1);
+        ck_assert_int_eq(errno, ENOENT);
+        expect_log(&D, "farenad stopped");
+        th_daemon_cleanup(&D);
+    }
+}
+END_TEST
+
+START_TEST(shutdown_answers_what_was_received_then_shutting_down)
+{
+    enum { N = 20, LEN = 1 << 20 };
+    unsigned char *data = malloc(LEN);
+    struct th_client *c, *late;
+    struct th_reply r;
+    struct stat st;
+    uint64_t w, a;
+    int64_t hello_id;
+
+    for (size_t i = 0; i < LEN; i++)
+        data[i] = (unsigned char)(i * 7);
+    ck_assert_int_eq(th_daemon_start(&D, NULL), 0);
+    c = th_must_connect(&D);
+    TH_OK_CALL(c, &r, "writer_new", "u", (uint64_t)0);
+    w = th_res_u64(&r);
+    TH_OK_CALL(c, &r, "push", "ub", w, data, (size_t)LEN);
+    TH_OK_CALL(c, &r, "into_arena", "u", w);
+    a = th_res_u64(&r);
+    /* 20 MiB of replies: the daemon stops at its high-water mark with most
+     * requests still buffered. They were received before the signal. */
+    for (int i = 0; i < N; i++)
+        th_queue(c, "get", "uL", a, (struct proto_loc){0, 0, LEN});
+    ck_assert_int_eq(th_flush(c), TH_OK);
+    th_sleep_ms(200);
+    ck_assert_int_eq(kill(D.pid, SIGTERM), 0);
+    th_sleep_ms(200);
+    /* No new connections, and the socket file is already gone. */
+    late = th_connect(D.sock, 0);
+    ck_assert_ptr_null(late);
+    ck_assert_int_eq(lstat(D.sock, &st), -1);
+    hello_id = th_queue(c, "hello", "");
+    ck_assert_int_eq(th_flush(c), TH_OK);
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(th_recv(c, &r), TH_OK);
+        ck_assert_msg(r.err == PROTO_OK, "get %d: %s %s", i, r.code, r.msg);
+        th_assert_bytes(r.result, data, LEN);
+    }
+    ck_assert_int_eq(th_recv(c, &r), TH_OK);
+    ck_assert_uint_eq(r.msgid, (uint32_t)hello_id);
+    ck_assert_str_eq(r.code, "shutting_down");
+    ck_assert_int_eq(th_wait_eof(c, &r), TH_EOF);
+    th_close(c);
+    ck_assert_int_eq(th_daemon_wait_exit(&D, TH_TIMEOUT_MS), 0);
+    th_daemon_cleanup(&D);
+    free(data);
+}
+END_TEST
+
+START_TEST(shutdown_is_bounded_when_a_client_never_reads)
+{
+    enum { LEN = 1 << 20 };
+    unsigned char *data = calloc(1, LEN);
+    struct th_client *c;
+    struct th_reply r;
+    uint64_t w, a, t0;
+
+    ck_assert_int_eq(th_daemon_start(&D, NULL), 0);
+    c = th_must_connect(&D);
+    TH_OK_CALL(c, &r, "writer_new", "u", (uint64_t)0);
+    w = th_res_u64(&r);
+    TH_OK_CALL(c, &r, "push", "ub", w, data, (size_t)LEN);
+    TH_OK_CALL(c, &r, "into_arena", "u", w);
+    a = th_res_u64(&r);
+    for (int i = 0; i < 20; i++)
+        th_queue(c, "get", "uL", a, (struct proto_loc){0, 0, LEN});
+    ck_assert_int_eq(th_flush(c), TH_OK);
+    th_sleep_ms(100);
+    t0 = th_now_ms();
+    ck_assert_int_eq(kill(D.pid, SIGTERM), 0);
+    ck_assert_int_eq(th_daemon_wait_exit(&D, 15000), 0);
+    ck_assert_uint_lt(th_now_ms() - t0, 9000);
+    expect_log(&D, "did not finish");
+    th_close(c);
+    th_daemon_cleanup(&D);
+    free(data);
+}
+END_TEST
+
+/* Runs farenad with args (no --socket/--dir added) and returns its exit
+ * status, its output in *log (caller frees). */
+static int run_args(const char *const *args, char **log)
+{
+    struct th_opts o = {.args = args, .no_socket_arg = 1, .no_dir_arg = 1, .no_wait = 1};
+    struct th_daemon d;
+    int st;
+
+    ck_assert_int_eq(th_daemon_start_opts(&d, &o), 0);
+    st = th_daemon_wait_exit(&d, TH_TIMEOUT_MS);
+    *log = th_daemon_log(&d);
+    th_daemon_cleanup(&d);
+    return st;
+}
+
+START_TEST(bad_options_exit_two)
+{
+    static const char *const bad[][3] = {
+        {"--max-bytes", "-5", NULL},
+        {"--max-bytes", "12Q", NULL},
+        {"--max-bytes", "1M2", NULL},
+        {"--max-bytes", "99999999999999999999", NULL},
+        {"--max-bytes", "17179869184G", NULL},
+        {"--max-bytes", "", NULL},
+        {"--min-free", " 5", NULL},
+        {"--max-message", "1K", NULL},
+        {"--max-message", "2G", NULL},
+        {"--max-clients", "0", NULL},
+        {"--max-clients", "1K", NULL},
+        {"--max-clients", "4294967296", NULL},
+        {"--max-writers", "0x10", NULL},
+        {"--max-handles", "1.5", NULL},
+        {"--file-max", "0", NULL},
+        {"--file-max", "4G", NULL},
+        {"--bogus", NULL, NULL},
+        {"-x", NULL, NULL},
+        {"stray-argument", NULL, NULL},
+        {"--socket", NULL, NULL},
+        {"--socket", "", NULL},
+    };
+    char *log;
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int st = run_args(bad[i], &log);
+        ck_assert_msg(st == 2, "%s %s: exit %d, not 2", bad[i][0], bad[i][1] ? bad[i][1] : "", st);
+        ck_assert_msg(log != NULL && strstr(log, "farenad: ") != NULL &&
+                          strstr(log, "--help") != NULL,
+                      "%s: no usage message: %s", bad[i][0], log ? log : "");
+        free(log);
+    }
+}
+END_TEST
+
+START_TEST(help_and_version)
+{
+    static const char *const opts[] = {
+        "--socket",      "--dir",         "--max-bytes",   "--min-free", "--max-message",
+        "--max-clients", "--max-writers", "--max-handles", "--file-max", "--verbose",
+        "--quiet",       "--version",     "--help"};
+    char *log;
+
+    ck_assert_int_eq(run_args((const char *const[]){"--help", NULL}, &log), 0);
+    for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
+        ck_assert_msg(strstr(log, opts[i]) != NULL, "--help lacks %s", opts[i]);
+    ck_assert_ptr_nonnull(strstr(log, "default 64M"));
+    ck_assert_ptr_nonnull(strstr(log, "default 1024"));
+    ck_assert_ptr_nonnull(strstr(log, "default 65536"));
+    ck_assert_ptr_nonnull(strstr(log, "$XDG_RUNTIME_DIR/farena/farenad.sock"));
+    free(log);
+    ck_assert_int_eq(run_args((const char *const[]){"--version", NULL}, &log), 0);
+    ck_assert_ptr_nonnull(strstr(log, "farenad 0.1.0"));
+    free(log);
+}
+END_TEST
+
+START_TEST(sizes_with_suffixes_are_accepted)
+{
+    struct th_client *c;
+    struct th_reply r;
+    const msgpack_object *lim;
+
+    const char *const args[] = {
+        "--max-bytes",   "3G",    "--min-free",    "0",      "--file-max", "512k",
+        "--max-message", "65536", "--max-handles", "100000", NULL};
+    ck_assert_int_eq(th_daemon_start(&D, args), 0);
+    c = th_must_connect(&D);
+    TH_OK_CALL(c, &r, "hello", "");
+    lim = th_map_get(r.result, "limits");
+    ck_assert_uint_eq(th_map_u64(lim, "max_bytes"), 3ull << 30);
+    ck_assert_uint_eq(th_map_u64(lim, "min_free"), 0);
+    ck_assert_uint_eq(th_map_u64(lim, "file_max"), 512u << 10);
+    ck_assert_uint_eq(th_map_u64(lim, "max_message"), 65536);
+    ck_assert_uint_eq(th_map_u64(lim, "max_handles"), 100000);
+    th_close(c);
+    down(&D);
+}
+END_TEST
+
+START_TEST(raises_the_open_file_soft_limit)
+{
+    struct th_opts o = {.nofile = 300, .nofile_soft = 100};
+    char path[64], line[256];
+    int found = 0;
+    FILE *f;
+
+    ck_assert_int_eq(th_daemon_start_opts(&D, &o), 0);
+    snprintf(path, sizeof(path), "/proc/%ld/limits", (long)D.pid);
+    f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    while (fgets(line, sizeof(line), f) != NULL) {
+        unsigned long soft, hard;
+        if (sscanf(line, "Max open files %lu %lu", &soft, &hard) == 2) {
+            ck_assert_uint_eq(soft, 300);
+            ck_assert_uint_eq(hard, 300);
+            found = 1;
+        }
+    }
+    fclose(f);
+    ck_assert(found);
+    expect_log(&D, "soft 300 (was 100), hard 300");
+    down(&D);
+}
+END_TEST
+
+START_TEST(journal_prefixes_and_quiet)
+{
+    char env[] = "JOURNAL_STREAM=8:12345";
+    const char *const envs[] = {env, NULL};
+    struct th_opts o = {.env = envs};
+    const char *const qargs[] = {"-q", NULL};
+    char *log;
+
+    ck_assert_int_eq(th_daemon_start_opts(&D, &o), 0);
+    expect_log(&D, "<6>farenad listening on ");
+    down(&D);
+    ck_assert_int_eq(th_daemon_start(&D, qargs), 0);
+    hello_ok(D.sock);
+    ck_assert_int_eq(th_daemon_stop(&D), 0);
+    log = th_daemon_log(&D);
+    ck_assert_msg(log != NULL && strstr(log, "listening") == NULL, "-q still logs: %s", log);
+    free(log);
+    th_daemon_cleanup(&D);
+}
+END_TEST
+
+START_TEST(warns_when_scratch_is_in_memory)
+{
+    char dir[128] = "/dev/shm/farenad-test-XXXXXX";
+    struct statfs sf;
+
+    /* Only where a tmpfs is at hand (it is on every usual Linux). */
+    if (statfs("/dev/shm", &sf) != 0 || sf.f_type != 0x01021994 || mkdtemp(dir) == NULL) {
+        ck_assert_int_eq(th_daemon_start(&D, NULL), 0);
+        down(&D);
+        return;
+    }
+    const char *const args[] = {"--dir", dir, NULL};
+    struct th_opts o = {.args = args, .no_dir_arg = 1};
+    ck_assert_int_eq(th_daemon_start_opts(&D, &o), 0);
+    expect_log(&D, "is on tmpfs");
+    hello_ok(D.sock);
+    down(&D);
+    rmdir(dir);
+}
+END_TEST
+
+START_TEST(missing_scratch_directory_fails_start_up)
+{
+    const char *const args[] = {"--dir", "/nonexistent/farena-scratch", NULL};
+    struct th_opts o = {.args = args, .no_dir_arg = 1, .no_wait = 1};
+
+    ck_assert_int_eq(th_daemon_start_opts(&D, &o), 0);
+    ck_assert_int_eq(th_daemon_wait_exit(&D, TH_TIMEOUT_MS), 1);
+    expect_log(&D, "/nonexistent/farena-scratch");
+    th_daemon_cleanup(&D);
+}
+END_TEST
+
+static Suite *lifecycle_suite(void)
+{
+    Suite *s = suite_create("lifecycle");
+    TCase *tc;
+
+    tc = tcase_create("socket");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, socket_directory_0700_and_socket_0600);
+    tcase_add_test(tc, default_socket_paths_from_the_environment);
+    tcase_add_test(tc, default_scratch_from_the_environment);
+    tcase_add_test(tc, second_daemon_refuses_to_start);
+    tcase_add_test(tc, stale_socket_is_replaced);
+    tcase_add_test(tc, refuses_what_is_not_its_own);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("signals");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, sigterm_and_sigint_exit_zero_and_remove_the_socket);
+    tcase_add_test(tc, shutdown_answers_what_was_received_then_shutting_down);
+    tcase_add_test(tc, shutdown_is_bounded_when_a_client_never_reads);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("options");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, bad_options_exit_two);
+    tcase_add_test(tc, help_and_version);
+    tcase_add_test(tc, sizes_with_suffixes_are_accepted);
+    tcase_add_test(tc, raises_the_open_file_soft_limit);
+    tcase_add_test(tc, journal_prefixes_and_quiet);
+    tcase_add_test(tc, warns_when_scratch_is_in_memory);
+    tcase_add_test(tc, missing_scratch_directory_fails_start_up);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr;
+    int failed;
+
+    if (th_run_begin() < 0)
+        return EXIT_FAILURE;
+    sr = srunner_create(lifecycle_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    th_run_end();
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
