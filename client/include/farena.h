@@ -137,10 +137,9 @@ typedef struct farena_buf {
     size_t cap;
 } farena_buf;
 
-#define FARENA_BUF_INIT                                                                            \
-    {                                                                                              \
-        0                                                                                          \
-    }
+/* clang-format off */
+#define FARENA_BUF_INIT {NULL, 0, 0}
+/* clang-format on */
 
 /* The daemon's limits, as its hello answer reported them (see PROTOCOL.md).
  * A limit the daemon did not report is 0. */
