@@ -12,7 +12,13 @@
  *   farena_strerror() describes a code; farena_errmsg() gives the details of
  *   the last failure on a client (the daemon's message, or the OS reason).
  *   Out-parameters are written only on success unless a function says
- *   otherwise.
+ *   otherwise. Besides the errors each function lists, any call that talks
+ *   to the daemon may return FARENA_EINVAL (c NULL, a NULL out-pointer,
+ *   handle 0), FARENA_EFORK (see Processes), FARENA_ECONNLOST (the daemon
+ *   closed or died; the client is then unusable), FARENA_ETIMEDOUT,
+ *   FARENA_EPROTO (a malformed reply), FARENA_ENOMEM, FARENA_ESHUTTINGDOWN,
+ *   FARENA_EIOERROR and FARENA_EUNKNOWN (an error code newer than this
+ *   library; farena_errmsg names it).
  *
  * - Handles. Writers, files and arenas are farena_handle values: positive
  *   integers the daemon hands out, unique for its lifetime, never reused.
@@ -275,7 +281,8 @@ FARENA_API int farena_set_timeout(farena_client *c, int timeout_ms);
 FARENA_API int farena_server(const farena_client *c, farena_server_info *out);
 
 /* Sends hello again (a cheap ping) and refreshes the client's copy of the
- * daemon's limits; *out (may be NULL) receives the answer. */
+ * daemon's limits; *out (may be NULL) receives the answer. Errors: only
+ * the common ones (see the top of this file). */
 FARENA_API int farena_hello(farena_client *c, farena_server_info *out);
 
 /* ---- writing (crate: FileArenaWriter) ---- */
@@ -283,8 +290,7 @@ FARENA_API int farena_hello(farena_client *c, farena_server_info *out);
 /* Creates a writer that will become the file of index file_index in an
  * arena (crate: FileArenaWriter::new(i)). *writer receives its handle; it
  * belongs to this connection until finish, into_arena or release.
- * Errors: FARENA_ELIMIT (too many writers or handles), FARENA_ENOSPACE,
- * FARENA_EIOERROR, plus the transport errors (see farena_errmsg). */
+ * Errors: FARENA_ELIMIT (too many writers or handles), FARENA_ENOSPACE. */
 FARENA_API int farena_writer_new(farena_client *c, uint16_t file_index, farena_handle *writer);
 
 /* Appends len bytes of data (data may be NULL when len is 0) to the writer
