@@ -440,7 +440,7 @@ FARENA_API int farena_unname(farena_client *c, const char *name);
 
 /* ---- daemon ---- */
 
-/* Fills *out with the daemon's counters. */
+/* Fills *out with the daemon's counters. Errors: only the common ones. */
 FARENA_API int farena_stat(farena_client *c, struct farena_stat *out);
 
 /* Calls any method by name with params_len bytes of msgpack at params (one
