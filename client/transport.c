@@ -251,11 +251,12 @@ static int handle_message(farena_client *c, struct run *r, const uint8_t *msg, s
     struct cl_call *call = r->call;
     struct proto_response rsp;
     msgpack_object obj;
-    const char *why = NULL;
+    const char *why;
     struct cl_req *req;
     size_t i;
     int err;
 
+    why = "unknown reason";
     msgpack_zone_clear(&c->zone);
     if (proto_unpack(&c->zone, msg, len, &obj, &why) != 0)
         return cl_break(c, cl_fail(c, FARENA_EPROTO, "unreadable response from farenad: %s", why));
