@@ -202,7 +202,8 @@ static struct reg_obj *reg_arena_register(struct reg *r, struct store_arena *a)
     for (size_t i = 0; i < n; i++) {
         struct reg_obj *fo = u64map_get(&r->objs, store_file_tag(store_arena_file(a, i)));
         assert(fo != NULL && fo->kind == REG_FILE);
-        fo->narenas++;
+        if (fo != NULL)
+            fo->narenas++;
     }
     return obj;
 }
@@ -221,7 +222,8 @@ static void reg_arena_unref(struct reg *r, struct reg_obj *obj)
     for (size_t i = 0; i < n; i++) {
         struct reg_obj *fo = u64map_get(&r->objs, store_file_tag(store_arena_file(a, i)));
         assert(fo != NULL && fo->narenas > 0);
-        fo->narenas--;
+        if (fo != NULL && fo->narenas > 0)
+            fo->narenas--;
     }
     reg_obj_drop(r, obj);
     store_arena_unref(a);
@@ -313,6 +315,8 @@ void reg_owner_free(struct reg_owner *o)
         struct reg_obj *obj = reg_find(r, k, REG_ARENA);
         uintptr_t n = (uintptr_t)v;
         assert(obj != NULL && obj->refs >= n);
+        if (obj == NULL)
+            continue; /* cannot happen: an owner's reference keeps the arena */
         /* Every reference but the last cannot end the arena. */
         obj->refs -= n - 1;
         reg_arena_unref(r, obj);
