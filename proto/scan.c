@@ -81,17 +81,19 @@ static const uint8_t hdr_len[256] = {
     /* F0 */ 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
 };
 
-/* Big-endian readers for header fields. */
+/* Big-endian readers for header fields: 16 bits. */
 static inline uint32_t be16(const uint8_t *p)
 {
     return (uint32_t)p[0] << 8 | p[1];
 }
 
+/* 32 bits. */
 static inline uint32_t be32(const uint8_t *p)
 {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
+/* 64 bits. */
 static inline uint64_t be64(const uint8_t *p)
 {
     return (uint64_t)be32(p) << 32 | be32(p + 4);

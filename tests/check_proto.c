@@ -284,6 +284,7 @@ static uint64_t rng_next(uint64_t *state)
 
 /* ---- tables ---- */
 
+/* Error table: names unique, snake_case, round trip, stable numbers. */
 START_TEST(test_err_table)
 {
     for (int i = 1; i < PROTO_ERR_COUNT; i++) {
@@ -316,6 +317,7 @@ START_TEST(test_err_table)
 }
 END_TEST
 
+/* Method table: exact names in enum order, unique, round trip. */
 START_TEST(test_method_table)
 {
     static const char *const expect[] = {
@@ -415,6 +417,7 @@ static const char *const format_msgs[] = {
     "94 00 07 a4 70757368 92 01 c4 05 68656c6c6f",
 };
 
+/* Every format alone: whole, every prefix, and a byte at a time. */
 START_TEST(test_scan_every_format)
 {
     struct proto_limits lim = PROTO_LIMITS_DEFAULT;
@@ -663,6 +666,7 @@ static void feed_stream(const struct stream *st, struct chunker *c)
     proto_scan_free(s);
 }
 
+/* The stream in fixed chunk sizes, from 1 byte to all at once. */
 START_TEST(test_scan_stream_byte_at_a_time)
 {
     struct stream st;
@@ -681,6 +685,7 @@ START_TEST(test_scan_stream_byte_at_a_time)
 }
 END_TEST
 
+/* The stream cut in two at every byte boundary. */
 START_TEST(test_scan_stream_every_split)
 {
     struct stream st;
@@ -693,6 +698,7 @@ START_TEST(test_scan_stream_every_split)
 }
 END_TEST
 
+/* The stream at 600 random chunkings (fixed seed). */
 START_TEST(test_scan_stream_random_splits)
 {
     struct stream st;
@@ -704,6 +710,7 @@ START_TEST(test_scan_stream_random_splits)
 }
 END_TEST
 
+/* READY reports the bytes used; feeding past READY needs a reset. */
 START_TEST(test_scan_used_and_reset)
 {
     struct proto_limits lim = PROTO_LIMITS_DEFAULT;
@@ -736,6 +743,7 @@ END_TEST
 
 /* ---- scanner: guards ---- */
 
+/* 0xc1 where an object starts is refused, and the refusal is sticky. */
 START_TEST(test_scan_c1)
 {
     struct proto_limits lim = PROTO_LIMITS_DEFAULT;
@@ -770,6 +778,7 @@ START_TEST(test_scan_c1)
 }
 END_TEST
 
+/* Nesting at max_depth passes, one deeper fails; 10000 levels fail fast. */
 START_TEST(test_scan_depth)
 {
     struct proto_limits lim = PROTO_LIMITS_DEFAULT;
@@ -831,6 +840,7 @@ START_TEST(test_scan_depth)
 }
 END_TEST
 
+/* Nesting fed a byte at a time fails exactly at level 17. */
 START_TEST(test_scan_depth_byte_at_a_time)
 {
     struct proto_limits lim = PROTO_LIMITS_DEFAULT;
@@ -853,6 +863,7 @@ START_TEST(test_scan_depth_byte_at_a_time)
 }
 END_TEST
 
+/* max_objects at its edge: arrays, maps (keys count) and nesting. */
 START_TEST(test_scan_max_objects)
 {
     struct proto_limits lim = limits(PROTO_MAX_MESSAGE_DEFAULT, 16, 100);
@@ -912,6 +923,7 @@ START_TEST(test_scan_max_objects)
 }
 END_TEST
 
+/* max_message at its edge: bodies, owed elements, scalars, counts. */
 START_TEST(test_scan_max_message)
 {
     struct proto_limits lim = limits(PROTO_MAX_MESSAGE_MIN, 16, PROTO_MAX_OBJECTS_DEFAULT);
@@ -999,6 +1011,7 @@ static const struct hostile hostile_inputs[] = {
     {"91 91 91 91 df ffffffff", 0, 0},
 };
 
+/* Each hostile header is refused without any large allocation. */
 START_TEST(test_scan_hostile_sizes_no_allocation)
 {
     const struct hostile *h = &hostile_inputs[_i];
@@ -1062,6 +1075,7 @@ START_TEST(test_alloc_watch_catches_msgpack)
 }
 END_TEST
 
+/* proto_scan_msgid: when a request msgid is known, and when not. */
 START_TEST(test_scan_msgid)
 {
     struct proto_limits lim = PROTO_LIMITS_DEFAULT;
@@ -1145,6 +1159,7 @@ START_TEST(test_scan_msgid)
 }
 END_TEST
 
+/* Degenerate limits still behave. */
 START_TEST(test_scan_new_limits)
 {
     struct proto_limits lim = limits(PROTO_MAX_MESSAGE_DEFAULT, 0, PROTO_MAX_OBJECTS_DEFAULT);
@@ -1162,6 +1177,7 @@ END_TEST
 
 /* ---- codec: unpack and envelopes ---- */
 
+/* proto_unpack: no copy of bodies, trailing bytes, bad input, zone reuse. */
 START_TEST(test_unpack)
 {
     msgpack_zone z;
@@ -1270,6 +1286,7 @@ static const struct env_case env_cases[] = {
     {"93 02 c4 04 70757368 90", -1, 0},
 };
 
+/* One envelope case: decode result and answerable flag. */
 START_TEST(test_request_envelopes)
 {
     struct pool p;
@@ -1299,6 +1316,7 @@ START_TEST(test_request_envelopes)
 }
 END_TEST
 
+/* Decoded request fields, method length edges, partial results. */
 START_TEST(test_request_fields)
 {
     struct pool p;
@@ -1387,6 +1405,7 @@ static void recv_msg(msgpack_zone *z, const struct out *o, msgpack_object *msg)
     ck_assert_int_eq(proto_unpack(z, o->sb.data, o->sb.size, msg, &why), 0);
 }
 
+/* Request and notification heads for every method round-trip. */
 START_TEST(test_pack_request_and_notify_heads)
 {
     msgpack_zone z;
@@ -1439,6 +1458,7 @@ END_TEST
 
 /* ---- codec: responses ---- */
 
+/* Success responses round-trip (location, bin). */
 START_TEST(test_response_result_round_trip)
 {
     msgpack_zone z;
@@ -1485,6 +1505,7 @@ START_TEST(test_response_result_round_trip)
 }
 END_TEST
 
+/* Error responses for every code round-trip; invalid codes refused. */
 START_TEST(test_response_error_round_trip)
 {
     msgpack_zone z;
@@ -1526,6 +1547,7 @@ START_TEST(test_response_error_round_trip)
 }
 END_TEST
 
+/* Responses: unknown codes, empty strings, malformed envelopes. */
 START_TEST(test_response_decode_edges)
 {
     struct pool p;
@@ -1633,6 +1655,7 @@ END_TEST
 
 /* ---- codec: sizes ---- */
 
+/* proto_size_* equal what msgpack-c packs, at every width boundary. */
 START_TEST(test_sizes_match_msgpack)
 {
     static const uint64_t vals[] = {
@@ -1710,6 +1733,7 @@ END_TEST
 
 /* ---- codec: typed readers ---- */
 
+/* proto_read_uint: ranges, encodings, and refusals with reasons. */
 START_TEST(test_read_uint)
 {
     struct pool p;
@@ -1769,6 +1793,7 @@ START_TEST(test_read_uint)
 }
 END_TEST
 
+/* Handles (0 refused) and file indices (65535 ok, 65536 not). */
 START_TEST(test_read_handle_and_index)
 {
     struct pool p;
@@ -1822,6 +1847,7 @@ START_TEST(test_read_handle_and_index)
 }
 END_TEST
 
+/* Locations: exact shape and ranges; *out untouched on failure. */
 START_TEST(test_read_loc)
 {
     struct pool p;
@@ -1883,6 +1909,7 @@ START_TEST(test_read_loc)
 }
 END_TEST
 
+/* Payloads, names and arrays at their edges. */
 START_TEST(test_read_payload_str_array)
 {
     struct pool p;
@@ -2008,6 +2035,7 @@ END_TEST
 
 /* ---- suite ---- */
 
+/* The suite: one tcase per area, each bounded to 60 s. */
 static Suite *proto_suite(void)
 {
     Suite *s = suite_create("proto");
@@ -2072,6 +2100,7 @@ static Suite *proto_suite(void)
     return s;
 }
 
+/* Runs the suite; the exit status is the verdict. */
 int main(void)
 {
     SRunner *sr = srunner_create(proto_suite());
