@@ -407,15 +407,18 @@ int main(int argc, char **argv)
         log_err("event loop failed");
     log_info("farenad stopped");
 
+    /* The event base goes before the registry: libevent finishes freeing
+     * closed connections' buffers (and their sendfile segments' arena
+     * references) only from its loop or from event_base_free. */
     server_free(srv);
-    methods_free(m);
-    reg_free(reg);
-    sock_unlink(&bound);
-    sock_forget(&bound);
     event_free(sigterm);
     event_free(sigint);
     event_base_free(base);
     libevent_global_shutdown();
+    methods_free(m);
+    reg_free(reg);
+    sock_unlink(&bound);
+    sock_forget(&bound);
     free(path);
     return 0;
 }

@@ -36,7 +36,7 @@ struct conn {
     uint64_t id;
     pid_t peer_pid;
     struct bufferevent *bev;
-    struct event *more_ev;  /* resumes processing after a bounded batch */
+    struct event *more_ev;  /* zero-delay timer: resumes processing next turn */
     struct event *drain_ev; /* bounds the wait for a closing connection's flush */
     struct proto_scan *scan;
     msgpack_zone zone;
@@ -114,8 +114,10 @@ static void conn_free(struct conn *c)
     if (c->next != NULL)
         c->next->prev = c->prev;
     s->nconns--;
-    /* Freeing the bufferevent also releases any sendfile segment still
+    /* libevent finishes freeing the bufferevent from its loop (or from
+     * event_base_free); that also releases any sendfile segment still
      * queued, and with it that segment's arena reference. */
+    bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
     bufferevent_free(c->bev);
     event_free(c->more_ev);
     if (c->drain_ev != NULL)
@@ -149,6 +151,17 @@ static void server_reap(evutil_socket_t fd, short what, void *arg)
         evconnlistener_enable(s->lev);
     }
     server_maybe_done(s);
+}
+
+/* Resumes c's processing on a later loop turn. A zero-delay timer rather
+ * than event_active(): libevent runs events activated during a turn in that
+ * same turn, so only a timer makes the loop poll the other sockets before
+ * c's next batch. */
+static void conn_schedule(struct conn *c)
+{
+    static const struct timeval now = {0, 0};
+
+    evtimer_add(c->more_ev, &now);
 }
 
 /* Moves the packed responses to the output; a failure breaks the stream. */
@@ -356,7 +369,7 @@ static void conn_process(struct conn *c)
         }
         if (n == SERVER_BATCH) {
             c->backlog = 1;
-            event_active(c->more_ev, 0, 0);
+            conn_schedule(c);
             break;
         }
         rc = conn_next(c);
@@ -403,7 +416,7 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
     if (c->out_paused && pending <= SERVER_OUT_LOW) {
         c->out_paused = 0;
         c->backlog = 1;
-        event_active(c->more_ev, 0, 0);
+        conn_schedule(c);
         return;
     }
     if (conn_shutdown_done(c))
@@ -455,7 +468,7 @@ static int conn_new(struct server *s, evutil_socket_t fd, pid_t peer_pid)
     c->srv = s;
     c->peer_pid = peer_pid;
     c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    c->more_ev = event_new(s->base, -1, 0, conn_more_cb, c);
+    c->more_ev = evtimer_new(s->base, conn_more_cb, c);
     c->tmp = evbuffer_new();
     c->scan = proto_scan_new(&s->cfg.limits);
     c->owner = reg_owner_new(s->reg);
@@ -622,7 +635,7 @@ void server_shutdown(struct server *s)
         c->cutoff = c->consumed + evbuffer_get_length(bufferevent_get_input(c->bev));
         if (!c->closing && !c->backlog) {
             c->backlog = 1;
-            event_active(c->more_ev, 0, 0);
+            conn_schedule(c);
         }
     }
     evtimer_add(s->shutdown_ev, &tv);
