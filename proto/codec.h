@@ -41,7 +41,8 @@ struct proto_response {
     int err;                      /* PROTO_OK, an enum proto_err, or -1 when
                                      the daemon sent a code this build does
                                      not know (errname says which) */
-    const char *errname;          /* NULL on success */
+    const char *errname;          /* NULL on success; never NULL on error,
+                                     even when empty */
     size_t errname_len;
     const char *message;          /* the error's human text; NULL on success */
     size_t message_len;
@@ -124,7 +125,8 @@ int proto_read_handle(const msgpack_object *o, uint64_t *out, const char **why);
 int proto_read_index(const msgpack_object *o, uint16_t *out, const char **why);
 /* A location: an array of exactly three integers in range. */
 int proto_read_loc(const msgpack_object *o, struct proto_loc *out, const char **why);
-/* A payload: bin, or str (accepted on input). *data points into the message. */
+/* A payload: bin, or str (accepted on input). *data points into the message;
+ * it is never NULL, even for an empty payload. */
 int proto_read_payload(const msgpack_object *o, const void **data, size_t *len,
                        const char **why);
 /* A str of at most max_len bytes (arena names: also not empty, no NUL).
