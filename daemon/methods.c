@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "../proto/limits.h"
+#include "log.h"
 
 struct methods {
     struct reg *reg;
@@ -271,6 +272,31 @@ static int add_payload_copy(struct call *c, struct evbuffer *buf, const void *pr
     return M_OK;
 }
 
+/* Logs a hello's client_info map (debug level): its str values, so an
+ * operator can tell clients apart. */
+static void log_client_info(const msgpack_object *map)
+{
+    char line[256];
+    size_t used = 0;
+
+    if (!log_enabled(LOG_LVL_DEBUG))
+        return;
+    line[0] = '\0';
+    for (uint32_t i = 0; i < map->via.map.size && used < sizeof(line) - 1; i++) {
+        const msgpack_object_kv *kv = &map->via.map.ptr[i];
+        if (kv->key.type != MSGPACK_OBJECT_STR || kv->val.type != MSGPACK_OBJECT_STR)
+            continue;
+        int w = snprintf(
+            line + used, sizeof(line) - used, " %.*s=%.*s",
+            (int)(kv->key.via.str.size > 32 ? 32 : kv->key.via.str.size), kv->key.via.str.ptr,
+            (int)(kv->val.via.str.size > 64 ? 64 : kv->val.via.str.size), kv->val.via.str.ptr);
+        if (w < 0)
+            break;
+        used += (size_t)w;
+    }
+    log_debug("hello: client_info%s", used > 0 ? line : " (no str entries)");
+}
+
 /* hello [] or [client_info map]. */
 static int m_hello(struct call *c)
 {
@@ -279,6 +305,8 @@ static int m_hello(struct call *c)
 
     if (c->np == 1 && c->p[0].type != MSGPACK_OBJECT_MAP)
         return call_bad_param(c, 0, "client_info", "expected a map");
+    if (c->np == 1)
+        log_client_info(&c->p[0]);
     call_result(c);
     msgpack_pack_map(pk, 5);
     pack_cstr(pk, "server");
@@ -355,7 +383,7 @@ static int m_push_many(struct call *c)
     const char *why;
     size_t len;
     uint32_t n;
-    uint64_t h;
+    uint64_t h, size, off;
 
     if (param_handle(c, 0, "writer", &h) < 0)
         return M_ERR;
@@ -370,6 +398,21 @@ static int m_push_many(struct call *c)
     w = reg_writer(c->o, h, &c->err);
     if (w == NULL)
         return M_ERR;
+    /* The locations are known before anything is written, so the reply's
+     * exact size is too: refuse now rather than write and lose the reply. */
+    size = proto_size_result_head(c->msgid) + proto_size_array(n);
+    off = store_writer_len(w);
+    for (uint32_t k = 0; k < n; k++) {
+        proto_read_payload(&items[k], &data, &len, &why);
+        struct proto_loc pl = {store_writer_index(w), (uint32_t)off, (uint32_t)len};
+        size += proto_size_loc(pl);
+        off += len;
+    }
+    if (size > c->m->lim.max_message)
+        return call_fail(c, PROTO_TOO_LARGE,
+                         "push_many: the reply would take %" PRIu64
+                         " bytes, max_message is %" PRIu32,
+                         size, c->m->lim.max_message);
     call_result(c);
     msgpack_pack_array(&c->pk, n);
     for (uint32_t k = 0; k < n; k++) {
@@ -643,7 +686,7 @@ static int m_arena_files(struct call *c)
 {
     struct store_arena *a;
     size_t n;
-    uint64_t h;
+    uint64_t h, size;
 
     if (param_handle(c, 0, "arena", &h) < 0)
         return M_ERR;
@@ -651,6 +694,14 @@ static int m_arena_files(struct call *c)
     if (a == NULL)
         return M_ERR;
     n = store_arena_nfiles(a);
+    size = proto_size_result_head(c->msgid) + proto_size_array(n);
+    for (size_t i = 0; i < n; i++)
+        size += proto_size_uint(reg_file_handle(store_arena_file(a, i)));
+    if (size > c->m->lim.max_message)
+        return call_fail(c, PROTO_TOO_LARGE,
+                         "arena_files: the reply would take %" PRIu64
+                         " bytes, max_message is %" PRIu32,
+                         size, c->m->lim.max_message);
     call_result(c);
     msgpack_pack_array(&c->pk, n);
     for (size_t i = 0; i < n; i++)
@@ -827,6 +878,14 @@ int methods_call(struct methods *m, struct reg_owner *o, const struct proto_requ
         return -1;
     if (rc == M_OK && !c.answer)
         obuf_truncate(io->scratch, mark); /* a notification's result is dropped */
+    if (rc == M_OK && io->scratch->len - mark > m->lim.max_message) {
+        /* Methods with side effects check their reply's size before acting;
+         * this net only catches the side-effect-free rest. */
+        obuf_truncate(io->scratch, mark);
+        call_fail(&c, PROTO_TOO_LARGE, "%s: the reply is over max_message (%" PRIu32 " bytes)",
+                  proto_method_name(c.method), m->lim.max_message);
+        rc = M_ERR;
+    }
     if (rc == M_OK && io->scratch->failed) {
         /* The packed result is incomplete: answer with an error instead. */
         obuf_truncate(io->scratch, mark);

@@ -664,6 +664,27 @@ START_TEST(responses_over_max_message_are_too_large)
     TH_OK_CALL(c, &r, "get_many", "ua", a, 2u, "L", L(0, 0, 30000), "L",
                L(0, 0, 65536 - 4 - 1 - 5 - 30000 - 3));
     TH_OK_CALL(c, &r, "get", "uL", a, L(0, 0, 60000));
+    /* push_many's reply is sized before anything is written: 17000 empty
+     * items make a 34 KB request but a 68 KB reply. */
+    w = writer_new(c, 0);
+    {
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        proto_pack_request_head(&pk, 9001, PROTO_M_PUSH_MANY, 2);
+        msgpack_pack_uint64(&pk, w);
+        msgpack_pack_array(&pk, 17000);
+        for (int i = 0; i < 17000; i++)
+            msgpack_pack_bin(&pk, 0);
+        ck_assert_int_eq(th_send_raw(c, sb.data, sb.size), TH_OK);
+        msgpack_sbuffer_destroy(&sb);
+    }
+    ck_assert_int_eq(th_recv(c, &r), TH_OK);
+    ck_assert_uint_eq(r.msgid, 9001);
+    ck_assert_str_eq(r.code, "too_large");
+    expect_msg(&r, "max_message");
+    ck_assert_uint_eq(call_u64(c, "writer_len", w), 0);
     th_close(c);
     down();
 }
