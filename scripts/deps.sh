@@ -6,7 +6,7 @@ set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config libevent-dev libmsgpack-dev)
 if [ "${1:-}" = test ]; then
-    pkgs+=(check clang libclang-rt-14-dev procps)
+    pkgs+=(check clang libclang-rt-14-dev procps python3 systemd)
 fi
 
 missing=()
