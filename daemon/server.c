@@ -71,7 +71,8 @@ struct server {
     uint64_t next_id;
     int accept_paused;
     int shutting_down;
-    time_t last_limit_log;
+    time_t last_limit_log;  /* rate limits the max_clients warning */
+    time_t last_accept_log; /* rate limits the accept-failure warning */
     uint64_t limit_refused;
 };
 
@@ -587,9 +588,9 @@ static void server_accept_error(struct evconnlistener *lev, void *arg)
     struct timeval tv = {0, SERVER_ACCEPT_PAUSE_MS * 1000};
     time_t now = time(NULL);
 
-    if (now - s->last_limit_log >= 10) {
+    if (now - s->last_accept_log >= 10) {
         log_warn("accept: %s; pausing new connections", strerror(err));
-        s->last_limit_log = now;
+        s->last_accept_log = now;
     }
     evconnlistener_disable(lev);
     s->accept_paused = 1;
