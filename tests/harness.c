@@ -262,8 +262,10 @@ static void th_daemon_child(const struct th_daemon *d, const struct th_opts *o, 
     if (fd >= 0)
         dup2(fd, 0);
     /* The daemon's descriptor count is measured: hand it nothing else. */
-    for (int i = 3; i < 1024; i++)
-        close(i);
+    if (close_range(3, ~0u, 0) < 0) {
+        for (int i = 3; i < 4096; i++)
+            close(i);
+    }
     for (const char *const *e = o->env; e != NULL && *e != NULL; e++)
         putenv((char *)(uintptr_t)*e);
     /* A sanitizer build keeps freed memory in quarantine (256 MiB by

@@ -58,6 +58,10 @@ struct th_opts {
     int no_wait;             /* return right after the fork */
 };
 
+/* The daemon runs with PR_SET_PDEATHSIG = SIGKILL, so it dies with the
+ * thread that started it (a failed Check test ends its process at once):
+ * start daemons from the thread that will stop them. */
+
 /* Starts farenad with --socket d->sock --dir d->scratch and args
  * (NULL-terminated, may be NULL), and waits (bounded) until it listens.
  * Returns 0, or -1 (the daemon is stopped and its log printed). */
