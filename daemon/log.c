@@ -31,6 +31,9 @@ static const char *log_word(enum log_level lvl)
 /* Writes one formatted line with a single fprintf so concurrent writers to
  * the same stderr do not interleave within a line. */
 static void log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
+static void log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
 {
     char text[1024];
 
