@@ -315,6 +315,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     sock_unlink(ctx->bound);
 }
 
+/* Parses options, starts up, serves until a signal, shuts down. */
 int main(int argc, char **argv)
 {
     struct options o;

@@ -493,11 +493,13 @@ static int build_common(struct call *c, enum reg_build_mode mode)
     return call_result_u64(c, ah);
 }
 
+/* build [[file, ...]]: files in any order. */
 static int m_build(struct call *c)
 {
     return build_common(c, REG_BUILD_ANY_ORDER);
 }
 
+/* arena_new [[file, ...]]: position i holds the file of index i. */
 static int m_arena_new(struct call *c)
 {
     return build_common(c, REG_BUILD_IN_ORDER);

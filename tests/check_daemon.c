@@ -33,6 +33,7 @@ static void down(void)
     th_daemon_cleanup(&D);
 }
 
+/* writer_new that must succeed. */
 static uint64_t writer_new(struct th_client *c, unsigned idx)
 {
     struct th_reply r;
@@ -41,6 +42,7 @@ static uint64_t writer_new(struct th_client *c, unsigned idx)
     return th_res_u64(&r);
 }
 
+/* push that must succeed; returns the location. */
 static struct proto_loc push(struct th_client *c, uint64_t w, const void *p, size_t n)
 {
     struct th_reply r;
@@ -49,11 +51,13 @@ static struct proto_loc push(struct th_client *c, uint64_t w, const void *p, siz
     return th_res_loc(&r);
 }
 
+/* push of a C string. */
 static struct proto_loc push_s(struct th_client *c, uint64_t w, const char *s)
 {
     return push(c, w, s, strlen(s));
 }
 
+/* A one-handle call that must succeed with an integer result. */
 static uint64_t call_u64(struct th_client *c, const char *method, uint64_t h)
 {
     struct th_reply r;
@@ -62,6 +66,7 @@ static uint64_t call_u64(struct th_client *c, const char *method, uint64_t h)
     return th_res_u64(&r);
 }
 
+/* build or arena_new that must succeed. */
 static uint64_t build(struct th_client *c, const char *method, const uint64_t *files, size_t n)
 {
     struct th_reply r;
@@ -79,19 +84,21 @@ static void expect_get(struct th_client *c, uint64_t arena, struct proto_loc loc
     th_assert_bytes(r.result, p, n);
 }
 
+/* get that must return the C string s. */
 static void expect_get_s(struct th_client *c, uint64_t arena, struct proto_loc loc, const char *s)
 {
     expect_get(c, arena, loc, s, strlen(s));
 }
 
-static struct proto_loc L(unsigned i, uint32_t off, uint32_t len) {
+/* A location literal. */
+static struct proto_loc loc_at(unsigned i, uint32_t off, uint32_t len)
+{
     struct proto_loc l = {(uint16_t)i, off, len};
     return l;
 }
 
 /* Checks that the message of the last error contains text. */
-static void
-expect_msg(const struct th_reply *r, const char *text)
+static void expect_msg(const struct th_reply *r, const char *text)
 {
     ck_assert_msg(strstr(r->msg, text) != NULL, "message \"%s\" lacks \"%s\"", r->msg, text);
 }
@@ -160,6 +167,7 @@ START_TEST(hello_reports_server_limits_and_methods)
 }
 END_TEST
 
+/* Unknown methods (names are case-sensitive) get unknown_method; the connection lives. */
 START_TEST(unknown_method_keeps_the_connection)
 {
     struct th_client *c;
@@ -176,6 +184,7 @@ START_TEST(unknown_method_keeps_the_connection)
 }
 END_TEST
 
+/* Wrong params, method or length with a readable msgid get bad_request. */
 START_TEST(bad_envelopes_inside_valid_msgpack)
 {
     /* [0, 7, "hello", 5]: params not an array -> bad_request, msgid 7. */
@@ -213,6 +222,7 @@ START_TEST(bad_envelopes_inside_valid_msgpack)
 }
 END_TEST
 
+/* Responses, maps, scalars and requests without msgid close only their connection. */
 START_TEST(unanswerable_messages_close_the_connection)
 {
     static const unsigned char response[] = {0x94, 0x01, 0x01, 0xc0, 0xc0}; /* [1,1,nil,nil] */
@@ -238,6 +248,7 @@ START_TEST(unanswerable_messages_close_the_connection)
 }
 END_TEST
 
+/* stat's keys and its per-method counters. */
 START_TEST(stat_counts_requests_errors_and_objects)
 {
     struct th_client *c;
@@ -270,7 +281,7 @@ START_TEST(stat_counts_requests_errors_and_objects)
     ck_assert_uint_eq(th_map_u64(req, "stat"), 1);
     ck_assert_uint_eq(th_map_u64(err, "stat"), 0);
     a = call_u64(c, "into_arena", w);
-    expect_get_s(c, a, L(0, 1, 3), "234");
+    expect_get_s(c, a, loc_at(0, 1, 3), "234");
     TH_OK_CALL(c, &r, "stat", "");
     ck_assert_uint_eq(th_map_u64(r.result, "arenas"), 1);
     ck_assert_uint_eq(th_map_u64(r.result, "files"), 1);
@@ -283,6 +294,7 @@ START_TEST(stat_counts_requests_errors_and_objects)
 }
 END_TEST
 
+/* Notifications execute; their errors are counted, never answered. */
 START_TEST(notifications_run_but_are_never_answered)
 {
     struct th_client *c;
@@ -338,6 +350,7 @@ START_TEST(writer_new_params)
 }
 END_TEST
 
+/* push returns consecutive locations; str is accepted; param errors name the param. */
 START_TEST(push_and_writer_len)
 {
     struct th_client *c;
@@ -378,6 +391,7 @@ START_TEST(push_and_writer_len)
 }
 END_TEST
 
+/* push_many writes in order; a bad item anywhere writes nothing. */
 START_TEST(push_many_in_order_and_checked_first)
 {
     struct th_client *c;
@@ -407,12 +421,13 @@ START_TEST(push_many_in_order_and_checked_first)
     TH_ERR_CALL(c, &r, "bad_request", "push_many", "us", w, "notalist");
     TH_ERR_CALL(c, &r, "no_such_handle", "push_many", "ua", (uint64_t)99, 1u, "s", "x");
     a = call_u64(c, "into_arena", w);
-    expect_get_s(c, a, L(0, 0, 5), "abcde");
+    expect_get_s(c, a, loc_at(0, 0, 5), "abcde");
     th_close(c);
     down();
 }
 END_TEST
 
+/* push_many with max_batch + 1 items is too_large. */
 START_TEST(push_many_over_max_batch_is_too_large)
 {
     struct th_client *c;
@@ -448,6 +463,7 @@ START_TEST(push_many_over_max_batch_is_too_large)
 }
 END_TEST
 
+/* file_full keeps what was written before it, push_many reports the item. */
 START_TEST(file_full_keeps_earlier_items)
 {
     char big[700];
@@ -468,12 +484,13 @@ START_TEST(file_full_keeps_earlier_items)
     ck_assert_uint_eq(call_u64(c, "writer_len", w), 1000);
     push(c, w, big, 24); /* exactly 1024 */
     a = call_u64(c, "into_arena", w);
-    expect_get(c, a, L(0, 1000, 24), big, 24);
+    expect_get(c, a, loc_at(0, 1000, 24), big, 24);
     th_close(c);
     down();
 }
 END_TEST
 
+/* finish returns a new handle and the writer handle ends. */
 START_TEST(finish_gives_a_new_handle_and_ends_the_writer)
 {
     struct th_client *c;
@@ -495,6 +512,7 @@ START_TEST(finish_gives_a_new_handle_and_ends_the_writer)
 }
 END_TEST
 
+/* into_arena on index 1 is missing_index and leaves the writer usable. */
 START_TEST(into_arena_needs_index_zero)
 {
     struct th_client *c;
@@ -511,7 +529,7 @@ START_TEST(into_arena_needs_index_zero)
     w0 = writer_new(c, 0);
     push_s(c, w0, "zero");
     a = call_u64(c, "into_arena", w0);
-    expect_get_s(c, a, L(0, 0, 4), "zero");
+    expect_get_s(c, a, loc_at(0, 0, 4), "zero");
     TH_ERR_CALL(c, &r, "no_such_handle", "into_arena", "u", w0);
     th_close(c);
     down();
@@ -565,12 +583,12 @@ START_TEST(get_bounds_and_kinds)
     w = writer_new(c, 0);
     push_s(c, w, "0123456789");
     a = call_u64(c, "into_arena", w);
-    expect_get_s(c, a, L(0, 0, 10), "0123456789");
-    expect_get_s(c, a, L(0, 10, 0), ""); /* empty at the very end */
-    TH_ERR_CALL(c, &r, "out_of_bounds", "get", "uL", a, L(0, 11, 0));
-    TH_ERR_CALL(c, &r, "out_of_bounds", "get", "uL", a, L(0, 5, 6));
-    TH_ERR_CALL(c, &r, "out_of_bounds", "get", "uL", a, L(1, 0, 1));
-    TH_ERR_CALL(c, &r, "out_of_bounds", "get", "uL", a, L(0, 4294967295u, 4294967295u));
+    expect_get_s(c, a, loc_at(0, 0, 10), "0123456789");
+    expect_get_s(c, a, loc_at(0, 10, 0), ""); /* empty at the very end */
+    TH_ERR_CALL(c, &r, "out_of_bounds", "get", "uL", a, loc_at(0, 11, 0));
+    TH_ERR_CALL(c, &r, "out_of_bounds", "get", "uL", a, loc_at(0, 5, 6));
+    TH_ERR_CALL(c, &r, "out_of_bounds", "get", "uL", a, loc_at(1, 0, 1));
+    TH_ERR_CALL(c, &r, "out_of_bounds", "get", "uL", a, loc_at(0, 4294967295u, 4294967295u));
     TH_ERR_CALL(c, &r, "bad_request", "get", "ua", a, 2u, "u", (uint64_t)0, "u", (uint64_t)0);
     expect_msg(&r, "get: param 2 (location)");
     TH_ERR_CALL(c, &r, "bad_request", "get", "ua", a, 3u, "u", (uint64_t)65536, "u", (uint64_t)0,
@@ -580,8 +598,8 @@ START_TEST(get_bounds_and_kinds)
     TH_ERR_CALL(c, &r, "bad_request", "get", "ua", a, 3u, "u", (uint64_t)0, "u", (uint64_t)0, "i",
                 (int64_t)-1);
     w2 = writer_new(c, 0);
-    TH_ERR_CALL(c, &r, "no_such_handle", "get", "uL", w2, L(0, 0, 0));
-    TH_ERR_CALL(c, &r, "no_such_handle", "get", "uL", (uint64_t)4242, L(0, 0, 0));
+    TH_ERR_CALL(c, &r, "no_such_handle", "get", "uL", w2, loc_at(0, 0, 0));
+    TH_ERR_CALL(c, &r, "no_such_handle", "get", "uL", (uint64_t)4242, loc_at(0, 0, 0));
     TH_ERR_CALL(c, &r, "no_such_handle", "arena_info", "u", w2);
     TH_ERR_CALL(c, &r, "no_such_handle", "arena_files", "u", (uint64_t)4242);
     th_close(c);
@@ -596,6 +614,7 @@ static void pattern(unsigned char *p, size_t n, unsigned seed)
         p[i] = (unsigned char)((i * 131u + seed * 7u + (i >> 9)) & 0xff);
 }
 
+/* get_many mixes sendfile and copied payloads; any bad location fails it whole. */
 START_TEST(get_many_mixed_sizes_and_errors)
 {
     enum { BIG = 600 << 10 };
@@ -614,8 +633,8 @@ START_TEST(get_many_mixed_sizes_and_errors)
     ls = push(c, w, small, 1000);
     lb = push(c, w, big, BIG);
     a = call_u64(c, "into_arena", w);
-    TH_OK_CALL(c, &r, "get_many", "ua", a, 5u, "L", lb, "L", ls, "L", L(0, 0, 0), "L",
-               L(0, 1000, 300000), "L", lb);
+    TH_OK_CALL(c, &r, "get_many", "ua", a, 5u, "L", lb, "L", ls, "L", loc_at(0, 0, 0), "L",
+               loc_at(0, 1000, 300000), "L", lb);
     items = r.result;
     ck_assert_uint_eq(items->via.array.size, 5);
     th_assert_bytes(&items->via.array.ptr[0], big, BIG);
@@ -628,7 +647,7 @@ START_TEST(get_many_mixed_sizes_and_errors)
     TH_OK_CALL(c, &r, "get_many", "ua", a, 0u);
     ck_assert_uint_eq(r.result->via.array.size, 0);
     TH_ERR_CALL(c, &r, "out_of_bounds", "get_many", "ua", a, 3u, "L", ls, "L", ls, "L",
-                L(0, 0, BIG + 1001));
+                loc_at(0, 0, BIG + 1001));
     expect_msg(&r, "item 2");
     TH_ERR_CALL(c, &r, "bad_request", "get_many", "ua", a, 2u, "L", ls, "u", (uint64_t)3);
     expect_msg(&r, "get_many: param 2 (locations): item 1");
@@ -642,6 +661,7 @@ START_TEST(get_many_mixed_sizes_and_errors)
 }
 END_TEST
 
+/* Replies over max_message are refused, never truncated. */
 START_TEST(responses_over_max_message_are_too_large)
 {
     unsigned char chunk[30000];
@@ -656,14 +676,14 @@ START_TEST(responses_over_max_message_are_too_large)
     for (int i = 0; i < 3; i++)
         push(c, w, chunk, sizeof(chunk));
     a = call_u64(c, "into_arena", w);
-    TH_ERR_CALL(c, &r, "too_large", "get", "uL", a, L(0, 0, 90000));
+    TH_ERR_CALL(c, &r, "too_large", "get", "uL", a, loc_at(0, 0, 90000));
     expect_msg(&r, "max_message");
-    TH_ERR_CALL(c, &r, "too_large", "get_many", "ua", a, 3u, "L", L(0, 0, 30000), "L",
-                L(0, 30000, 30000), "L", L(0, 60000, 30000));
+    TH_ERR_CALL(c, &r, "too_large", "get_many", "ua", a, 3u, "L", loc_at(0, 0, 30000), "L",
+                loc_at(0, 30000, 30000), "L", loc_at(0, 60000, 30000));
     /* Exactly at the limit passes: 65536 = head (4) + array (1) + bins. */
-    TH_OK_CALL(c, &r, "get_many", "ua", a, 2u, "L", L(0, 0, 30000), "L",
-               L(0, 0, 65536 - 4 - 1 - 5 - 30000 - 3));
-    TH_OK_CALL(c, &r, "get", "uL", a, L(0, 0, 60000));
+    TH_OK_CALL(c, &r, "get_many", "ua", a, 2u, "L", loc_at(0, 0, 30000), "L",
+               loc_at(0, 0, 65536 - 4 - 1 - 5 - 30000 - 3));
+    TH_OK_CALL(c, &r, "get", "uL", a, loc_at(0, 0, 60000));
     /* push_many's reply is sized before anything is written: 17000 empty
      * items make a 34 KB request but a 68 KB reply. */
     w = writer_new(c, 0);
@@ -732,6 +752,7 @@ START_TEST(arena_info_and_files)
 }
 END_TEST
 
+/* open and release count references per connection. */
 START_TEST(open_and_release_are_counted)
 {
     struct th_client *a, *b;
@@ -755,7 +776,7 @@ START_TEST(open_and_release_are_counted)
     TH_OK_CALL(b, &r, "arena_info", "u", ar);
     ck_assert_uint_eq(th_map_u64(r.result, "refs"), 1);
     TH_OK_CALL(b, &r, "release", "u", ar);
-    TH_ERR_CALL(b, &r, "no_such_handle", "get", "uL", ar, L(0, 0, 1));
+    TH_ERR_CALL(b, &r, "no_such_handle", "get", "uL", ar, loc_at(0, 0, 1));
     TH_ERR_CALL(b, &r, "no_such_handle", "open", "u", ar);
     /* Writers and files: release discards them; others cannot. */
     w = writer_new(a, 0);
@@ -776,6 +797,7 @@ START_TEST(open_and_release_are_counted)
 }
 END_TEST
 
+/* name, lookup and unname with every error they return. */
 START_TEST(names_lookup_unname)
 {
     char longname[257];
@@ -815,6 +837,7 @@ START_TEST(names_lookup_unname)
 }
 END_TEST
 
+/* max_writers and max_handles answer limit, per connection. */
 START_TEST(per_connection_caps_are_limit)
 {
     struct th_client *c, *c2;
@@ -862,6 +885,7 @@ START_TEST(crate_one_writer_round_trip)
 }
 END_TEST
 
+/* The crate's builder example: three writers, built in shuffled order. */
 START_TEST(crate_three_writers_built_shuffled)
 {
     static const char *const items[] = {"item0", "item1-longer", "i2"};
@@ -884,6 +908,7 @@ START_TEST(crate_three_writers_built_shuffled)
 }
 END_TEST
 
+/* The crate's FileArena::new example, and its order contract. */
 START_TEST(crate_arena_new_in_and_out_of_order)
 {
     struct th_client *c;
@@ -908,6 +933,7 @@ START_TEST(crate_arena_new_in_and_out_of_order)
 }
 END_TEST
 
+/* Another connection extends an arena with arena_files, without copying. */
 START_TEST(crate_file_reused_in_two_arenas)
 {
     struct th_client *a, *b;
@@ -968,6 +994,7 @@ START_TEST(share_by_open_survives_the_builder)
 }
 END_TEST
 
+/* A named arena outlives its producer; a consumer looks it up later. */
 START_TEST(share_by_name_outlives_the_producer)
 {
     struct th_client *a, *b;
@@ -994,6 +1021,7 @@ START_TEST(share_by_name_outlives_the_producer)
 }
 END_TEST
 
+/* Without open or a name, an arena and pending writers go with their connection. */
 START_TEST(unshared_arena_dies_with_its_connection)
 {
     struct th_client *a, *b;
@@ -1066,6 +1094,7 @@ static void reader_child(const char *sock, uint64_t arena, unsigned seed)
     _exit(bad);
 }
 
+/* Eight processes read one arena at random; every byte matches. */
 START_TEST(eight_concurrent_readers_see_exact_bytes)
 {
     unsigned char *data = malloc(RD_FILE_BYTES);
@@ -1112,6 +1141,7 @@ START_TEST(eight_concurrent_readers_see_exact_bytes)
 }
 END_TEST
 
+/* The daemon suite. */
 static Suite *daemon_suite(void)
 {
     Suite *s = suite_create("daemon");
@@ -1164,6 +1194,7 @@ static Suite *daemon_suite(void)
     return s;
 }
 
+/* Runs the suite; exit status 0 when every test passed. */
 int main(void)
 {
     SRunner *sr;

@@ -18,11 +18,13 @@
 
 static struct th_daemon D;
 
+/* Starts the test's daemon with extra args (NULL-terminated list). */
 static void up(const char *const *args)
 {
     ck_assert_msg(th_daemon_start(&D, args) == 0, "farenad did not start");
 }
 
+/* Stops it and checks the clean exit. */
 static void down(void)
 {
     int st = th_daemon_stop(&D);
@@ -33,6 +35,7 @@ static void down(void)
     th_daemon_cleanup(&D);
 }
 
+/* writer_new that must succeed. */
 static uint64_t writer_new(struct th_client *c, unsigned idx)
 {
     struct th_reply r;
@@ -41,6 +44,7 @@ static uint64_t writer_new(struct th_client *c, unsigned idx)
     return th_res_u64(&r);
 }
 
+/* push that must succeed; returns the location. */
 static struct proto_loc push(struct th_client *c, uint64_t w, const void *p, size_t n)
 {
     struct th_reply r;
@@ -49,6 +53,7 @@ static struct proto_loc push(struct th_client *c, uint64_t w, const void *p, siz
     return th_res_loc(&r);
 }
 
+/* A one-handle call that must succeed with an integer result. */
 static uint64_t call_u64(struct th_client *c, const char *method, uint64_t h)
 {
     struct th_reply r;
@@ -57,6 +62,7 @@ static uint64_t call_u64(struct th_client *c, const char *method, uint64_t h)
     return th_res_u64(&r);
 }
 
+/* Fills p with a pattern that depends on the position and a seed. */
 static void pattern(unsigned char *p, size_t n, unsigned seed)
 {
     for (size_t i = 0; i < n; i++)
@@ -175,6 +181,7 @@ static void expect_closed_after(const void *bytes, size_t n, const char *want_co
     th_close(c);
 }
 
+/* Hostile bytes close their own connection only; the daemon stays small. */
 START_TEST(hostile_input_closes_only_that_connection)
 {
     static const char http[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
@@ -219,6 +226,7 @@ START_TEST(hostile_input_closes_only_that_connection)
 }
 END_TEST
 
+/* A push over max_message is answered too_large from its header alone. */
 START_TEST(push_over_max_message_is_refused_early)
 {
     enum { BIG = 2 << 20 };
@@ -262,6 +270,7 @@ START_TEST(push_over_max_message_is_refused_early)
 }
 END_TEST
 
+/* Requests arriving one byte at a time are framed and answered. */
 START_TEST(byte_at_a_time_requests_are_framed)
 {
     struct th_client *c;
@@ -339,6 +348,7 @@ static long pipelined_gets(uint32_t len, int n)
     return peak;
 }
 
+/* 400 MiB of 1 MiB gets pipelined unread: RSS stays bounded. */
 START_TEST(back_pressure_bounds_memory_sendfile_path)
 {
     long peak;
@@ -350,6 +360,7 @@ START_TEST(back_pressure_bounds_memory_sendfile_path)
 }
 END_TEST
 
+/* 200 MiB of 128 KiB gets pipelined unread: RSS stays bounded. */
 START_TEST(back_pressure_bounds_memory_copy_path)
 {
     long peak;
@@ -525,6 +536,7 @@ START_TEST(other_uid_is_refused)
 }
 END_TEST
 
+/* The guards suite. */
 static Suite *guards_suite(void)
 {
     Suite *s = suite_create("guards");
@@ -556,6 +568,7 @@ static Suite *guards_suite(void)
     return s;
 }
 
+/* Runs the suite; exit status 0 when every test passed. */
 int main(void)
 {
     SRunner *sr;

@@ -40,6 +40,7 @@ static void rm_rf(const char *dir)
     ck_assert_int_eq(system(cmd), 0);
 }
 
+/* Stops d and checks the clean exit. */
 static void down(struct th_daemon *d)
 {
     int st = th_daemon_stop(d);
@@ -62,6 +63,7 @@ static void expect_log(const struct th_daemon *d, const char *text)
     ck_assert_msg(ok, "the log lacks \"%s\"", text);
 }
 
+/* Connects to sock and checks that hello succeeds. */
 static void hello_ok(const char *sock)
 {
     struct th_client *c = th_connect(sock, TH_TIMEOUT_MS);
@@ -72,6 +74,7 @@ static void hello_ok(const char *sock)
     th_close(c);
 }
 
+/* The socket's directory is created 0700, the socket is 0600. */
 START_TEST(socket_directory_0700_and_socket_0600)
 {
     struct th_opts o = {.socket_rel = "private/farenad.sock"};
@@ -93,6 +96,7 @@ START_TEST(socket_directory_0700_and_socket_0600)
 }
 END_TEST
 
+/* Default socket: $XDG_RUNTIME_DIR/farena/farenad.sock, overridden by $FARENA_SOCKET. */
 START_TEST(default_socket_paths_from_the_environment)
 {
     char xdg[128], env1[200], env2[] = "FARENA_SOCKET=", sock[300], own[300], env3[400];
@@ -123,6 +127,7 @@ START_TEST(default_socket_paths_from_the_environment)
 }
 END_TEST
 
+/* Default scratch: $FARENA_DIR, else $TMPDIR. */
 START_TEST(default_scratch_from_the_environment)
 {
     char a[128], b[128], env1[200], env2[200], want[300];
@@ -149,6 +154,7 @@ START_TEST(default_scratch_from_the_environment)
 }
 END_TEST
 
+/* A second daemon on a served socket exits 1 and names the path. */
 START_TEST(second_daemon_refuses_to_start)
 {
     struct th_daemon d2;
@@ -167,6 +173,7 @@ START_TEST(second_daemon_refuses_to_start)
 }
 END_TEST
 
+/* A socket file nobody listens on is replaced. */
 START_TEST(stale_socket_is_replaced)
 {
     char dir[128], path[200];
@@ -191,6 +198,7 @@ START_TEST(stale_socket_is_replaced)
 }
 END_TEST
 
+/* A regular file at the path, or another user's directory, stops start-up. */
 START_TEST(refuses_what_is_not_its_own)
 {
     char dir[128], path[200], sub[200], subsock[300];
@@ -230,6 +238,7 @@ START_TEST(refuses_what_is_not_its_own)
 }
 END_TEST
 
+/* SIGTERM and SIGINT exit 0 and remove the socket. */
 START_TEST(sigterm_and_sigint_exit_zero_and_remove_the_socket)
 {
     struct stat st;
@@ -248,6 +257,7 @@ START_TEST(sigterm_and_sigint_exit_zero_and_remove_the_socket)
 }
 END_TEST
 
+/* Requests received before SIGTERM are answered; later ones get shutting_down. */
 START_TEST(shutdown_answers_what_was_received_then_shutting_down)
 {
     enum { N = 20, LEN = 1 << 20 };
@@ -297,6 +307,7 @@ START_TEST(shutdown_answers_what_was_received_then_shutting_down)
 }
 END_TEST
 
+/* A client that never reads cannot hold shutdown past its bound. */
 START_TEST(shutdown_is_bounded_when_a_client_never_reads)
 {
     enum { LEN = 1 << 20 };
@@ -342,6 +353,7 @@ static int run_args(const char *const *args, char **log)
     return st;
 }
 
+/* Malformed, out-of-range and unknown options exit 2 with a message. */
 START_TEST(bad_options_exit_two)
 {
     static const char *const bad[][3] = {
@@ -380,6 +392,7 @@ START_TEST(bad_options_exit_two)
 }
 END_TEST
 
+/* --help names every option and its default; --version prints the version. */
 START_TEST(help_and_version)
 {
     static const char *const opts[] = {
@@ -402,6 +415,7 @@ START_TEST(help_and_version)
 }
 END_TEST
 
+/* K/M/G suffixes reach hello's limits exactly. */
 START_TEST(sizes_with_suffixes_are_accepted)
 {
     struct th_client *c;
@@ -425,6 +439,7 @@ START_TEST(sizes_with_suffixes_are_accepted)
 }
 END_TEST
 
+/* The soft open-file limit is raised to the hard one, and both are logged. */
 START_TEST(raises_the_open_file_soft_limit)
 {
     struct th_opts o = {.nofile = 300, .nofile_soft = 100};
@@ -460,6 +475,7 @@ START_TEST(raises_the_open_file_soft_limit)
 }
 END_TEST
 
+/* Under JOURNAL_STREAM lines carry <N> prefixes; -q silences info lines. */
 START_TEST(journal_prefixes_and_quiet)
 {
     char env[] = "JOURNAL_STREAM=8:12345";
@@ -481,6 +497,7 @@ START_TEST(journal_prefixes_and_quiet)
 }
 END_TEST
 
+/* A scratch directory on tmpfs draws a warning. */
 START_TEST(warns_when_scratch_is_in_memory)
 {
     char dir[128] = "/dev/shm/farenad-test-XXXXXX";
@@ -502,6 +519,7 @@ START_TEST(warns_when_scratch_is_in_memory)
 }
 END_TEST
 
+/* A missing scratch directory stops start-up with exit 1. */
 START_TEST(missing_scratch_directory_fails_start_up)
 {
     const char *const args[] = {"--dir", "/nonexistent/farena-scratch", NULL};
@@ -514,6 +532,7 @@ START_TEST(missing_scratch_directory_fails_start_up)
 }
 END_TEST
 
+/* The lifecycle suite. */
 static Suite *lifecycle_suite(void)
 {
     Suite *s = suite_create("lifecycle");
@@ -549,6 +568,7 @@ static Suite *lifecycle_suite(void)
     return s;
 }
 
+/* Runs the suite; exit status 0 when every test passed. */
 int main(void)
 {
     SRunner *sr;

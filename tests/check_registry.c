@@ -43,11 +43,13 @@ static void reg_setup_caps(uint32_t max_writers, uint32_t max_handles)
     ck_assert_int_eq(reg_new(&sc, &rc, &R, &err), 0);
 }
 
+/* Fixture: a registry with default caps. */
 static void setup(void)
 {
     reg_setup_caps(0, 0);
 }
 
+/* Fixture: frees the registry and its scratch directory. */
 static void teardown(void)
 {
     reg_free(R);
@@ -55,6 +57,7 @@ static void teardown(void)
     nftw(scratch, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
 }
 
+/* The store's counters. */
 static struct store_stats stats(void)
 {
     struct store_stats s;
@@ -100,6 +103,7 @@ static void expect_arena_bytes(uint64_t h, uint16_t i, const char *want)
     ck_assert_mem_eq(buf, want, strlen(want));
 }
 
+/* Checks that h is no live arena. */
 static void expect_no_arena(uint64_t h)
 {
     struct store_err err;
@@ -108,6 +112,7 @@ static void expect_no_arena(uint64_t h)
     ck_assert_int_eq(err.code, PROTO_NO_SUCH_HANDLE);
 }
 
+/* One counter from 1 for every kind; finish gives a new number; none is reused. */
 START_TEST(handles_count_from_one_and_are_never_reused)
 {
     struct reg_owner *o = reg_owner_new(R);
@@ -133,6 +138,7 @@ START_TEST(handles_count_from_one_and_are_never_reused)
 }
 END_TEST
 
+/* Another owner cannot push to, finish, turn or release a writer. */
 START_TEST(writers_belong_to_their_owner)
 {
     struct reg_owner *a = reg_owner_new(R), *b = reg_owner_new(R);
@@ -154,6 +160,7 @@ START_TEST(writers_belong_to_their_owner)
 }
 END_TEST
 
+/* A file is its owner's until it is in a live arena, then anyone may build with it. */
 START_TEST(unbuilt_files_are_private_built_files_are_shared)
 {
     struct reg_owner *a = reg_owner_new(R), *b = reg_owner_new(R);
@@ -188,6 +195,7 @@ START_TEST(unbuilt_files_are_private_built_files_are_shared)
 }
 END_TEST
 
+/* With no owner and no arena left, the file and its handle are gone. */
 START_TEST(file_handle_dies_with_its_last_reference)
 {
     struct reg_owner *a = reg_owner_new(R), *b = reg_owner_new(R);
@@ -210,6 +218,7 @@ START_TEST(file_handle_dies_with_its_last_reference)
 }
 END_TEST
 
+/* into_arena: index 0 only; its file gets a handle nobody owns. */
 START_TEST(into_arena_gives_its_file_a_handle)
 {
     struct reg_owner *a = reg_owner_new(R), *b = reg_owner_new(R);
@@ -240,6 +249,7 @@ START_TEST(into_arena_gives_its_file_a_handle)
 }
 END_TEST
 
+/* open twice, release twice; a release never touches another owner's references. */
 START_TEST(arena_references_are_counted_per_owner)
 {
     struct reg_owner *a = reg_owner_new(R), *b = reg_owner_new(R);
@@ -273,6 +283,7 @@ START_TEST(arena_references_are_counted_per_owner)
 }
 END_TEST
 
+/* Names hold arenas after their builder leaves; info shows the oldest name. */
 START_TEST(a_name_keeps_an_arena_alive)
 {
     struct reg_owner *a = reg_owner_new(R);
@@ -302,6 +313,7 @@ START_TEST(a_name_keeps_an_arena_alive)
 }
 END_TEST
 
+/* name_taken, bad names, names for writers or unknown handles. */
 START_TEST(name_errors)
 {
     struct reg_owner *a = reg_owner_new(R);
@@ -336,6 +348,7 @@ START_TEST(name_errors)
 }
 END_TEST
 
+/* 2000 names bound, half removed, every lookup right. */
 START_TEST(many_names_survive_hash_collisions_and_removal)
 {
     struct reg_owner *a = reg_owner_new(R);
@@ -360,6 +373,7 @@ START_TEST(many_names_survive_hash_collisions_and_removal)
 }
 END_TEST
 
+/* A handle of the wrong kind is no_such_handle everywhere. */
 START_TEST(wrong_kinds_are_no_such_handle)
 {
     struct reg_owner *a = reg_owner_new(R);
@@ -383,6 +397,7 @@ START_TEST(wrong_kinds_are_no_such_handle)
 }
 END_TEST
 
+/* empty, duplicate_index, missing_index, index_mismatch pass through. */
 START_TEST(build_errors_come_from_the_store)
 {
     struct reg_owner *a = reg_owner_new(R);
@@ -407,6 +422,7 @@ START_TEST(build_errors_come_from_the_store)
 }
 END_TEST
 
+/* Freeing an owner discards its writers, files and references. */
 START_TEST(owner_free_discards_everything)
 {
     struct reg_owner *a = reg_owner_new(R);
@@ -430,6 +446,7 @@ START_TEST(owner_free_discards_everything)
 }
 END_TEST
 
+/* max_writers is per owner and counts open writers only. */
 START_TEST(writer_cap)
 {
     struct reg_owner *a, *b;
@@ -455,6 +472,7 @@ START_TEST(writer_cap)
 }
 END_TEST
 
+/* max_handles counts writers, files and arena references. */
 START_TEST(handle_cap)
 {
     struct reg_owner *a, *b;
@@ -489,6 +507,7 @@ START_TEST(handle_cap)
 }
 END_TEST
 
+/* Random puts and deletes agree with a plain array. */
 START_TEST(u64map_matches_a_reference)
 {
     enum { N = 20000 };
@@ -531,6 +550,7 @@ START_TEST(u64map_matches_a_reference)
 }
 END_TEST
 
+/* The registry suite. */
 static Suite *registry_suite(void)
 {
     Suite *s = suite_create("registry");
@@ -561,6 +581,7 @@ static Suite *registry_suite(void)
     return s;
 }
 
+/* Runs the suite; exit status 0 when every test passed. */
 int main(void)
 {
     SRunner *sr = srunner_create(registry_suite());

@@ -38,6 +38,7 @@ uint64_t th_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* Sleeps ms milliseconds, resuming after signals. */
 void th_sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -46,6 +47,7 @@ void th_sleep_ms(int ms)
         ;
 }
 
+/* The farenad under test; see harness.h. */
 const char *th_farenad_path(void)
 {
     return FARENAD_PATH;
@@ -82,6 +84,7 @@ static void th_rm_tree(const char *dir)
     nftw(dir, th_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* Creates the run directory; see harness.h. */
 int th_run_begin(void)
 {
     char tmpl[128];
@@ -96,6 +99,7 @@ int th_run_begin(void)
     return 0;
 }
 
+/* Removes the run directory and everything in it. */
 void th_run_end(void)
 {
     if (th_run_dir[0] != '\0')
@@ -124,6 +128,7 @@ int th_proc_fd_count(pid_t pid)
     return n;
 }
 
+/* VmRSS from /proc/PID/status, in KiB. */
 long th_proc_rss_kib(pid_t pid)
 {
     char path[64], line[256];
@@ -142,6 +147,7 @@ long th_proc_rss_kib(pid_t pid)
     return kib;
 }
 
+/* utime + stime from /proc/PID/stat, in clock ticks. */
 long th_proc_cpu_ticks(pid_t pid)
 {
     char path[64], buf[1024];
@@ -181,6 +187,7 @@ static void th_daemon_reaped(struct th_daemon *d, int wstatus)
     d->pid = 0;
 }
 
+/* Reaps the daemon if it exited; tells whether it still runs. */
 int th_daemon_alive(struct th_daemon *d)
 {
     int ws;
@@ -194,6 +201,7 @@ int th_daemon_alive(struct th_daemon *d)
     return 1;
 }
 
+/* Reads the whole log file into a malloc'd string. */
 char *th_daemon_log(const struct th_daemon *d)
 {
     FILE *f = fopen(d->logpath, "r");
@@ -221,6 +229,7 @@ char *th_daemon_log(const struct th_daemon *d)
     return buf;
 }
 
+/* Copies the log to stderr, framed, for a failing test's output. */
 void th_daemon_dump_log(const struct th_daemon *d)
 {
     char *log = th_daemon_log(d);
@@ -330,6 +339,7 @@ static int th_daemon_wait_ready(struct th_daemon *d, int quiet, int timeout_ms)
     return -1;
 }
 
+/* Makes the directories, forks and execs farenad, waits until it listens. */
 int th_daemon_start_opts(struct th_daemon *d, const struct th_opts *o)
 {
     pid_t parent = getpid();
@@ -370,6 +380,7 @@ int th_daemon_start_opts(struct th_daemon *d, const struct th_opts *o)
     return 0;
 }
 
+/* th_daemon_start_opts with only extra arguments. */
 int th_daemon_start(struct th_daemon *d, const char *const *args)
 {
     struct th_opts o = {.args = args};
@@ -377,6 +388,7 @@ int th_daemon_start(struct th_daemon *d, const char *const *args)
     return th_daemon_start_opts(d, &o);
 }
 
+/* Polls waitpid until the deadline, then kills with SIGKILL. */
 int th_daemon_wait_exit(struct th_daemon *d, int timeout_ms)
 {
     uint64_t end = th_now_ms() + (uint64_t)timeout_ms;
@@ -408,6 +420,7 @@ int th_daemon_wait_exit(struct th_daemon *d, int timeout_ms)
     return -1;
 }
 
+/* SIGTERM, then a bounded wait for the exit. */
 int th_daemon_stop_within(struct th_daemon *d, int timeout_ms)
 {
     if (d->pid == 0)
@@ -416,11 +429,13 @@ int th_daemon_stop_within(struct th_daemon *d, int timeout_ms)
     return th_daemon_wait_exit(d, timeout_ms);
 }
 
+/* SIGTERM with the default bound. */
 int th_daemon_stop(struct th_daemon *d)
 {
     return th_daemon_stop_within(d, TH_TIMEOUT_MS);
 }
 
+/* Stops the daemon if needed and removes its directory. */
 void th_daemon_cleanup(struct th_daemon *d)
 {
     if (d->pid != 0)
@@ -466,6 +481,7 @@ static int th_out_write(void *data, const char *buf, size_t len)
     return 0;
 }
 
+/* Connects, retrying while the socket is missing or its backlog full. */
 struct th_client *th_connect(const char *path, int timeout_ms)
 {
     struct proto_limits lim = {PROTO_MAX_MESSAGE_MAX + 4096u, PROTO_MAX_DEPTH_MAX, 1u << 24};
@@ -506,6 +522,7 @@ struct th_client *th_connect(const char *path, int timeout_ms)
     return c;
 }
 
+/* Closes the socket and frees the client. */
 void th_close(struct th_client *c)
 {
     if (c == NULL)
@@ -518,11 +535,13 @@ void th_close(struct th_client *c)
     free(c);
 }
 
+/* The client's socket. */
 int th_client_fd(const struct th_client *c)
 {
     return c->fd;
 }
 
+/* Sets the bound on each of c's waits. */
 void th_set_timeout(struct th_client *c, int timeout_ms)
 {
     c->timeout_ms = timeout_ms;
@@ -544,6 +563,7 @@ static int th_wait(const struct th_client *c, short events, uint64_t end)
     }
 }
 
+/* Sends all n bytes, polling for room until the deadline. */
 int th_send_raw(struct th_client *c, const void *p, size_t n)
 {
     uint64_t end = th_now_ms() + (uint64_t)c->timeout_ms;
@@ -566,6 +586,7 @@ int th_send_raw(struct th_client *c, const void *p, size_t n)
     return TH_OK;
 }
 
+/* Sends the queued requests and empties the queue. */
 int th_flush(struct th_client *c)
 {
     int rc = th_send_raw(c, c->out, c->out_len);
@@ -692,6 +713,7 @@ static int64_t th_vqueue(struct th_client *c, int notify, const char *method, co
     return msgid;
 }
 
+/* Queues a request; see harness.h for fmt. */
 int64_t th_queue(struct th_client *c, const char *method, const char *fmt, ...)
 {
     va_list ap;
@@ -703,6 +725,7 @@ int64_t th_queue(struct th_client *c, const char *method, const char *fmt, ...)
     return id;
 }
 
+/* Queues a notification; see harness.h for fmt. */
 int th_queue_notify(struct th_client *c, const char *method, const char *fmt, ...)
 {
     va_list ap;
@@ -746,6 +769,7 @@ static int th_decode(struct th_client *c, size_t len, struct th_reply *r)
     return TH_OK;
 }
 
+/* Reads until the scanner delimits one response, then decodes it. */
 int th_recv(struct th_client *c, struct th_reply *r)
 {
     uint64_t end = th_now_ms() + (uint64_t)c->timeout_ms;
@@ -801,6 +825,7 @@ int th_recv(struct th_client *c, struct th_reply *r)
     }
 }
 
+/* Succeeds only if the peer closes before sending anything more. */
 int th_wait_eof(struct th_client *c, struct th_reply *r)
 {
     int rc = th_recv(c, r);
@@ -808,6 +833,7 @@ int th_wait_eof(struct th_client *c, struct th_reply *r)
     return rc == TH_OK ? TH_ERR : rc;
 }
 
+/* One request and its reply, matched by msgid. */
 int th_call(struct th_client *c, struct th_reply *r, const char *method, const char *fmt, ...)
 {
     va_list ap;
@@ -847,6 +873,7 @@ const msgpack_object *th_map_get(const msgpack_object *map, const char *key)
     return NULL;
 }
 
+/* An unsigned integer object's value, or UINT64_MAX. */
 uint64_t th_u64(const msgpack_object *o)
 {
     if (o == NULL || o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
@@ -854,11 +881,13 @@ uint64_t th_u64(const msgpack_object *o)
     return o->via.u64;
 }
 
+/* map[key] as an unsigned integer, or UINT64_MAX. */
 uint64_t th_map_u64(const msgpack_object *map, const char *key)
 {
     return th_u64(th_map_get(map, key));
 }
 
+/* One stat counter, or UINT64_MAX. */
 uint64_t th_stat_u64(struct th_client *c, const char *key)
 {
     struct th_reply r;
@@ -868,6 +897,7 @@ uint64_t th_stat_u64(struct th_client *c, const char *key)
     return th_map_u64(r.result, key);
 }
 
+/* Polls one stat counter until it equals want. */
 int th_wait_stat(struct th_client *c, const char *key, uint64_t want, int timeout_ms)
 {
     uint64_t end = th_now_ms() + (uint64_t)timeout_ms;
