@@ -16,5 +16,5 @@ target_link_libraries(farena_daemon
 
 add_executable(farenad main.c)
 target_compile_definitions(farenad PRIVATE FARENAD_VERSION="${PROJECT_VERSION}")
-target_link_libraries(farenad PRIVATE farena_daemon farena_warnings)
+target_link_libraries(farenad PRIVATE farena_daemon farena_sysd farena_warnings)
 install(TARGETS farenad RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})

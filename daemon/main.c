@@ -9,7 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -21,6 +24,7 @@
 #include "server.h"
 #include "sock.h"
 #include "store.h"
+#include "sysd.h"
 
 #define MIN_FREE_DEFAULT (64u << 20)
 
@@ -299,6 +303,25 @@ static void raise_nofile(void)
              rlim_str(before, b, sizeof(b)), rlim_str(rl.rlim_max, c, sizeof(c)));
 }
 
+/* The path an inherited listening socket is bound to, for logs (malloc'd;
+ * "(inherited socket)" when it has none). Exits on ENOMEM. */
+static char *activated_path(int fd)
+{
+    struct sockaddr_un sun;
+    socklen_t len = sizeof(sun);
+    char *p;
+
+    memset(&sun, 0, sizeof(sun));
+    if (getsockname(fd, (struct sockaddr *)&sun, &len) == 0 &&
+        len > offsetof(struct sockaddr_un, sun_path) && sun.sun_path[0] != '\0')
+        p = strndup(sun.sun_path, sizeof(sun.sun_path));
+    else
+        p = strdup("(inherited socket)");
+    if (p == NULL)
+        fatal("out of memory");
+    return p;
+}
+
 /* SIGTERM / SIGINT: begin graceful shutdown; the socket file goes at once so
  * no new client finds it. */
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -311,6 +334,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         return;
     }
     log_info("%s: farenad shutting down", strsignal((int)sig));
+    if (sysd_notify("STOPPING=1\nSTATUS=shutting down") < 0)
+        log_warn("cannot notify systemd: %s", strerror(errno));
     server_shutdown(ctx->srv);
     sock_unlink(ctx->bound);
 }
@@ -333,8 +358,9 @@ int main(int argc, char **argv)
     struct sigctx sctx;
     const char *dir, *fstype = NULL;
     char *path, msg[512];
+    const char *why;
     enum sock_status st;
-    int fd, level;
+    int fd, level, activated;
 
     parse_options(argc, argv, &o);
     level = LOG_LVL_INFO + o.verbosity;
@@ -373,12 +399,23 @@ int main(int argc, char **argv)
     if (m == NULL)
         fatal("out of memory");
 
-    path = o.socket != NULL ? strdup(o.socket) : sock_default_path();
-    if (path == NULL)
-        fatal("out of memory");
-    st = sock_listen(path, &fd, &bound, msg, sizeof(msg));
-    if (st != SOCK_OK)
-        fatal("%s", msg);
+    memset(&bound, 0, sizeof(bound));
+    activated = sysd_listen_fd(&fd, &why);
+    if (activated < 0)
+        fatal("socket activation: %s", why);
+    if (activated == 1) {
+        /* systemd owns the socket file: never unlink it (bound stays empty). */
+        path = activated_path(fd);
+        if (o.socket != NULL)
+            log_warn("--socket %s ignored: systemd passed the listening socket", o.socket);
+    } else {
+        path = o.socket != NULL ? strdup(o.socket) : sock_default_path();
+        if (path == NULL)
+            fatal("out of memory");
+        st = sock_listen(path, &fd, &bound, msg, sizeof(msg));
+        if (st != SOCK_OK)
+            fatal("%s", msg);
+    }
 
     memset(&svc, 0, sizeof(svc));
     base = event_base_new();
@@ -403,7 +440,13 @@ int main(int argc, char **argv)
         fatal("cannot install signal handlers");
     }
 
-    log_info("farenad listening on %s (scratch %s)", path, dir);
+    log_info("farenad listening on %s (scratch %s)%s", path, dir,
+             activated == 1 ? " (socket from systemd)" : "");
+    /* Ready only now: the listener is registered, so a client that systemd
+     * or a supervisor lets through is served as soon as the loop runs. */
+    snprintf(msg, sizeof(msg), "READY=1\nSTATUS=serving on %s", path);
+    if (sysd_notify(msg) < 0)
+        log_warn("cannot notify systemd: %s", strerror(errno));
     if (event_base_dispatch(base) < 0)
         log_err("event loop failed");
     log_info("farenad stopped");
