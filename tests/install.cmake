@@ -1,0 +1,10 @@
+# cmake --install into a temporary prefix, then consumers built with
+# pkg-config and with find_package(farena) run against the installed farenad.
+# Not in sanitized builds: an ASan-instrumented libfarena cannot be linked
+# into an uninstrumented consumer.
+if(NOT CMAKE_C_FLAGS MATCHES "-fsanitize")
+    add_test(NAME install_consumers
+             COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/test_install.sh ${PROJECT_BINARY_DIR}
+                     ${PROJECT_SOURCE_DIR})
+    set_tests_properties(install_consumers PROPERTIES TIMEOUT 180)
+endif()
