@@ -38,13 +38,13 @@ struct proto_request {
 /* A decoded response; pointers as in struct proto_request. */
 struct proto_response {
     uint32_t msgid;
-    int err;                      /* PROTO_OK, an enum proto_err, or -1 when
+    int err;             /* PROTO_OK, an enum proto_err, or -1 when
                                      the daemon sent a code this build does
                                      not know (errname says which) */
-    const char *errname;          /* NULL on success; never NULL on error,
+    const char *errname; /* NULL on success; never NULL on error,
                                      even when empty */
     size_t errname_len;
-    const char *message;          /* the error's human text; NULL on success */
+    const char *message; /* the error's human text; NULL on success */
     size_t message_len;
     const msgpack_object *result; /* the result (nil on error) */
 };
@@ -72,8 +72,7 @@ int proto_request_decode(const msgpack_object *msg, struct proto_request *out, c
  * [code, message]. Returns 0 or -1 with *why set. On -1, out->msgid is still
  * set when the envelope's type and msgid were readable (0 otherwise), so a
  * client can fail that one call. */
-int proto_response_decode(const msgpack_object *msg, struct proto_response *out,
-                          const char **why);
+int proto_response_decode(const msgpack_object *msg, struct proto_response *out, const char **why);
 
 /* Packs the head of a success response, [1, msgid, nil, ; the caller then
  * packs exactly one result object. Returns msgpack's 0 / -1. */
@@ -81,8 +80,7 @@ int proto_pack_result_head(msgpack_packer *pk, uint32_t msgid);
 
 /* Packs a whole error response [1, msgid, [name, message], nil]; message may
  * be NULL (the code's description is sent). */
-int proto_pack_error(msgpack_packer *pk, uint32_t msgid, enum proto_err code,
-                     const char *message);
+int proto_pack_error(msgpack_packer *pk, uint32_t msgid, enum proto_err code, const char *message);
 
 /* Packs the head of a request [0, msgid, method, [ ; the caller then packs
  * exactly nparams objects. */
@@ -105,8 +103,8 @@ int proto_pack_loc(msgpack_packer *pk, struct proto_loc loc);
 /* Exact encoded sizes, for deciding before packing whether a response fits
  * in max_message (get_many) or how to split a batch (client). */
 size_t proto_size_uint(uint64_t v);
-size_t proto_size_bin(size_t len);      /* header + len */
-size_t proto_size_array(size_t n);      /* header only */
+size_t proto_size_bin(size_t len); /* header + len */
+size_t proto_size_array(size_t n); /* header only */
 size_t proto_size_loc(struct proto_loc loc);
 size_t proto_size_str(size_t len); /* header + len */
 /* [1, msgid, nil, : what proto_pack_result_head() packs. */
@@ -127,8 +125,7 @@ int proto_read_index(const msgpack_object *o, uint16_t *out, const char **why);
 int proto_read_loc(const msgpack_object *o, struct proto_loc *out, const char **why);
 /* A payload: bin, or str (accepted on input). *data points into the message;
  * it is never NULL, even for an empty payload. */
-int proto_read_payload(const msgpack_object *o, const void **data, size_t *len,
-                       const char **why);
+int proto_read_payload(const msgpack_object *o, const void **data, size_t *len, const char **why);
 /* A str of at most max_len bytes (arena names: also not empty, no NUL).
  * Every str param of protocol 1 is a name, so this reader always requires
  * 1..max_len bytes and no NUL byte. *s points into the message and is not

@@ -24,7 +24,7 @@
 #define PROTO_MAX_BATCH_DEFAULT 65536u
 /* Longest method name and arena name, in bytes. */
 #define PROTO_MAX_METHOD_LEN 32u
-#define PROTO_MAX_NAME_LEN 255u
+#define PROTO_MAX_NAME_LEN   255u
 /* Largest file a writer may grow to: 4 GiB - 1 (offsets are u32). */
 #define PROTO_FILE_MAX UINT32_MAX
 

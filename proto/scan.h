@@ -39,8 +39,8 @@ void proto_scan_free(struct proto_scan *s);
  *   a message longer than max_message, or a byte that is not msgpack (0xc1).
  *   The scanner stays rejected until reset; a stream cannot resynchronise.
  * used and why may be NULL. */
-enum proto_scan_status proto_scan_feed(struct proto_scan *s, const void *p, size_t n,
-                                       size_t *used, const char **why);
+enum proto_scan_status proto_scan_feed(struct proto_scan *s, const void *p, size_t n, size_t *used,
+                                       const char **why);
 
 /* Bytes of the current message consumed so far (after READY: its length). */
 size_t proto_scan_total(const struct proto_scan *s);
