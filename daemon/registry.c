@@ -496,12 +496,18 @@ int reg_build(struct reg_owner *o, const uint64_t *fh, size_t n, enum reg_build_
         if (files == NULL)
             return reg_nomem(err);
     }
+    /* Any connection may build with any live file, not only its owner:
+     * every peer runs under the daemon's own uid, so ownership decides
+     * lifetime and cleanup, not who may see what, and handing finished
+     * files to a coordinator is the crate's parallel-writing pattern. A
+     * file still registered but held by no owner and no live arena (only
+     * by an arena whose handle has ended, kept by the store until a reply
+     * reading from it is sent) is not live. */
     for (size_t i = 0; i < n; i++) {
         struct reg_obj *obj = reg_find(r, fh[i], REG_FILE);
-        if (obj == NULL || (obj->owner != o && obj->narenas == 0)) {
+        if (obj == NULL || (obj->owner == NULL && obj->narenas == 0)) {
             free(files);
-            return reg_fail(err, PROTO_NO_SUCH_HANDLE,
-                            "item %zu: no file %" PRIu64 " usable by this connection", i, fh[i]);
+            return reg_fail(err, PROTO_NO_SUCH_HANDLE, "item %zu: no live file %" PRIu64, i, fh[i]);
         }
         files[i] = obj->u.f;
     }

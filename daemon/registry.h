@@ -5,10 +5,15 @@
  *
  * Handles: one counter from 1 for writers, files and arenas, never reused.
  * A writer and a not-yet-released file belong to one owner (a connection).
- * A file handle lives while the file lives (its owner's reference or any
- * arena's), and is usable in build/arena_new by its owner or, while the file
- * belongs to a live arena, by anyone. An arena handle lives while any owner
- * holds a reference to it or any name binds it. */
+ * A writer is usable by its owner only. A file handle lives while the file
+ * lives (its owner's reference or any live arena's) and, while it lives, is
+ * usable in build/arena_new by any owner; only its owner may release it,
+ * and the owner's end drops the owner's reference (a file in no arena then
+ * ends). Every peer runs under the daemon's uid, so ownership is about
+ * lifetime and cleanup, not isolation; a coordinator building from files
+ * its workers finished is the crate's parallel-writing pattern. An arena
+ * handle lives while any owner holds a reference to it or any name binds
+ * it. */
 #ifndef FARENA_DAEMON_REGISTRY_H
 #define FARENA_DAEMON_REGISTRY_H
 
@@ -99,9 +104,10 @@ enum reg_build_mode {
     REG_BUILD_IN_ORDER   /* arena_new: position i must hold index i */
 };
 
-/* Builds an arena from the n file handles fh (each usable by o: owned by o,
- * or part of a live arena). o holds one reference under *ah. Errors:
- * no_such_handle ("item k: ..."), limit, empty, duplicate_index,
+/* Builds an arena from the n file handles fh: each a live file, owned by o,
+ * by another owner, or held by a live arena. o holds one reference under
+ * *ah; the files' owners keep theirs. Errors: no_such_handle ("item k: ...":
+ * not a file, or a file that has ended), limit, empty, duplicate_index,
  * missing_index, index_mismatch. */
 int reg_build(struct reg_owner *o, const uint64_t *fh, size_t n, enum reg_build_mode mode,
               uint64_t *ah, struct store_err *err);

@@ -218,84 +218,138 @@ START_TEST(crate_arena_new_low_level)
 END_TEST
 
 #define NWORKERS 4
+#define NITEMS   3
 
-/* One parallel writer's share of crate_parallel_writers. */
+/* One parallel writer's share of crate_parallel_writers: what it was given,
+ * what it hands back, and how it fared. */
 struct worker {
     pthread_t th;
     unsigned index;
-    pthread_barrier_t *reported, *built;
-    farena_loc loc;     /* where its item landed */
-    farena_handle file; /* its file, usable by any connection */
-    char item[16];
+    pthread_barrier_t *finished, *built;
+    char items[NITEMS][48];
+    farena_loc locs[NITEMS]; /* where its items landed */
+    farena_handle file;      /* its finished file, owned by its connection */
+    int rc;                  /* 0, or the first failure */
+    char why[320];           /* what failed */
 };
 
-/* A parallel writer on its own connection. A file is usable by other
- * connections only while it belongs to a live arena, so the worker puts its
- * file at its index in a private arena, padded with empty files below it,
- * and keeps that arena until the main thread has built the real one. */
+/* Writes the worker's items to a new writer of its index and finishes it.
+ * Returns 0 or the failing call's code, with wk->why set. */
+static int worker_write(struct worker *wk, farena_client *c)
+{
+    farena_handle w;
+    int rc = farena_writer_new(c, (uint16_t)wk->index, &w);
+
+    for (unsigned k = 0; rc == 0 && k < NITEMS; k++)
+        rc = farena_push(c, w, wk->items[k], strlen(wk->items[k]), &wk->locs[k]);
+    if (rc == 0)
+        rc = farena_finish(c, w, &wk->file);
+    if (rc != 0)
+        snprintf(wk->why, sizeof(wk->why), "%s", farena_errmsg(c));
+    return rc;
+}
+
+/* A parallel writer: its own connection, its own file. It keeps the
+ * connection open until the coordinator has built, since a file in no arena
+ * ends with its owner's connection. Failures are recorded, never asserted
+ * here, so the barriers are always reached. */
 static void *worker_main(void *arg)
 {
     struct worker *wk = arg;
-    farena_handle files[NWORKERS], w, tmp, all[NWORKERS];
-    size_t n = 0;
-    farena_client *c = conn();
+    farena_client *c = NULL;
 
-    for (unsigned j = 0; j < wk->index; j++) {
-        OK(c, farena_writer_new(c, (uint16_t)j, &w));
-        OK(c, farena_finish(c, w, &files[j]));
-    }
-    OK(c, farena_writer_new(c, (uint16_t)wk->index, &w));
-    wk->loc = push_str(c, w, wk->item);
-    OK(c, farena_finish(c, w, &files[wk->index]));
-    OK(c, farena_build(c, files, wk->index + 1, &tmp));
-    OK(c, farena_arena_files(c, tmp, all, NWORKERS, &n));
-    ck_assert_uint_eq(n, wk->index + 1);
-    wk->file = all[wk->index];
-    pthread_barrier_wait(wk->reported);
+    wk->rc = farena_connect_ex(dmn.sock, 10000, &c, wk->why, sizeof(wk->why));
+    if (wk->rc == 0)
+        wk->rc = worker_write(wk, c);
+    pthread_barrier_wait(wk->finished);
     pthread_barrier_wait(wk->built);
     farena_close(c);
     return NULL;
 }
 
-/* "Parallel writing": writers on their own connections in threads,
- * assembled by build on another connection. */
+/* 1 when every worker succeeded. */
+static int workers_ok(const struct worker *wk)
+{
+    for (unsigned i = 0; i < NWORKERS; i++) {
+        if (wk[i].rc != 0)
+            return 0;
+    }
+    return 1;
+}
+
+/* "Parallel writing": each thread writes file i on its own connection and
+ * hands back (file, locations); the main thread builds the arena from those
+ * file handles on its own connection; the arena outlives the workers. */
 START_TEST(crate_parallel_writers)
 {
     struct worker wk[NWORKERS];
-    pthread_barrier_t reported, built;
-    farena_handle files[NWORKERS], arena;
+    pthread_barrier_t finished, built;
+    farena_handle files[NWORKERS], arena = 0, ordered = 0;
     struct farena_arena_info info;
+    struct farena_stat st;
     farena_client *c;
+    int rc_build = -1, rc_new = -1, rc_release = 0;
+    uint64_t bytes = 0, end;
 
     start(NULL);
     c = conn();
-    pthread_barrier_init(&reported, NULL, NWORKERS + 1);
-    pthread_barrier_init(&built, NULL, NWORKERS + 1);
+    ck_assert_int_eq(pthread_barrier_init(&finished, NULL, NWORKERS + 1), 0);
+    ck_assert_int_eq(pthread_barrier_init(&built, NULL, NWORKERS + 1), 0);
     for (unsigned i = 0; i < NWORKERS; i++) {
         memset(&wk[i], 0, sizeof(wk[i]));
         wk[i].index = i;
-        wk[i].reported = &reported;
+        wk[i].finished = &finished;
         wk[i].built = &built;
-        snprintf(wk[i].item, sizeof(wk[i].item), "item%u", i + 1);
+        for (unsigned k = 0; k < NITEMS; k++) {
+            snprintf(wk[i].items[k], sizeof(wk[i].items[k]), "file %u item %u%s", i, k,
+                     k == 1 ? "" : ", of another length");
+            bytes += strlen(wk[i].items[k]);
+        }
         ck_assert_int_eq(pthread_create(&wk[i].th, NULL, worker_main, &wk[i]), 0);
     }
-    pthread_barrier_wait(&reported);
-    /* The builder places files by their index, whatever the order. */
-    for (unsigned i = 0; i < NWORKERS; i++)
-        files[i] = wk[NWORKERS - 1 - i].file;
-    OK(c, farena_build(c, files, NWORKERS, &arena));
+    pthread_barrier_wait(&finished);
+    /* Every worker has finished its file and is still connected. The
+     * builder places files by their index, whatever the order. */
+    if (workers_ok(wk)) {
+        for (unsigned i = 0; i < NWORKERS; i++)
+            files[i] = wk[NWORKERS - 1 - i].file;
+        rc_build = farena_build(c, files, NWORKERS, &arena);
+        for (unsigned i = 0; i < NWORKERS; i++)
+            files[i] = wk[i].file;
+        rc_new = farena_arena_new(c, files, NWORKERS, &ordered);
+        /* The files are still the workers': the coordinator cannot release them. */
+        rc_release = farena_release(c, wk[0].file);
+    }
     pthread_barrier_wait(&built);
     for (unsigned i = 0; i < NWORKERS; i++)
-        pthread_join(wk[i].th, NULL);
-    /* The workers' connections are gone; the arena holds the files. */
+        ck_assert_int_eq(pthread_join(wk[i].th, NULL), 0);
+    pthread_barrier_destroy(&finished);
+    pthread_barrier_destroy(&built);
+    for (unsigned i = 0; i < NWORKERS; i++)
+        ck_assert_msg(wk[i].rc == 0, "worker %u: %s: %s", i, ename(wk[i].rc), wk[i].why);
+    ck_assert_msg(rc_build == 0, "build -> %s", ename(rc_build));
+    ck_assert_msg(rc_new == 0, "arena_new -> %s", ename(rc_new));
+    ck_assert_msg(rc_release == FARENA_ENOSUCHHANDLE, "release -> %s", ename(rc_release));
+
+    /* The workers' connections are gone; the arenas hold the files. */
+    end = th_now_ms() + 5000;
+    do {
+        OK(c, farena_stat(c, &st));
+        if (st.connections > 1)
+            th_sleep_ms(5);
+    } while (st.connections > 1 && th_now_ms() < end);
+    ck_assert_uint_eq(st.connections, 1);
+    ck_assert_uint_eq(st.files, NWORKERS);
     for (unsigned i = 0; i < NWORKERS; i++) {
-        ck_assert_uint_eq(wk[i].loc.file_index, i);
-        expect_payload(c, arena, wk[i].loc, wk[i].item);
+        for (unsigned k = 0; k < NITEMS; k++) {
+            ck_assert_uint_eq(wk[i].locs[k].file_index, i);
+            expect_payload(c, arena, wk[i].locs[k], wk[i].items[k]);
+            expect_payload(c, ordered, wk[i].locs[k], wk[i].items[k]);
+        }
     }
     OK(c, farena_arena_info(c, arena, &info));
     ck_assert_uint_eq(info.files, NWORKERS);
-    pthread_barrier_destroy(&reported);
-    pthread_barrier_destroy(&built);
+    ck_assert_uint_eq(info.bytes, bytes);
     farena_close(c);
 }
 END_TEST

@@ -1051,6 +1051,64 @@ START_TEST(unshared_arena_dies_with_its_connection)
 }
 END_TEST
 
+/* A finished file is usable in build and arena_new by any connection while
+ * it lives; release stays its owner's, writers stay private, and a file in
+ * no arena ends with its owner's connection. */
+START_TEST(files_are_usable_by_any_connection_while_alive)
+{
+    struct th_client *a, *b;
+    struct th_reply r;
+    struct proto_loc l0;
+    uint64_t w, wpending, f0, flate, ar1, ar2;
+
+    up(NULL);
+    a = th_must_connect(&D);
+    b = th_must_connect(&D);
+    w = writer_new(a, 0);
+    l0 = push_s(a, w, "written by a");
+    f0 = call_u64(a, "finish", w);
+    w = writer_new(a, 0);
+    push_s(a, w, "never built");
+    flate = call_u64(a, "finish", w);
+    wpending = writer_new(a, 1);
+    push_s(a, wpending, "pending");
+    /* b builds with a's unbuilt file while a is connected. */
+    ar1 = build(b, "build", (uint64_t[]){f0}, 1);
+    ar2 = build(b, "arena_new", (uint64_t[]){f0}, 1);
+    expect_get_s(b, ar1, l0, "written by a");
+    expect_get_s(b, ar2, l0, "written by a");
+    /* Ownership did not move: only a may release it. */
+    TH_ERR_CALL(b, &r, "no_such_handle", "release", "u", f0);
+    /* a's writer stays a's for every method. */
+    TH_ERR_CALL(b, &r, "no_such_handle", "build", "U", (uint64_t[]){wpending}, (size_t)1);
+    TH_ERR_CALL(b, &r, "no_such_handle", "arena_new", "U", (uint64_t[]){wpending}, (size_t)1);
+    TH_ERR_CALL(b, &r, "no_such_handle", "push", "us", wpending, "x");
+    TH_ERR_CALL(b, &r, "no_such_handle", "writer_len", "u", wpending);
+    TH_ERR_CALL(b, &r, "no_such_handle", "finish", "u", wpending);
+    TH_ERR_CALL(b, &r, "no_such_handle", "into_arena", "u", wpending);
+    TH_ERR_CALL(b, &r, "no_such_handle", "release", "u", wpending);
+    ck_assert_uint_eq(call_u64(a, "writer_len", wpending), 7);
+    /* a leaves: its writer and its file in no arena vanish; f0 lives on in
+     * b's arenas and stays usable by anyone. */
+    th_close(a);
+    ck_assert_int_eq(th_wait_stat(b, "connections", 1, TH_TIMEOUT_MS), 0);
+    TH_ERR_CALL(b, &r, "no_such_handle", "build", "U", (uint64_t[]){flate}, (size_t)1);
+    expect_msg(&r, "item 0");
+    TH_ERR_CALL(b, &r, "no_such_handle", "arena_new", "U", (uint64_t[]){flate}, (size_t)1);
+    TH_ERR_CALL(b, &r, "no_such_handle", "writer_len", "u", wpending);
+    expect_get_s(b, ar1, l0, "written by a");
+    TH_OK_CALL(b, &r, "release", "u", ar1);
+    ck_assert_uint_ne(build(b, "build", (uint64_t[]){f0}, 1), 0);
+    TH_ERR_CALL(b, &r, "no_such_handle", "release", "u", f0);
+    TH_OK_CALL(b, &r, "stat", "");
+    ck_assert_uint_eq(th_map_u64(r.result, "writers"), 0);
+    ck_assert_uint_eq(th_map_u64(r.result, "files"), 1);
+    ck_assert_uint_eq(th_map_u64(r.result, "bytes_on_disk"), 12);
+    th_close(b);
+    down();
+}
+END_TEST
+
 /* ---- concurrent readers ---- */
 
 enum { RD_FILES = 4, RD_FILE_BYTES = 1 << 20, RD_CLIENTS = 8, RD_READS = 150 };
@@ -1189,6 +1247,7 @@ static Suite *daemon_suite(void)
     tcase_add_test(tc, share_by_open_survives_the_builder);
     tcase_add_test(tc, share_by_name_outlives_the_producer);
     tcase_add_test(tc, unshared_arena_dies_with_its_connection);
+    tcase_add_test(tc, files_are_usable_by_any_connection_while_alive);
     tcase_add_test(tc, eight_concurrent_readers_see_exact_bytes);
     suite_add_tcase(s, tc);
     return s;

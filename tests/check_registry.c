@@ -138,7 +138,7 @@ START_TEST(handles_count_from_one_and_are_never_reused)
 }
 END_TEST
 
-/* Another owner cannot push to, finish, turn or release a writer. */
+/* Another owner cannot push to, finish, turn, build with or release a writer. */
 START_TEST(writers_belong_to_their_owner)
 {
     struct reg_owner *a = reg_owner_new(R), *b = reg_owner_new(R);
@@ -153,6 +153,14 @@ START_TEST(writers_belong_to_their_owner)
     ck_assert_int_eq(err.code, PROTO_NO_SUCH_HANDLE);
     ck_assert_int_eq(reg_release(b, w, &err), -1);
     ck_assert_int_eq(err.code, PROTO_NO_SUCH_HANDLE);
+    /* A writer is never a file, for anyone: build and arena_new refuse it. */
+    ck_assert_int_eq(reg_build(b, &w, 1, REG_BUILD_ANY_ORDER, &ah, &err), -1);
+    ck_assert_int_eq(err.code, PROTO_NO_SUCH_HANDLE);
+    ck_assert_int_eq(reg_build(b, &w, 1, REG_BUILD_IN_ORDER, &ah, &err), -1);
+    ck_assert_int_eq(err.code, PROTO_NO_SUCH_HANDLE);
+    ck_assert_int_eq(reg_open(b, w, &err), -1);
+    ck_assert_int_eq(err.code, PROTO_NO_SUCH_HANDLE);
+    ck_assert_uint_eq(reg_owner_handles(b), 0);
     /* Still a's, untouched. */
     ck_assert_uint_eq(store_writer_len(reg_writer(a, w, &err)), 4);
     reg_owner_free(b);
@@ -160,38 +168,96 @@ START_TEST(writers_belong_to_their_owner)
 }
 END_TEST
 
-/* A file is its owner's until it is in a live arena, then anyone may build with it. */
-START_TEST(unbuilt_files_are_private_built_files_are_shared)
+/* Any owner may build with a live file; only its owner may release it. */
+START_TEST(live_files_are_usable_by_any_owner)
 {
     struct reg_owner *a = reg_owner_new(R), *b = reg_owner_new(R);
     struct store_err err;
-    uint64_t f0 = file_with(a, 0, "zero"), f1, ah, bh;
+    uint64_t f0 = file_with(a, 0, "zero"), f1, bh, bh2, bh3;
 
-    /* b cannot use a's unbuilt file. */
-    ck_assert_int_eq(reg_build(b, &f0, 1, REG_BUILD_ANY_ORDER, &bh, &err), -1);
-    ck_assert_int_eq(err.code, PROTO_NO_SUCH_HANDLE);
+    /* b builds with a's file, not yet in any arena, while a holds it. */
+    ck_assert_int_eq(reg_build(b, &f0, 1, REG_BUILD_ANY_ORDER, &bh, &err), 0);
+    ck_assert_int_eq(reg_build(b, &f0, 1, REG_BUILD_IN_ORDER, &bh2, &err), 0);
+    expect_arena_bytes(bh, 0, "zero");
+    expect_arena_bytes(bh2, 0, "zero");
+    /* Ownership did not move: b cannot release a's file, a still holds it. */
     ck_assert_int_eq(reg_release(b, f0, &err), -1);
     ck_assert_int_eq(err.code, PROTO_NO_SUCH_HANDLE);
-    ck_assert_int_eq(reg_build(a, &f0, 1, REG_BUILD_ANY_ORDER, &ah, &err), 0);
-    /* In a live arena, the file is usable by anyone. */
+    ck_assert_uint_eq(reg_owner_handles(a), 1);
+    ck_assert_uint_eq(reg_owner_handles(b), 2); /* two arena references */
+    /* a leaves: its ownership ends, the file lives on in b's arenas. */
+    reg_owner_free(a);
+    expect_arena_bytes(bh, 0, "zero");
+    ck_assert_uint_eq(stats().files, 1);
+    /* Still a live file, so still usable; nobody owns it now. */
     f1 = file_with(b, 1, "one");
     uint64_t both[2] = {f1, f0};
-    ck_assert_int_eq(reg_build(b, both, 2, REG_BUILD_ANY_ORDER, &bh, &err), 0);
-    expect_arena_bytes(bh, 0, "zero");
-    expect_arena_bytes(bh, 1, "one");
-    /* Releasing an arena file's handle is only for its owner. */
+    ck_assert_int_eq(reg_build(b, both, 2, REG_BUILD_ANY_ORDER, &bh3, &err), 0);
+    expect_arena_bytes(bh3, 0, "zero");
+    expect_arena_bytes(bh3, 1, "one");
     ck_assert_int_eq(reg_release(b, f0, &err), -1);
-    ck_assert_int_eq(reg_release(a, f0, &err), 0);
-    ck_assert_int_eq(reg_release(a, f0, &err), -1);
     ck_assert_int_eq(err.code, PROTO_NO_SUCH_HANDLE);
-    reg_owner_free(a); /* drops arena ah; f0 lives on in bh */
-    expect_no_arena(ah);
-    expect_arena_bytes(bh, 0, "zero");
-    ck_assert_uint_eq(stats().arenas, 1);
     reg_owner_free(b);
     ck_assert_uint_eq(stats().arenas, 0);
     ck_assert_uint_eq(stats().files, 0);
     ck_assert_uint_eq(stats().bytes_on_disk, 0);
+}
+END_TEST
+
+/* A file in no arena ends with its owner; nobody can build with it then. */
+START_TEST(unbuilt_file_ends_with_its_owner)
+{
+    struct reg_owner *a = reg_owner_new(R), *b = reg_owner_new(R);
+    struct store_err err;
+    uint64_t f0 = file_with(a, 0, "gone"), f1 = file_with(b, 1, "one"), ah;
+    uint64_t both[2] = {f1, f0};
+
+    reg_owner_free(a);
+    ck_assert_uint_eq(stats().files, 1); /* b's own */
+    ck_assert_int_eq(reg_build(b, &f0, 1, REG_BUILD_ANY_ORDER, &ah, &err), -1);
+    ck_assert_int_eq(err.code, PROTO_NO_SUCH_HANDLE);
+    ck_assert_ptr_nonnull(strstr(err.msg, "item 0"));
+    ck_assert_int_eq(reg_build(b, both, 2, REG_BUILD_IN_ORDER, &ah, &err), -1);
+    ck_assert_int_eq(err.code, PROTO_NO_SUCH_HANDLE);
+    ck_assert_ptr_nonnull(strstr(err.msg, "item 1"));
+    /* The same after a release by the owner. */
+    a = reg_owner_new(R);
+    f0 = file_with(a, 0, "released");
+    ck_assert_int_eq(reg_release(a, f0, &err), 0);
+    ck_assert_int_eq(reg_build(b, &f0, 1, REG_BUILD_ANY_ORDER, &ah, &err), -1);
+    ck_assert_int_eq(err.code, PROTO_NO_SUCH_HANDLE);
+    ck_assert_uint_eq(reg_owner_handles(b), 1);
+    reg_owner_free(a);
+    reg_owner_free(b);
+    ck_assert_uint_eq(stats().files, 0);
+}
+END_TEST
+
+/* A file held only by an arena whose handle ended (the store keeps it for
+ * a reply in flight) is not live: no build may pick it up. */
+START_TEST(file_of_an_ended_arena_is_not_live)
+{
+    struct reg_owner *a = reg_owner_new(R), *b = reg_owner_new(R);
+    struct store_err err;
+    uint64_t f0 = file_with(a, 0, "late"), ah, bh;
+    struct store_arena *kept;
+
+    ck_assert_int_eq(reg_build(a, &f0, 1, REG_BUILD_ANY_ORDER, &ah, &err), 0);
+    kept = reg_arena(R, ah, &err);
+    ck_assert_ptr_nonnull(kept);
+    store_arena_ref(kept); /* what a reply being sent does */
+    ck_assert_int_eq(reg_release(a, f0, &err), 0);
+    ck_assert_int_eq(reg_release(a, ah, &err), 0);
+    expect_no_arena(ah);
+    ck_assert_uint_eq(stats().files, 1);
+    ck_assert_int_eq(reg_build(b, &f0, 1, REG_BUILD_ANY_ORDER, &bh, &err), -1);
+    ck_assert_int_eq(err.code, PROTO_NO_SUCH_HANDLE);
+    ck_assert_int_eq(reg_build(a, &f0, 1, REG_BUILD_ANY_ORDER, &bh, &err), -1);
+    ck_assert_int_eq(err.code, PROTO_NO_SUCH_HANDLE);
+    store_arena_unref(kept);
+    ck_assert_uint_eq(stats().files, 0);
+    reg_owner_free(a);
+    reg_owner_free(b);
 }
 END_TEST
 
@@ -560,7 +626,9 @@ static Suite *registry_suite(void)
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, handles_count_from_one_and_are_never_reused);
     tcase_add_test(tc, writers_belong_to_their_owner);
-    tcase_add_test(tc, unbuilt_files_are_private_built_files_are_shared);
+    tcase_add_test(tc, live_files_are_usable_by_any_owner);
+    tcase_add_test(tc, unbuilt_file_ends_with_its_owner);
+    tcase_add_test(tc, file_of_an_ended_arena_is_not_live);
     tcase_add_test(tc, file_handle_dies_with_its_last_reference);
     tcase_add_test(tc, into_arena_gives_its_file_a_handle);
     tcase_add_test(tc, arena_references_are_counted_per_owner);

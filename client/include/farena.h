@@ -27,10 +27,12 @@
  *   (or bind it to a name) and that process reads from it.
  *
  * - Lifetimes. A writer and an unbuilt file belong to the connection that
- *   made them and vanish when it closes. An arena lives while a connection
- *   holds a reference to it (the one into_arena/build/arena_new gives, or one
- *   taken with farena_open) or a name binds it; farena_close drops all of this
- *   connection's references.
+ *   made them and vanish when it closes. A finished file's handle is usable
+ *   in farena_build()/farena_arena_new() by any connection while the file
+ *   lives (see farena_finish); a writer's by its own connection only. An
+ *   arena lives while a connection holds a reference to it (the one
+ *   into_arena/build/arena_new gives, or one taken with farena_open) or a
+ *   name binds it; farena_close drops all of this connection's references.
  *
  * - Threads. A farena_client may be used by one thread at a time: calls on
  *   one client must not overlap (serialise them yourself if you share it).
@@ -335,8 +337,14 @@ FARENA_API int farena_loc_is_none(farena_loc loc);
 FARENA_API int farena_writer_len(farena_client *c, farena_handle writer, uint64_t *len);
 
 /* Finishes the writer: its handle ends and *file receives a new file handle
- * (crate: finish), owned by this connection until it is built into an arena
- * or released. Errors: FARENA_ENOSUCHHANDLE, FARENA_EIOERROR. */
+ * (crate: finish), owned by this connection until it releases it or
+ * closes. While the file lives (this connection still owns it, or a live
+ * arena contains it), any connection may use the handle in farena_build()
+ * or farena_arena_new(): this is the crate's parallel writing, where each
+ * thread or process finishes file i on its own client and hands the handle
+ * to one that builds. Only this connection may release it. A file no arena
+ * contains ends when this connection closes or releases it, so the builder
+ * must build before that. Errors: FARENA_ENOSUCHHANDLE, FARENA_EIOERROR. */
 FARENA_API int farena_finish(farena_client *c, farena_handle writer, farena_handle *file);
 
 /* Finishes a writer of index 0 straight into a one-file arena (crate:
@@ -349,16 +357,23 @@ FARENA_API int farena_into_arena(farena_client *c, farena_handle writer, farena_
 
 /* Builds an arena from n file handles given in any order: each file is placed
  * at its own index (crate: FileArenaBuilder). The indices must be exactly
- * 0..n-1. This connection holds one reference to *arena. The files stay
- * usable for later builds (a file may belong to several arenas).
+ * 0..n-1. Any live file works, whichever connection finished it (see
+ * farena_finish). This connection holds one reference to *arena; the files'
+ * owners keep theirs. The files stay usable for later builds (a file may
+ * belong to several arenas).
  * Errors: FARENA_EEMPTY (n == 0, refused without a round trip),
- * FARENA_EDUPLICATEINDEX, FARENA_EMISSINGINDEX, FARENA_ENOSUCHHANDLE. */
+ * FARENA_EDUPLICATEINDEX, FARENA_EMISSINGINDEX, FARENA_ENOSUCHHANDLE (a
+ * handle that is not a live file: a writer, an arena, or a file whose owner
+ * released it or closed before any arena contained it; farena_errmsg names
+ * the item). */
 FARENA_API int farena_build(farena_client *c, const farena_handle *files, size_t n,
                             farena_handle *arena);
 
 /* Like farena_build(), but files[i] must be the file of index i (crate:
- * FileArena::new, the low-level form). Errors: as farena_build(), and
- * FARENA_EINDEXMISMATCH when the order is wrong. */
+ * FileArena::new, the low-level form). Accepts the same files as
+ * farena_build(): any live file, whichever connection finished it.
+ * Errors: as farena_build(), and FARENA_EINDEXMISMATCH when the order is
+ * wrong. */
 FARENA_API int farena_arena_new(farena_client *c, const farena_handle *files, size_t n,
                                 farena_handle *arena);
 
