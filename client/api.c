@@ -349,36 +349,34 @@ int farena_writer_len(farena_client *c, farena_handle writer, uint64_t *len)
     return 0;
 }
 
-/* finish [writer] -> file. */
-int farena_finish(farena_client *c, farena_handle writer, farena_handle *file)
+/* A method taking one handle and answering one new handle (finish,
+ * into_arena); what names the out-param in the EINVAL message. */
+static int handle_to_handle(farena_client *c, enum proto_method m, farena_handle in,
+                            farena_handle *out, const char *what)
 {
     const msgpack_object *res;
     int err = cl_ready(c);
 
     if (err != 0)
         return err;
-    if (file == NULL)
-        return cl_fail(c, FARENA_EINVAL, "file is NULL");
-    err = handle_call(c, PROTO_M_FINISH, writer, &res);
+    if (out == NULL)
+        return cl_fail(c, FARENA_EINVAL, "%s", what);
+    err = handle_call(c, m, in, &res);
     if (err != 0)
         return err;
-    return result_handle(c, "finish", res, file);
+    return result_handle(c, proto_method_name(m), res, out);
+}
+
+/* finish [writer] -> file. */
+int farena_finish(farena_client *c, farena_handle writer, farena_handle *file)
+{
+    return handle_to_handle(c, PROTO_M_FINISH, writer, file, "file is NULL");
 }
 
 /* into_arena [writer] -> arena. */
 int farena_into_arena(farena_client *c, farena_handle writer, farena_handle *arena)
 {
-    const msgpack_object *res;
-    int err = cl_ready(c);
-
-    if (err != 0)
-        return err;
-    if (arena == NULL)
-        return cl_fail(c, FARENA_EINVAL, "arena is NULL");
-    err = handle_call(c, PROTO_M_INTO_ARENA, writer, &res);
-    if (err != 0)
-        return err;
-    return result_handle(c, "into_arena", res, arena);
+    return handle_to_handle(c, PROTO_M_INTO_ARENA, writer, arena, "arena is NULL");
 }
 
 /* build / arena_new [[file...]] -> arena. */
