@@ -880,9 +880,11 @@ int methods_call(struct methods *m, struct reg_owner *o, const struct proto_requ
         return -1;
     if (rc == M_OK && !c.answer)
         obuf_truncate(io->scratch, mark); /* a notification's result is dropped */
-    if (rc == M_OK && io->scratch->len - mark > m->lim.max_message) {
+    if (rc == M_OK && io->scratch->len >= mark && io->scratch->len - mark > m->lim.max_message) {
         /* Methods with side effects check their reply's size before acting;
-         * this net only catches the side-effect-free rest. */
+         * this net only catches the side-effect-free rest. get and get_many
+         * check theirs too and move the batch's replies to io->out
+         * themselves, which can leave the scratch shorter than mark. */
         obuf_truncate(io->scratch, mark);
         call_fail(&c, PROTO_TOO_LARGE, "%s: the reply is over max_message (%" PRIu32 " bytes)",
                   proto_method_name(c.method), m->lim.max_message);

@@ -160,6 +160,62 @@ START_TEST(two_thousand_pipelined_requests)
 }
 END_TEST
 
+/* A get or get_many pipelined behind another reply in the same batch gets
+ * exactly one reply: the reads move the batch's packed replies to the
+ * output themselves, and that must not look like an oversized reply. */
+START_TEST(pipelined_reads_after_other_replies_answer_once)
+{
+    enum { BIG = 300 << 10 };
+    unsigned char *big = malloc(BIG);
+    struct th_client *c;
+    struct th_reply r;
+    uint64_t w, a;
+    int64_t first, last;
+
+    pattern(big, BIG, 5);
+    up(NULL);
+    c = th_must_connect(&D);
+    w = writer_new(c, 0);
+    push(c, w, "small", 5);
+    push(c, w, big, BIG);
+    a = call_u64(c, "into_arena", w);
+    /* Every read follows a reply packed in the same batch. */
+    first = th_queue(c, "hello", "");
+    th_queue(c, "get", "uL", a, (struct proto_loc){0, 0, 5});
+    th_queue(c, "arena_info", "u", a);
+    th_queue(c, "get", "uL", a, (struct proto_loc){0, 5, BIG});
+    th_queue(c, "stat", "");
+    th_queue(c, "get_many", "ua", a, 2u, "L", (struct proto_loc){0, 0, 5}, "L",
+             (struct proto_loc){0, 5, BIG});
+    last = th_queue(c, "hello", "");
+    ck_assert_int_eq(th_flush(c), TH_OK);
+    for (int64_t id = first; id <= last; id++) {
+        ck_assert_int_eq(th_recv(c, &r), TH_OK);
+        ck_assert_msg(r.msgid == (uint32_t)id, "reply msgid %u, expected %u (%s)", r.msgid,
+                      (unsigned)id, r.code);
+        ck_assert_msg(r.err == PROTO_OK, "msgid %u: %s: %s", r.msgid, r.code, r.msg);
+        if (id == first + 1)
+            th_assert_bytes(r.result, "small", 5);
+        if (id == first + 3)
+            th_assert_bytes(r.result, big, BIG);
+        if (id == first + 5) {
+            ck_assert_int_eq(r.result->type, MSGPACK_OBJECT_ARRAY);
+            ck_assert_uint_eq(r.result->via.array.size, 2);
+            th_assert_bytes(&r.result->via.array.ptr[0], "small", 5);
+            th_assert_bytes(&r.result->via.array.ptr[1], big, BIG);
+        }
+    }
+    /* No stray reply is left: the next call's reply is the next one. */
+    TH_OK_CALL(c, &r, "writer_len", "u", writer_new(c, 1));
+    TH_OK_CALL(c, &r, "stat", "");
+    ck_assert_uint_eq(th_map_u64(th_map_get(r.result, "errors"), "get"), 0);
+    ck_assert_uint_eq(th_map_u64(th_map_get(r.result, "errors"), "get_many"), 0);
+    th_close(c);
+    free(big);
+    down();
+}
+END_TEST
+
 /* ---- hostile input ---- */
 
 /* Sends bytes on a fresh connection and expects the daemon to close it,
@@ -546,6 +602,7 @@ static Suite *guards_suite(void)
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, disconnect_releases_every_descriptor);
     tcase_add_test(tc, two_thousand_pipelined_requests);
+    tcase_add_test(tc, pipelined_reads_after_other_replies_answer_once);
     tcase_add_test(tc, byte_at_a_time_requests_are_framed);
     tcase_add_test(tc, max_clients_refuses_with_limit);
     tcase_add_test(tc, emfile_pauses_accepting_without_spinning);
