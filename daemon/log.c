@@ -38,10 +38,15 @@ static void log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
     char text[1024];
 
     vsnprintf(text, sizeof(text), fmt, ap);
-    /* A message must stay one line: the journal splits on newlines. */
+    /* A message must stay one line (the journal splits on newlines), and
+     * text a client chose (hello's client_info) must not carry terminal
+     * escapes or other control bytes into an operator's terminal. */
     for (char *p = text; *p != '\0'; p++) {
-        if (*p == '\n' || *p == '\r')
+        unsigned char ch = (unsigned char)*p;
+        if (ch == '\n' || ch == '\r' || ch == '\t')
             *p = ' ';
+        else if (ch < 0x20 || ch == 0x7f)
+            *p = '?';
     }
     /* Informational lines read as sentences ("farenad listening on ...");
      * problems carry the program name and their level. */

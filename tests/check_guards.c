@@ -35,6 +35,16 @@ static void down(void)
     th_daemon_cleanup(&D);
 }
 
+/* Stops it and checks the clean exit, keeping its directory (and log). */
+static void down_keep_log(void)
+{
+    int st = th_daemon_stop(&D);
+
+    if (st != 0)
+        th_daemon_dump_log(&D);
+    ck_assert_int_eq(st, 0);
+}
+
 /* writer_new that must succeed. */
 static uint64_t writer_new(struct th_client *c, unsigned idx)
 {
@@ -357,6 +367,40 @@ START_TEST(byte_at_a_time_requests_are_framed)
 }
 END_TEST
 
+/* Client-chosen text that reaches the log (hello's client_info) carries no
+ * control characters: no terminal escapes, bells or tabs, one line. */
+START_TEST(client_text_in_the_log_has_no_control_characters)
+{
+    static const unsigned char req[] = {0x94, 0x00, 0x01, 0xa5, 'h',  'e',  'l',  'l', 'o',  0x91,
+                                        0x81, 0xa4, 'n',  'a',  'm',  'e',  0xac, 'a', 0x1b, '[',
+                                        '3',  '1',  'm',  'X',  0x07, '\t', 0x7f, '%', 'n'};
+    const char *const args[] = {"-v", "-v", NULL};
+    struct th_client *c;
+    struct th_reply r;
+    char *log, *line, *end;
+
+    up(args);
+    c = th_must_connect(&D);
+    ck_assert_int_eq(th_send_raw(c, req, sizeof(req)), TH_OK);
+    ck_assert_int_eq(th_recv(c, &r), TH_OK);
+    ck_assert_int_eq(r.err, PROTO_OK);
+    th_close(c);
+    down_keep_log();
+    log = th_daemon_log(&D);
+    ck_assert_ptr_nonnull(log);
+    line = strstr(log, "client_info");
+    ck_assert_msg(line != NULL, "client_info not logged");
+    end = strchr(line, '\n');
+    ck_assert_ptr_nonnull(end);
+    ck_assert_msg(memmem(line, (size_t)(end - line), "%n", 2) != NULL, "the text was not logged");
+    for (const char *p = line; p < end; p++)
+        ck_assert_msg((unsigned char)*p >= 0x20 && (unsigned char)*p != 0x7f,
+                      "control byte 0x%02x in the log line", (unsigned char)*p);
+    free(log);
+    th_daemon_cleanup(&D);
+}
+END_TEST
+
 /* ---- back-pressure ---- */
 
 /* Pipelines n gets of len bytes from a 4 MiB arena without reading, checks
@@ -614,6 +658,7 @@ static Suite *guards_suite(void)
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, hostile_input_closes_only_that_connection);
     tcase_add_test(tc, push_over_max_message_is_refused_early);
+    tcase_add_test(tc, client_text_in_the_log_has_no_control_characters);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("resources");
