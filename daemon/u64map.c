@@ -74,21 +74,29 @@ void *u64map_get(const struct u64map *m, uint64_t k)
     return m->keys[i] == k ? m->vals[i] : NULL;
 }
 
-/* Inserts or replaces; grows at a load factor of 1/2. */
+/* Inserts or replaces; grows at a load factor of 1/2. A replacement is
+ * done in place, before any growth, so it never allocates and never fails. */
 int u64map_put(struct u64map *m, uint64_t k, void *v)
 {
+    size_t i;
+
     if (k == 0 || v == NULL)
         return -1;
+    if (m->cap != 0) {
+        i = u64map_slot(m, k);
+        if (m->keys[i] == k) {
+            m->vals[i] = v;
+            return 0;
+        }
+    }
     if ((m->len + 1) * 2 > m->cap) {
         if (u64map_resize(m, m->cap == 0 ? 16 : m->cap * 2) < 0)
             return -1;
     }
-    size_t i = u64map_slot(m, k);
-    if (m->keys[i] == 0) {
-        m->keys[i] = k;
-        m->len++;
-    }
+    i = u64map_slot(m, k);
+    m->keys[i] = k;
     m->vals[i] = v;
+    m->len++;
     return 0;
 }
 

@@ -22,7 +22,8 @@ void u64map_fini(struct u64map *m);
 void *u64map_get(const struct u64map *m, uint64_t k);
 
 /* Stores v (non-NULL) under k (k != 0), replacing any previous value.
- * Returns 0, or -1 when out of memory (the map is unchanged). */
+ * Returns 0, or -1 when out of memory (the map is unchanged). Replacing the
+ * value of a key already present never allocates and always succeeds. */
 int u64map_put(struct u64map *m, uint64_t k, void *v);
 
 /* Removes k; returns the value it had, or NULL if it was absent. */

@@ -616,6 +616,33 @@ START_TEST(u64map_matches_a_reference)
 }
 END_TEST
 
+/* Replacing a present key's value never reallocates, so it cannot fail:
+ * reg_release and reg_unname rely on that to keep counts consistent. */
+START_TEST(u64map_replace_never_reallocates)
+{
+    struct u64map m = {0};
+    uint64_t *keys;
+    size_t cap;
+
+    for (uint64_t k = 1; k <= 8; k++)
+        ck_assert_int_eq(u64map_put(&m, k, (void *)(uintptr_t)k), 0);
+    cap = m.cap;
+    keys = m.keys;
+    ck_assert_uint_eq(m.len * 2, cap); /* one more key would grow the map */
+    for (uint64_t k = 1; k <= 8; k++) {
+        ck_assert_int_eq(u64map_put(&m, k, (void *)(uintptr_t)(k + 100)), 0);
+        ck_assert_uint_eq(m.cap, cap);
+        ck_assert_ptr_eq(m.keys, keys);
+        ck_assert_uint_eq(m.len, 8);
+    }
+    for (uint64_t k = 1; k <= 8; k++)
+        ck_assert_ptr_eq(u64map_get(&m, k), (void *)(uintptr_t)(k + 100));
+    ck_assert_int_eq(u64map_put(&m, 9, &m), 0);
+    ck_assert_uint_gt(m.cap, cap);
+    u64map_fini(&m);
+}
+END_TEST
+
 /* The registry suite. */
 static Suite *registry_suite(void)
 {
@@ -645,6 +672,7 @@ static Suite *registry_suite(void)
     tc = tcase_create("u64map");
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, u64map_matches_a_reference);
+    tcase_add_test(tc, u64map_replace_never_reallocates);
     suite_add_tcase(s, tc);
     return s;
 }
