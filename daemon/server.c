@@ -24,9 +24,9 @@
 
 /* Most bytes read from one socket per read event. */
 #define CONN_READ_MAX (64u << 10)
-/* A message past this size releases the unpacking zone's memory afterwards,
- * so one big request does not pin its size for the connection's life. */
-#define CONN_ZONE_KEEP  (1u << 20)
+/* The unpacking zone's first chunk. msgpack_zone_clear() frees every chunk
+ * but that first one, so one big request does not pin its size for the
+ * connection's life. */
 #define CONN_ZONE_CHUNK 8192
 
 struct conn {
@@ -279,12 +279,9 @@ static void conn_message_done(struct conn *c, struct evbuffer *in, size_t len)
     c->consumed += len;
     c->scanned = 0;
     proto_scan_reset(c->scan);
-    if (len > CONN_ZONE_KEEP) {
-        msgpack_zone_destroy(&c->zone);
-        msgpack_zone_init(&c->zone, CONN_ZONE_CHUNK);
-    } else {
-        msgpack_zone_clear(&c->zone);
-    }
+    /* Clearing, never destroy + init: an init that fails for want of
+     * memory would leave the zone pointing at freed chunks. */
+    msgpack_zone_clear(&c->zone);
 }
 
 /* Decodes and executes the complete message of len bytes at p. */
