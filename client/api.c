@@ -110,6 +110,10 @@ int cl_hello_parse(farena_client *c, const msgpack_object *res)
                        info.limits.max_message);
     c->info = info;
     c->max_message = info.limits.max_message ? info.limits.max_message : PROTO_MAX_MESSAGE_DEFAULT;
+    /* Lengths travel in 32-bit headers and the scanner counts in 32 bits: a
+     * larger announced limit is used as 4 GiB - 1. */
+    if (c->max_message > UINT32_MAX)
+        c->max_message = UINT32_MAX;
     c->max_batch = info.limits.max_batch ? info.limits.max_batch : PROTO_MAX_BATCH_DEFAULT;
     c->max_objects = info.limits.max_objects ? info.limits.max_objects : PROTO_MAX_OBJECTS_DEFAULT;
     if (c->max_objects < 64)
@@ -156,7 +160,7 @@ int farena_push(farena_client *c, farena_handle writer, const void *data, size_t
         return err;
     if (writer == 0 || (data == NULL && len > 0))
         return cl_fail(c, FARENA_EINVAL, writer == 0 ? "writer handle 0" : "data is NULL");
-    if (proto_size_bin(len) > c->max_message - cl_req_overhead(PROTO_M_PUSH))
+    if (len > UINT32_MAX || proto_size_bin(len) > c->max_message - cl_req_overhead(PROTO_M_PUSH))
         return cl_fail(c, FARENA_ETOOLARGE,
                        "a payload of %zu bytes cannot fit in one request (max_message %" PRIu64 ")",
                        len, c->max_message);
@@ -841,6 +845,42 @@ static int raw_write(void *data, const char *p, size_t len)
     return 0;
 }
 
+/* Checks with the guarding scanner that the len bytes at params are exactly
+ * one msgpack object a request could carry, before msgpack-c unpacks them:
+ * msgpack-c allocates whatever a header declares. */
+static int raw_params_scan(farena_client *c, const void *params, size_t len)
+{
+    struct proto_limits lim = PROTO_LIMITS_DEFAULT;
+    uint64_t depth = c->info.limits.max_depth ? c->info.limits.max_depth : lim.max_depth;
+    struct proto_scan *s;
+    enum proto_scan_status st;
+    const char *why = NULL;
+    size_t used = 0;
+    int err = 0;
+
+    lim.max_message = (uint32_t)c->max_message;
+    lim.max_objects = c->max_objects > UINT32_MAX ? UINT32_MAX : (uint32_t)c->max_objects;
+    /* The envelope takes the first level. */
+    lim.max_depth = depth > PROTO_MAX_DEPTH_MAX ? PROTO_MAX_DEPTH_MAX - 1
+                    : depth > 1                 ? (uint32_t)depth - 1
+                                                : 1;
+    s = proto_scan_new(&lim);
+    if (s == NULL)
+        return cl_fail(c, FARENA_ENOMEM, "out of memory");
+    st = proto_scan_feed(s, params, len, &used, &why);
+    if (st == PROTO_SCAN_REJECT && proto_scan_reject_code(s) == PROTO_TOO_LARGE)
+        err = cl_fail(c, FARENA_ETOOLARGE, "params: %s", why);
+    else if (st == PROTO_SCAN_REJECT)
+        err = cl_fail(c, FARENA_EINVAL, "params: %s", why);
+    else if (st == PROTO_SCAN_MORE)
+        err = cl_fail(c, FARENA_EINVAL, "params must be one msgpack array: it is incomplete");
+    else if (used != len)
+        err = cl_fail(c, FARENA_EINVAL, "params must be one msgpack array: %zu bytes follow it",
+                      len - used);
+    proto_scan_free(s);
+    return err;
+}
+
 /* Any method, raw msgpack in and out. */
 int farena_call_raw(farena_client *c, const char *method, const void *params, size_t params_len,
                     farena_buf *result)
@@ -858,6 +898,9 @@ int farena_call_raw(farena_client *c, const char *method, const void *params, si
         (result != NULL && !buf_ok(result)))
         return cl_fail(c, FARENA_EINVAL, "method, params or result invalid");
     mlen = strlen(method);
+    err = raw_params_scan(c, params, params_len);
+    if (err != 0)
+        return err;
     msgpack_zone_clear(&c->zone);
     if (proto_unpack(&c->zone, params, params_len, &obj, &why) != 0 ||
         obj.type != MSGPACK_OBJECT_ARRAY)

@@ -324,14 +324,16 @@ static int rx_process(farena_client *c, struct run *r)
 }
 
 /* Reads what is there (block = 0) or waits for bytes (block = 1, bounded by
- * SO_RCVTIMEO), then handles complete messages. */
+ * SO_RCVTIMEO), then handles complete messages. Running out of memory here
+ * breaks the connection: requests are in flight and their answers could no
+ * longer be told from the next call's. */
 static int rx_read(farena_client *c, struct run *r, int block)
 {
     ssize_t n;
     int err = rx_room(c, c->rx_len - c->rx_start + r->call->rx_hint);
 
     if (err != 0)
-        return err;
+        return cl_break(c, err);
     n = recv(c->fd, c->rx + c->rx_len, c->rx_cap - c->rx_len, block ? 0 : MSG_DONTWAIT);
     if (n > 0) {
         c->rx_len += (size_t)n;
@@ -433,16 +435,25 @@ int cl_run(farena_client *c, struct cl_call *call)
     }
     for (size_t i = 0; i < call->nreq; i++)
         call->reqs[i].answered = 0;
+    /* Room for the largest expected answer, before anything is sent: failing
+     * now leaves the connection in step. */
+    err = rx_room(c, c->rx_len - c->rx_start + call->rx_hint);
+    if (err != 0) {
+        c->tx_off = c->tx_len = 0; /* a single call's request, never sent */
+        return err;
+    }
 
     for (;;) {
         while (!r.stop && r.packed < call->nreq && c->tx_len - c->tx_off < TX_WINDOW) {
-            size_t mark = c->tx_len;
+            /* Unsent bytes before this request: tx_reserve() may move them
+             * to the front of tx while it packs, so tx_len alone is no mark. */
+            size_t keep = c->tx_len - c->tx_off;
             int e = call->pack(c, call, r.packed, r.base + (uint32_t)r.packed);
 
             if (e == 0 && c->pk_oom)
                 e = cl_fail(c, FARENA_ENOMEM, "out of memory packing a request");
             if (e != 0) {
-                c->tx_len = mark;
+                c->tx_len = c->tx_off + keep;
                 c->pk_oom = 0;
                 run_note(c, &r, e, r.packed);
                 break;
@@ -666,12 +677,13 @@ int farena_connect_ex(const char *socket_path, int timeout_ms, farena_client **o
 
     if (errbuf != NULL && errcap > 0)
         errbuf[0] = '\0';
+    if (out != NULL)
+        *out = NULL;
     if (out == NULL || timeout_ms < 0 || (errbuf == NULL && errcap > 0)) {
         if (errbuf != NULL && errcap > 0)
             snprintf(errbuf, errcap, "invalid argument");
         return FARENA_EINVAL;
     }
-    *out = NULL;
     c = client_new();
     if (c == NULL) {
         if (errbuf != NULL && errcap > 0)

@@ -1024,6 +1024,122 @@ START_TEST(batch_too_large_refused)
 }
 END_TEST
 
+/* ---- running out of memory (address-space limit; not under ASan, whose
+ * shadow memory cannot live under RLIMIT_AS) ---- */
+
+#if defined(__SANITIZE_ADDRESS__)
+#define TEST_CAN_LIMIT_MEMORY 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TEST_CAN_LIMIT_MEMORY 0
+#endif
+#endif
+#ifndef TEST_CAN_LIMIT_MEMORY
+#define TEST_CAN_LIMIT_MEMORY 1
+#endif
+
+/* Lets this process map at most extra more bytes (soft RLIMIT_AS); the old
+ * limit goes to *old for unlimit_memory(). */
+static void limit_memory(size_t extra, struct rlimit *old)
+{
+    struct rlimit rl;
+    unsigned long pages = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fscanf(f, "%lu", &pages), 1);
+    fclose(f);
+    ck_assert_int_eq(getrlimit(RLIMIT_AS, old), 0);
+    rl = *old;
+    rl.rlim_cur = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + extra;
+    ck_assert_int_eq(setrlimit(RLIMIT_AS, &rl), 0);
+}
+
+/* Restores the limit limit_memory() saved. */
+static void unlimit_memory(const struct rlimit *old)
+{
+    ck_assert_int_eq(setrlimit(RLIMIT_AS, old), 0);
+}
+
+/* A get whose receive buffer cannot be allocated fails with ENOMEM before
+ * its request is sent: the buffer is untouched and the next call is answered
+ * (an unsent request leaves no stray answer to confuse it). */
+START_TEST(enomem_get_keeps_connection)
+{
+    static char text[] = "abc";
+    struct iovec abc = {text, 3};
+    farena_buf buf = FARENA_BUF_INIT;
+    struct rlimit old;
+    farena_handle w, arena;
+    farena_client *c;
+    farena_loc loc;
+    uint64_t len = 1;
+    int rc;
+
+    if (!TEST_CAN_LIMIT_MEMORY)
+        return;
+    start(NULL);
+    c = conn();
+    OK(c, farena_writer_new(c, 0, &w));
+    loc = push_str(c, w, "hello");
+    OK(c, farena_into_arena(c, w, &arena));
+    OK(c, farena_writer_new(c, 0, &w));
+    OK(c, farena_buf_reserve(&buf, 4));
+    memcpy(buf.data, "keep", 5);
+    buf.len = 4;
+    limit_memory(24u << 20, &old);
+    rc = farena_get_into(c, arena, (farena_loc){0, 0, 48u << 20}, &buf);
+    unlimit_memory(&old);
+    FAILS(c, FARENA_ENOMEM, rc);
+    ck_assert_uint_eq(buf.len, 4);
+    ck_assert_int_eq(memcmp(buf.data, "keep", 5), 0);
+    /* A batch call next: nothing of the failed get may go out with it. */
+    OK(c, farena_push_many(c, w, &abc, 1, NULL));
+    OK(c, farena_writer_len(c, w, &len));
+    ck_assert_uint_eq(len, 3);
+    expect_payload(c, arena, loc, "hello");
+    farena_buf_free(&buf);
+    farena_close(c);
+}
+END_TEST
+
+/* Memory runs out while packing the second request of a push_many whose
+ * first request is half sent: the partial second request is dropped and
+ * exactly the first one's bytes reach the daemon, so the connection stays in
+ * step and the first request's items are stored. */
+START_TEST(enomem_push_many_mid_pipeline)
+{
+    size_t small = 10u << 20, big = 60u << 20;
+    uint8_t *data = calloc(1, big);
+    struct iovec iov[2] = {{data, small}, {data, big}};
+    farena_loc locs[2];
+    struct rlimit old;
+    farena_handle w;
+    farena_client *c;
+    uint64_t len = 0;
+    int rc;
+
+    if (!TEST_CAN_LIMIT_MEMORY) {
+        free(data);
+        return;
+    }
+    ck_assert_ptr_nonnull(data);
+    start(NULL);
+    c = conn();
+    OK(c, farena_writer_new(c, 0, &w));
+    limit_memory(40u << 20, &old);
+    rc = farena_push_many(c, w, iov, 2, locs);
+    unlimit_memory(&old);
+    FAILS(c, FARENA_ENOMEM, rc);
+    ck_assert_uint_eq(locs[0].len, small);
+    ck_assert(farena_loc_is_none(locs[1]));
+    OK(c, farena_writer_len(c, w, &len));
+    ck_assert_uint_eq(len, small);
+    free(data);
+    farena_close(c);
+}
+END_TEST
+
 /* ---- failure paths against the real daemon ---- */
 
 /* No daemon: a clear error, no crash. */
@@ -1371,13 +1487,57 @@ START_TEST(invalid_arguments)
     FAILS(c, FARENA_EINVAL, farena_call_raw(c, "stat", "\x90\x90", 2, NULL)); /* two arrays */
     FAILS(c, FARENA_EINVAL, farena_call_raw(c, "", "\x90", 1, NULL));
     FAILS(c, FARENA_EINVAL, farena_call_raw(c, NULL, "\x90", 1, NULL));
-    FAILS(NULL, FARENA_EINVAL, farena_connect_ex(dmn.sock, -1, &c, NULL, 0));
     OK(c, farena_call_raw(c, "stat", "\x90", 1, &buf));
     ck_assert_uint_gt(buf.len, 10); /* a msgpack map */
     ck_assert_uint_eq(buf.data[0] & 0xf0, 0x80);
     /* The connection is still fine. */
     OK(c, farena_hello(c, NULL));
     farena_buf_free(&buf);
+    farena_close(c);
+}
+END_TEST
+
+/* "On failure *out is set to NULL" holds for invalid arguments too, so a
+ * caller may farena_close() whatever it got back. */
+START_TEST(connect_invalid_args_null_out)
+{
+    farena_client *c = (farena_client *)1;
+    char why[64];
+
+    FAILS(NULL, FARENA_EINVAL, farena_connect_ex("/nonexistent.sock", -1, &c, NULL, 0));
+    ck_assert_ptr_null(c);
+    c = (farena_client *)1;
+    FAILS(NULL, FARENA_EINVAL, farena_connect_ex("/nonexistent.sock", 0, &c, NULL, 8));
+    ck_assert_ptr_null(c);
+    c = (farena_client *)1;
+    FAILS(NULL, FARENA_EINVAL, farena_connect_ex("/nonexistent.sock", -5, &c, why, sizeof(why)));
+    ck_assert_ptr_null(c);
+    ck_assert_str_eq(why, "invalid argument");
+}
+END_TEST
+
+/* farena_call_raw walks the caller's params with the guarding scanner before
+ * msgpack-c sees them: five bytes declaring a two-billion-element array are
+ * refused at once (msgpack-c would try to allocate ~48 GiB for them), and
+ * truncated or trailing bytes are invalid. Nothing is sent. */
+START_TEST(call_raw_hostile_params)
+{
+    farena_buf res = FARENA_BUF_INIT;
+    farena_client *c;
+
+    start(NULL);
+    c = conn();
+    FAILS(c, FARENA_ETOOLARGE, farena_call_raw(c, "stat", "\xdd\x7f\xff\xff\xff", 5, &res));
+    FAILS(c, FARENA_ETOOLARGE, farena_call_raw(c, "stat", "\x91\xdf\x7f\xff\xff\xff", 6, &res));
+    FAILS(c, FARENA_EINVAL, farena_call_raw(c, "stat", "\x92\x01", 2, &res));
+    FAILS(c, FARENA_EINVAL, farena_call_raw(c, "stat", "\x90\x01", 2, &res));
+    FAILS(c, FARENA_EINVAL, farena_call_raw(c, "stat", "\x91\xc1", 2, &res));
+    FAILS(c, FARENA_EINVAL, farena_call_raw(c, "stat", "", 0, &res));
+    ck_assert_uint_eq(res.len, 0);
+    ck_assert_uint_eq(method_count(c, "stat", 0), 1); /* method_count's own */
+    OK(c, farena_call_raw(c, "stat", "\x90", 1, &res));
+    ck_assert_uint_gt(res.len, 10);
+    farena_buf_free(&res);
     farena_close(c);
 }
 END_TEST
@@ -1431,6 +1591,7 @@ enum fake_mode {
     FAKE_BAD_RESULT, /* answer writer_new with a str */
     FAKE_REFUSE,     /* at once: the too-many-clients reply, then close */
     FAKE_BAD_HELLO,  /* answer hello with protocol 0 */
+    FAKE_HUGE_LIMIT, /* report max_message 8 GiB; answer anything else with nil */
 };
 
 /* One fake peer: a listening socket and a thread serving one connection. */
@@ -1484,7 +1645,7 @@ static void fake_answer(struct fake *f, int fd, const struct proto_request *rq, 
         pack_cstr(&pk, "limits");
         msgpack_pack_map(&pk, 2);
         pack_cstr(&pk, "max_message");
-        msgpack_pack_uint32(&pk, 65536);
+        msgpack_pack_uint64(&pk, f->mode == FAKE_HUGE_LIMIT ? UINT64_C(1) << 33 : 65536);
         pack_cstr(&pk, "max_batch");
         msgpack_pack_uint32(&pk, 16);
     } else {
@@ -1526,6 +1687,10 @@ static void fake_answer(struct fake *f, int fd, const struct proto_request *rq, 
         case FAKE_BAD_RESULT:
             proto_pack_result_head(&pk, rq->msgid);
             pack_cstr(&pk, "not a handle");
+            break;
+        case FAKE_HUGE_LIMIT:
+            proto_pack_result_head(&pk, rq->msgid);
+            msgpack_pack_nil(&pk);
             break;
         default:
             break;
@@ -1767,6 +1932,32 @@ START_TEST(fake_batch_split_numbering)
 }
 END_TEST
 
+/* A peer announcing a max_message above 4 GiB cannot make the library pack
+ * a payload whose length does not fit a bin32 header (which would truncate
+ * the header and desynchronise the stream): such payloads are refused before
+ * anything is packed, and nothing of data is read. */
+START_TEST(fake_huge_max_message_payload_refused)
+{
+    static char one[1] = "x";
+    struct iovec iov[1] = {{one, (size_t)UINT32_MAX + 2}};
+    farena_server_info info;
+    struct fake f;
+    farena_client *c;
+    farena_loc loc;
+
+    fake_start(&f, FAKE_HUGE_LIMIT, NULL);
+    c = fake_conn(&f);
+    OK(c, farena_server(c, &info));
+    ck_assert_uint_eq(info.limits.max_message, UINT64_C(1) << 33);
+    FAILS(c, FARENA_ETOOLARGE, farena_push(c, 1, one, (size_t)UINT32_MAX + 2, &loc));
+    FAILS(c, FARENA_ETOOLARGE, farena_push_many(c, 1, iov, 1, NULL));
+    /* The connection is still in step: the next call is answered. */
+    OK(c, farena_open(c, 7));
+    farena_close(c);
+    fake_stop(&f);
+}
+END_TEST
+
 /* Builds the suite: one tcase per theme, each test with its own daemon. */
 static Suite *client_suite(void)
 {
@@ -1806,6 +1997,13 @@ static Suite *client_suite(void)
     tcase_add_test(tc, batch_too_large_refused);
     suite_add_tcase(s, tc);
 
+    tc = tcase_create("memory");
+    tcase_add_checked_fixture(tc, NULL, stop);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, enomem_get_keeps_connection);
+    tcase_add_test(tc, enomem_push_many_mid_pipeline);
+    suite_add_tcase(s, tc);
+
     tc = tcase_create("failures");
     tcase_add_checked_fixture(tc, NULL, stop);
     tcase_set_timeout(tc, 60);
@@ -1817,6 +2015,8 @@ static Suite *client_suite(void)
     tcase_add_test(tc, daemon_killed_while_pushing);
     tcase_add_test(tc, daemon_killed_while_reading);
     tcase_add_test(tc, invalid_arguments);
+    tcase_add_test(tc, connect_invalid_args_null_out);
+    tcase_add_test(tc, call_raw_hostile_params);
     tcase_add_test(tc, error_tables);
     suite_add_tcase(s, tc);
 
@@ -1827,6 +2027,7 @@ static Suite *client_suite(void)
     tcase_add_test(tc, fake_malformed_replies);
     tcase_add_test(tc, fake_connect_refusals);
     tcase_add_test(tc, fake_batch_split_numbering);
+    tcase_add_test(tc, fake_huge_max_message_payload_refused);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -16,7 +16,9 @@
  *   to the daemon may return FARENA_EINVAL (c NULL, a NULL out-pointer,
  *   handle 0), FARENA_EFORK (see Processes), FARENA_ECONNLOST (the daemon
  *   closed or died; the client is then unusable), FARENA_ETIMEDOUT,
- *   FARENA_EPROTO (a malformed reply), FARENA_ENOMEM, FARENA_ESHUTTINGDOWN,
+ *   FARENA_EPROTO (a malformed reply), FARENA_ENOMEM (before anything is
+ *   sent the client stays usable; once answers are on their way it does
+ *   not, and later calls return FARENA_ECONNLOST), FARENA_ESHUTTINGDOWN,
  *   FARENA_EIOERROR and FARENA_EUNKNOWN (an error code newer than this
  *   library; farena_errmsg names it).
  *
@@ -273,6 +275,10 @@ FARENA_API const char *farena_errmsg(const farena_client *c);
 /* Sets the time limit of every later call on c: a call fails with
  * FARENA_ETIMEDOUT when the daemon neither accepts request bytes nor sends
  * response bytes for timeout_ms milliseconds. 0 (the default) waits forever.
+ * The limit bounds silence, not the whole call: a daemon that keeps moving
+ * bytes, however slowly, keeps the call going (a large batch legitimately
+ * takes longer than timeout_ms in total); a wall-clock bound is the
+ * caller's to impose, e.g. by closing the client from a watchdog process.
  * After a timeout the connection is out of step with the daemon and every
  * later call returns FARENA_ECONNLOST: close the client and connect again.
  * Errors: FARENA_EINVAL (c NULL or timeout_ms negative), FARENA_EFORK. */
@@ -297,8 +303,9 @@ FARENA_API int farena_writer_new(farena_client *c, uint16_t file_index, farena_h
 
 /* Appends len bytes of data (data may be NULL when len is 0) to the writer
  * and stores where they landed in *loc (may be NULL). A payload too large to
- * fit in one request (see farena_limits.max_message) is refused with
- * FARENA_ETOOLARGE before anything is sent.
+ * fit in one request (see farena_limits.max_message; never more than
+ * 4 GiB - 1 bytes, the protocol's largest) is refused with FARENA_ETOOLARGE
+ * before anything is sent.
  * Errors: FARENA_ENOSUCHHANDLE, FARENA_EFILEFULL, FARENA_ENOSPACE,
  * FARENA_EIOERROR, FARENA_ETOOLARGE. */
 FARENA_API int farena_push(farena_client *c, farena_handle writer, const void *data, size_t len,
@@ -462,9 +469,12 @@ FARENA_API int farena_stat(farena_client *c, struct farena_stat *out);
  * array, e.g. 0x90 for []) and appends the result, as msgpack bytes, to
  * result (may be NULL to discard it). For methods newer than this library
  * and for tools; the typed functions above are preferred. On failure result
- * holds what it held before. Errors: whatever the daemon answers (unknown
- * names give FARENA_EUNKNOWNMETHOD), FARENA_EINVAL (params not one msgpack
- * array), FARENA_ETOOLARGE. */
+ * holds what it held before. params is checked with the same guards as the
+ * daemon's (declared sizes, nesting) before it is decoded, and nothing is
+ * sent when it fails them. Errors: whatever the daemon answers (unknown
+ * names give FARENA_EUNKNOWNMETHOD), FARENA_EINVAL (params not exactly one
+ * msgpack array, or nested too deep), FARENA_ETOOLARGE (the request, or a
+ * size params declares, over max_message). */
 FARENA_API int farena_call_raw(farena_client *c, const char *method, const void *params,
                                size_t params_len, farena_buf *result);
 
