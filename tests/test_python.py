@@ -185,6 +185,43 @@ class FarenaTest(unittest.TestCase):
         self.assertEqual(c.stat()["names"] >= 1, True)  # the parent's client still works
         c.unname("py-fork")
 
+    def test_out_of_range_ints_refused(self):
+        # ctypes truncates ints silently: without checks, file index 65536
+        # would read file 0, and handle 2**64 + a would release arena a.
+        c = self.client()
+        w = c.writer_new(0)
+        loc = c.push(w, b"abcdef")
+        arena = c.into_arena(w)
+        for bad in [(65536, 0, 3), (-1, 0, 3), (0, 2**32 + 1, 2), (0, -1, 2), (0, 0, 2**32),
+                    (0, 0, -1)]:
+            with self.assertRaises(ValueError, msg=repr(bad)):
+                c.get(arena, bad)
+            with self.assertRaises(ValueError, msg=repr(bad)):
+                c.get_many(arena, [loc, bad])
+        for bad in [-1, 2**64, 2**64 + arena]:
+            for call in (c.release, c.open, c.arena_info, c.arena_files):
+                with self.assertRaises(ValueError, msg="%s(%d)" % (call.__name__, bad)):
+                    call(bad)
+            with self.assertRaises(ValueError):
+                c.push(bad, b"x")
+            with self.assertRaises(ValueError):
+                c.build([bad])
+            with self.assertRaises(ValueError):
+                c.name(bad, "py-range")
+        with self.assertRaises(ValueError):
+            c.push_many(2**64 + 1, [b"x"])
+        for bad in [65536, -1]:
+            with self.assertRaises(ValueError):
+                c.writer_new(bad)
+        with self.assertRaises(ValueError):
+            c.set_timeout(-1)
+        with self.assertRaises(ValueError):
+            farena.Client(self.daemon.sock, timeout=-1)
+        # Large timeouts are clamped, never wrapped into a negative int.
+        c.set_timeout(10**12)
+        self.assertEqual(c.arena_info(arena)["refs"], 1)
+        self.assertEqual(c.get(arena, loc), b"abcdef")
+
     def test_server_and_stat(self):
         c = self.client()
         info = c.server()

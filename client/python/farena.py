@@ -3,7 +3,9 @@
 farenad is a scratch spill store shared between processes on one machine:
 payloads go to anonymous files on disk and are read back by location. This
 module mirrors the C library (and through it the Rust crate farena 0.3):
-bytes in, bytes out, handles as ints, failures as FarenaError.
+bytes in, bytes out, handles as ints, failures as FarenaError. An int
+outside its C type's range (a file index above 65535, a negative offset, a
+handle of 2**64 or more) raises ValueError before anything is sent.
 
     import farena
 
@@ -25,6 +27,7 @@ os.fork() a Client belongs to the parent; the child must open its own.
 
 import ctypes
 import ctypes.util
+import operator
 import os
 from collections import namedtuple
 
@@ -201,10 +204,43 @@ def _as_bytes(data):
     return bytes(memoryview(data))
 
 
+_U16_MAX = 0xFFFF
+_U32_MAX = 0xFFFFFFFF
+_U64_MAX = 0xFFFFFFFFFFFFFFFF
+_INT_MAX = 0x7FFFFFFF
+
+
+def _uint(value, top, what):
+    """value as an int in 0..top, else ValueError: ctypes would silently
+    truncate it (file index 65536 would become 0, a handle 2**64 + h would
+    become h)."""
+    v = operator.index(value)
+    if not 0 <= v <= top:
+        raise ValueError("%s %d is outside 0..%d" % (what, v, top))
+    return v
+
+
+def _h(handle):
+    """A handle as the C library takes it (0 is left to the library, which
+    refuses it with InvalidArgumentError)."""
+    return _uint(handle, _U64_MAX, "handle")
+
+
+def _ms(seconds):
+    """A timeout in seconds (None or 0: none) as the C library's
+    milliseconds, at least 1 and at most INT_MAX."""
+    if not seconds:
+        return 0
+    if seconds < 0:
+        raise ValueError("a timeout cannot be negative")
+    return min(_INT_MAX, max(1, int(seconds * 1000)))
+
+
 def _c_loc(loc):
     """A farena_loc from a Loc or any (file_index, offset, len) triple."""
     i, off, n = loc
-    return _CLoc(i, off, n)
+    return _CLoc(_uint(i, _U16_MAX, "file index"), _uint(off, _U32_MAX, "offset"),
+                 _uint(n, _U32_MAX, "len"))
 
 
 def _c_name(name):
@@ -226,7 +262,7 @@ class Client:
         self._c = None
         self._buf = _CBuf()
         path = os.fsencode(socket_path) if socket_path is not None else None
-        ms = 0 if timeout is None else max(1, int(timeout * 1000))
+        ms = _ms(timeout)
         handle = ctypes.c_void_p()
         why = ctypes.create_string_buffer(320)
         rc = _lib.farena_connect_ex(path, ms, ctypes.byref(handle), why, len(why))
@@ -271,8 +307,7 @@ class Client:
 
     def set_timeout(self, seconds):
         """Sets the time limit of later calls (None or 0: wait forever)."""
-        ms = 0 if not seconds else max(1, int(seconds * 1000))
-        self._check(_lib.farena_set_timeout(self._client(), ms))
+        self._check(_lib.farena_set_timeout(self._client(), _ms(seconds)))
 
     def server(self):
         """What farenad said at connect: server, version, protocol, limits."""
@@ -301,20 +336,22 @@ class Client:
     def writer_new(self, file_index=0):
         """Creates a writer for the file of index file_index; returns its handle."""
         h = ctypes.c_uint64()
-        self._check(_lib.farena_writer_new(self._client(), file_index, ctypes.byref(h)))
+        index = _uint(file_index, _U16_MAX, "file index")
+        self._check(_lib.farena_writer_new(self._client(), index, ctypes.byref(h)))
         return h.value
 
     def push(self, writer, data):
         """Appends one payload (bytes-like, or str as UTF-8); returns its Loc."""
         b = _as_bytes(data)
         loc = _CLoc()
-        self._check(_lib.farena_push(self._client(), writer, b, len(b), ctypes.byref(loc)))
+        self._check(_lib.farena_push(self._client(), _h(writer), b, len(b), ctypes.byref(loc)))
         return Loc(loc.file_index, loc.offset, loc.len)
 
     def push_many(self, writer, items):
         """Appends every payload of items in order; returns their Locs.
 
         Any number of items: libfarena splits and pipelines the requests."""
+        writer = _h(writer)
         blobs = [_as_bytes(x) for x in items]
         n = len(blobs)
         if n == 0:
@@ -330,23 +367,23 @@ class Client:
     def writer_len(self, writer):
         """Bytes written so far to the writer."""
         v = ctypes.c_uint64()
-        self._check(_lib.farena_writer_len(self._client(), writer, ctypes.byref(v)))
+        self._check(_lib.farena_writer_len(self._client(), _h(writer), ctypes.byref(v)))
         return v.value
 
     def finish(self, writer):
         """Ends the writer; returns the new file handle."""
         h = ctypes.c_uint64()
-        self._check(_lib.farena_finish(self._client(), writer, ctypes.byref(h)))
+        self._check(_lib.farena_finish(self._client(), _h(writer), ctypes.byref(h)))
         return h.value
 
     def into_arena(self, writer):
         """Ends a writer of index 0 as a one-file arena; returns the arena."""
         h = ctypes.c_uint64()
-        self._check(_lib.farena_into_arena(self._client(), writer, ctypes.byref(h)))
+        self._check(_lib.farena_into_arena(self._client(), _h(writer), ctypes.byref(h)))
         return h.value
 
     def _files_call(self, fn, files):
-        files = list(files)
+        files = [_h(f) for f in files]
         arr = (ctypes.c_uint64 * max(1, len(files)))(*files)
         h = ctypes.c_uint64()
         self._check(fn(self._client(), arr, len(files), ctypes.byref(h)))
@@ -374,7 +411,7 @@ class Client:
     def get(self, arena, loc):
         """Returns the payload at loc (a Loc or a triple) as bytes."""
         _lib.farena_buf_clear(ctypes.byref(self._buf))
-        self._check(_lib.farena_get_into(self._client(), arena, _c_loc(loc),
+        self._check(_lib.farena_get_into(self._client(), _h(arena), _c_loc(loc),
                                          ctypes.byref(self._buf)))
         return self._take()
 
@@ -385,7 +422,7 @@ class Client:
     def get_str(self, arena, loc):
         """Returns the payload at loc as str; Utf8Error if it is not UTF-8."""
         _lib.farena_buf_clear(ctypes.byref(self._buf))
-        self._check(_lib.farena_get_str_into(self._client(), arena, _c_loc(loc),
+        self._check(_lib.farena_get_str_into(self._client(), _h(arena), _c_loc(loc),
                                              ctypes.byref(self._buf)))
         return self._take().decode("utf-8")
 
@@ -399,7 +436,7 @@ class Client:
             return []
         arr = (_CLoc * n)(*locs)
         _lib.farena_buf_clear(ctypes.byref(self._buf))
-        self._check(_lib.farena_get_many_into(self._client(), arena, arr, n,
+        self._check(_lib.farena_get_many_into(self._client(), _h(arena), arr, n,
                                               ctypes.byref(self._buf)))
         data = self._take()
         out, at = [], 0
@@ -411,7 +448,7 @@ class Client:
     def arena_info(self, arena):
         """Returns {"files", "bytes", "refs", "name" (str or None)}."""
         info = _CArenaInfo()
-        self._check(_lib.farena_arena_info(self._client(), arena, ctypes.byref(info)))
+        self._check(_lib.farena_arena_info(self._client(), _h(arena), ctypes.byref(info)))
         return {"files": info.files, "bytes": info.bytes, "refs": info.refs,
                 "name": info.name.decode("utf-8", "replace") if info.has_name else None}
 
@@ -421,7 +458,7 @@ class Client:
         cap = 64
         while True:
             arr = (ctypes.c_uint64 * cap)()
-            self._check(_lib.farena_arena_files(self._client(), arena, arr, cap,
+            self._check(_lib.farena_arena_files(self._client(), _h(arena), arr, cap,
                                                 ctypes.byref(n)))
             if n.value <= cap:
                 return list(arr[:n.value])
@@ -431,15 +468,15 @@ class Client:
 
     def open(self, arena):
         """Takes one more reference to the arena for this connection."""
-        self._check(_lib.farena_open(self._client(), arena))
+        self._check(_lib.farena_open(self._client(), _h(arena)))
 
     def release(self, handle):
         """Drops this connection's writer, file or one arena reference."""
-        self._check(_lib.farena_release(self._client(), handle))
+        self._check(_lib.farena_release(self._client(), _h(handle)))
 
     def name(self, arena, name):
         """Binds name to the arena; the name keeps it alive."""
-        self._check(_lib.farena_name(self._client(), arena, _c_name(name)))
+        self._check(_lib.farena_name(self._client(), _h(arena), _c_name(name)))
 
     def lookup(self, name):
         """Returns the arena bound to name (takes no reference)."""
