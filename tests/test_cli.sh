@@ -120,6 +120,23 @@ run put --name cli-test "$dir/a.txt"
 expect_status 1 "put with a taken name"
 grep -q 'FARENA_ENAMETAKEN' "$dir/err" || fail "name taken message: $(cat "$dir/err")"
 
+# stdout errors. A reader that goes away early (| head) ends the command
+# with status 4 and no message, never by SIGPIPE (status 141).
+st=$( ( "$farena" get cli-test "$loc_b" "$loc_b" "$loc_b" 2>"$dir/err"; echo $? >"$dir/st") |
+    head -c 1 >/dev/null; cat "$dir/st")
+[ "$st" = 4 ] || fail "get | head -c 1: exit status $st, expected 4"
+[ -s "$dir/err" ] && fail "get | head -c 1 wrote to stderr: $(cat "$dir/err")"
+# Any other stdout failure: status 4 and a message, for every command.
+if [ -w /dev/full ]; then
+    for cmd in "ping" "stat" "info cli-test" "get cli-test $loc_a" "--help" "--version"; do
+        # shellcheck disable=SC2086 # cmd is split into words on purpose
+        "$farena" $cmd >/dev/full 2>"$dir/err"
+        status=$?
+        expect_status 4 "$cmd >/dev/full"
+        grep -q 'stdout' "$dir/err" || fail "$cmd >/dev/full: no message: $(cat "$dir/err")"
+    done
+fi
+
 # rm, then the name is gone.
 run rm cli-test
 expect_status 0 "rm"

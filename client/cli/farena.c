@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +59,7 @@ static const char usage_text[] =
     "  2  usage error\n"
     "  3  farenad unreachable: not running, connection lost, or timed out\n"
     "  4  a local file could not be read, or stdout could not be written\n"
+    "     (quietly when its reader closed the pipe early, as '| head' does)\n"
     "  5  any other error (out of memory, protocol error)\n";
 
 /* The command line's global options. */
@@ -93,6 +95,27 @@ static int fail(farena_client *c, int err, const char *what)
     fprintf(stderr, "farena: %s: %s (%s)\n", what, msg[0] ? msg : farena_strerror(err),
             name ? name : "?");
     return exit_for(err);
+}
+
+/* Reports a failed write to stdout and returns EXIT_LOCAL. A reader that
+ * closed the pipe early (| head) wanted no more: that ends the command
+ * quietly, with the same status. */
+static int stdout_failed(void)
+{
+    if (errno != EPIPE)
+        fprintf(stderr, "farena: writing to stdout: %s\n",
+                errno != 0 ? strerror(errno) : "write error");
+    return EXIT_LOCAL;
+}
+
+/* Flushes stdout once the command is done; a write that failed on the way
+ * (even one reported before) makes the status EXIT_LOCAL. */
+static int finish_stdout(int rc)
+{
+    errno = 0;
+    if (fflush(stdout) == 0 && !ferror(stdout))
+        return rc;
+    return rc == EXIT_LOCAL ? rc : stdout_failed();
 }
 
 /* Prints a usage error (printf-style) and returns EXIT_USAGE. */
@@ -335,10 +358,9 @@ static int put_files(farena_client *c, char **files, int n, const char *name, fa
     for (int i = 0; i < n; i++)
         printf("%s\t%" PRIu16 ":%" PRIu32 ":%" PRIu32 "\n", files[i], locs[i].file_index,
                locs[i].offset, locs[i].len);
-    if (fflush(stdout) != 0) {
-        fprintf(stderr, "farena: writing to stdout: %s\n", strerror(errno));
-        rc = EXIT_LOCAL;
-    }
+    errno = 0;
+    if (fflush(stdout) != 0)
+        rc = stdout_failed();
 out:
     farena_buf_free(&data);
     return rc;
@@ -410,10 +432,9 @@ static int cmd_get(const struct opts *o, int argc, char **argv)
         rc = fail(c, err, "get");
         goto out;
     }
-    if ((out.len > 0 && fwrite(out.data, 1, out.len, stdout) != out.len) || fflush(stdout) != 0) {
-        fprintf(stderr, "farena: writing to stdout: %s\n", strerror(errno));
-        rc = EXIT_LOCAL;
-    }
+    errno = 0;
+    if ((out.len > 0 && fwrite(out.data, 1, out.len, stdout) != out.len) || fflush(stdout) != 0)
+        rc = stdout_failed();
 out:
     farena_close(c);
     farena_buf_free(&out);
@@ -520,6 +541,9 @@ int main(int argc, char **argv)
     uint64_t v;
     int opt;
 
+    /* A closed stdout pipe must surface as EPIPE (exit status 4), not kill
+     * the command; libfarena's own sends never raise SIGPIPE. */
+    signal(SIGPIPE, SIG_IGN);
     while ((opt = getopt_long(argc, argv, "+s:t:hV", longopts, NULL)) != -1) {
         switch (opt) {
         case 's':
@@ -532,10 +556,10 @@ int main(int argc, char **argv)
             break;
         case 'h':
             fputs(usage_text, stdout);
-            return EXIT_OK;
+            return finish_stdout(EXIT_OK);
         case 'V':
             printf("farena %s\n", farena_version_string());
-            return EXIT_OK;
+            return finish_stdout(EXIT_OK);
         default:
             fputs("Try 'farena --help'.\n", stderr);
             return EXIT_USAGE;
@@ -548,5 +572,5 @@ int main(int argc, char **argv)
             cmd = &commands[i];
     if (cmd == NULL)
         return usage_error("unknown command '%s'", argv[optind]);
-    return cmd->run(&o, argc - optind - 1, argv + optind + 1);
+    return finish_stdout(cmd->run(&o, argc - optind - 1, argv + optind + 1));
 }
