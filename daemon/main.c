@@ -340,26 +340,120 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     sock_unlink(ctx->bound);
 }
 
+/* Creates the registry (with its store) and the method table from the
+ * options; exits on failure. Both are freed by main(). */
+static void start_registry(const struct options *o, const char *dir, struct reg **reg,
+                           struct methods **m)
+{
+    struct store_config scfg = {0};
+    struct reg_config rcfg = {0};
+    struct methods_limits ml = {0};
+    struct store_err err;
+    const char *fstype = NULL;
+
+    if (store_dir_in_memory(dir, &fstype) == 1)
+        log_warn("scratch directory %s is on %s: stored data will take RAM, not disk "
+                 "(use --dir or FARENA_DIR to pick a disk)",
+                 dir, fstype);
+    scfg.dir = dir;
+    scfg.max_bytes = o->max_bytes;
+    scfg.min_free = o->min_free;
+    scfg.file_max = o->file_max;
+    rcfg.max_writers = (uint32_t)o->max_writers;
+    rcfg.max_handles = (uint32_t)o->max_handles;
+    if (reg_new(&scfg, &rcfg, reg, &err) < 0)
+        fatal("scratch directory %s: %s", dir, err.msg);
+
+    ml.max_message = (uint32_t)o->max_message;
+    ml.max_batch = PROTO_MAX_BATCH_DEFAULT;
+    ml.max_depth = PROTO_MAX_DEPTH_DEFAULT;
+    ml.max_objects = PROTO_MAX_OBJECTS_DEFAULT;
+    ml.max_clients = (uint32_t)o->max_clients;
+    ml.max_writers = (uint32_t)o->max_writers;
+    ml.max_handles = (uint32_t)o->max_handles;
+    ml.max_bytes = o->max_bytes;
+    ml.min_free = o->min_free;
+    *m = methods_new(*reg, &ml);
+    if (*m == NULL)
+        fatal("out of memory");
+}
+
+/* Gets the listening socket: from systemd when socket-activated (bound
+ * stays empty: systemd owns the file), else bound at --socket or the
+ * default path. Returns the path for logs (malloc'd; main() frees it) and
+ * sets *activated; exits on failure. */
+static char *open_listener(const struct options *o, int *fd, struct sock_bound *bound,
+                           int *activated)
+{
+    char *path, msg[512];
+    const char *why;
+    enum sock_status st;
+
+    memset(bound, 0, sizeof(*bound));
+    *activated = sysd_listen_fd(fd, &why);
+    if (*activated < 0)
+        fatal("socket activation: %s", why);
+    if (*activated == 1) {
+        path = activated_path(*fd);
+        if (o->socket != NULL)
+            log_warn("--socket %s ignored: systemd passed the listening socket", o->socket);
+        return path;
+    }
+    path = o->socket != NULL ? strdup(o->socket) : sock_default_path();
+    if (path == NULL)
+        fatal("out of memory");
+    st = sock_listen(path, fd, bound, msg, sizeof(msg));
+    if (st != SOCK_OK)
+        fatal("%s", msg);
+    return path;
+}
+
+/* Creates the event loop, the server on fd and the signal events; exits on
+ * failure (removing the socket file first). */
+static struct server *start_server(const struct options *o, int fd, const char *path,
+                                   struct reg *reg, struct methods *m, struct sigctx *sctx,
+                                   struct event_base **base, struct event *sigs[2])
+{
+    struct server_config svc;
+    struct server *srv;
+
+    memset(&svc, 0, sizeof(svc));
+    *base = event_base_new();
+    if (*base == NULL)
+        fatal("cannot create the event loop");
+    svc.limits.max_message = (uint32_t)o->max_message;
+    svc.limits.max_depth = PROTO_MAX_DEPTH_DEFAULT;
+    svc.limits.max_objects = PROTO_MAX_OBJECTS_DEFAULT;
+    svc.max_clients = (uint32_t)o->max_clients;
+    srv = server_new(*base, fd, &svc, reg, m);
+    if (srv == NULL) {
+        sock_unlink(sctx->bound);
+        fatal("cannot listen on %s: %s", path, strerror(errno));
+    }
+    sctx->srv = srv;
+    sigs[0] = evsignal_new(*base, SIGTERM, on_signal, sctx);
+    sigs[1] = evsignal_new(*base, SIGINT, on_signal, sctx);
+    if (sigs[0] == NULL || sigs[1] == NULL || evsignal_add(sigs[0], NULL) < 0 ||
+        evsignal_add(sigs[1], NULL) < 0) {
+        sock_unlink(sctx->bound);
+        fatal("cannot install signal handlers");
+    }
+    return srv;
+}
+
 /* Parses options, starts up, serves until a signal, shuts down. */
 int main(int argc, char **argv)
 {
     struct options o;
-    struct store_config scfg = {0};
-    struct reg_config rcfg = {0};
-    struct methods_limits ml = {0};
-    struct server_config svc;
     struct sock_bound bound;
-    struct store_err err;
     struct reg *reg;
     struct methods *m;
     struct server *srv;
     struct event_base *base;
-    struct event *sigterm, *sigint;
+    struct event *sigs[2];
     struct sigctx sctx;
-    const char *dir, *fstype = NULL;
+    const char *dir;
     char *path, msg[512];
-    const char *why;
-    enum sock_status st;
     int fd, level, activated;
 
     parse_options(argc, argv, &o);
@@ -373,72 +467,10 @@ int main(int argc, char **argv)
     raise_nofile();
 
     dir = scratch_dir(&o);
-    if (store_dir_in_memory(dir, &fstype) == 1)
-        log_warn("scratch directory %s is on %s: stored data will take RAM, not disk "
-                 "(use --dir or FARENA_DIR to pick a disk)",
-                 dir, fstype);
-    scfg.dir = dir;
-    scfg.max_bytes = o.max_bytes;
-    scfg.min_free = o.min_free;
-    scfg.file_max = o.file_max;
-    rcfg.max_writers = (uint32_t)o.max_writers;
-    rcfg.max_handles = (uint32_t)o.max_handles;
-    if (reg_new(&scfg, &rcfg, &reg, &err) < 0)
-        fatal("scratch directory %s: %s", dir, err.msg);
-
-    ml.max_message = (uint32_t)o.max_message;
-    ml.max_batch = PROTO_MAX_BATCH_DEFAULT;
-    ml.max_depth = PROTO_MAX_DEPTH_DEFAULT;
-    ml.max_objects = PROTO_MAX_OBJECTS_DEFAULT;
-    ml.max_clients = (uint32_t)o.max_clients;
-    ml.max_writers = (uint32_t)o.max_writers;
-    ml.max_handles = (uint32_t)o.max_handles;
-    ml.max_bytes = o.max_bytes;
-    ml.min_free = o.min_free;
-    m = methods_new(reg, &ml);
-    if (m == NULL)
-        fatal("out of memory");
-
-    memset(&bound, 0, sizeof(bound));
-    activated = sysd_listen_fd(&fd, &why);
-    if (activated < 0)
-        fatal("socket activation: %s", why);
-    if (activated == 1) {
-        /* systemd owns the socket file: never unlink it (bound stays empty). */
-        path = activated_path(fd);
-        if (o.socket != NULL)
-            log_warn("--socket %s ignored: systemd passed the listening socket", o.socket);
-    } else {
-        path = o.socket != NULL ? strdup(o.socket) : sock_default_path();
-        if (path == NULL)
-            fatal("out of memory");
-        st = sock_listen(path, &fd, &bound, msg, sizeof(msg));
-        if (st != SOCK_OK)
-            fatal("%s", msg);
-    }
-
-    memset(&svc, 0, sizeof(svc));
-    base = event_base_new();
-    if (base == NULL)
-        fatal("cannot create the event loop");
-    svc.limits.max_message = (uint32_t)o.max_message;
-    svc.limits.max_depth = PROTO_MAX_DEPTH_DEFAULT;
-    svc.limits.max_objects = PROTO_MAX_OBJECTS_DEFAULT;
-    svc.max_clients = (uint32_t)o.max_clients;
-    srv = server_new(base, fd, &svc, reg, m);
-    if (srv == NULL) {
-        sock_unlink(&bound);
-        fatal("cannot listen on %s: %s", path, strerror(errno));
-    }
-    sctx.srv = srv;
+    start_registry(&o, dir, &reg, &m);
+    path = open_listener(&o, &fd, &bound, &activated);
     sctx.bound = &bound;
-    sigterm = evsignal_new(base, SIGTERM, on_signal, &sctx);
-    sigint = evsignal_new(base, SIGINT, on_signal, &sctx);
-    if (sigterm == NULL || sigint == NULL || evsignal_add(sigterm, NULL) < 0 ||
-        evsignal_add(sigint, NULL) < 0) {
-        sock_unlink(&bound);
-        fatal("cannot install signal handlers");
-    }
+    srv = start_server(&o, fd, path, reg, m, &sctx, &base, sigs);
 
     log_info("farenad listening on %s (scratch %s)%s", path, dir,
              activated == 1 ? " (socket from systemd)" : "");
@@ -455,8 +487,8 @@ int main(int argc, char **argv)
      * closed connections' buffers (and their sendfile segments' arena
      * references) only from its loop or from event_base_free. */
     server_free(srv);
-    event_free(sigterm);
-    event_free(sigint);
+    event_free(sigs[0]);
+    event_free(sigs[1]);
     event_base_free(base);
     libevent_global_shutdown();
     methods_free(m);
