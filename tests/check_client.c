@@ -1140,6 +1140,42 @@ START_TEST(enomem_push_many_mid_pipeline)
 }
 END_TEST
 
+/* A get_many split over several requests fails in its last request after
+ * the earlier ones delivered their payloads into the buffer's spare room:
+ * the buffer still holds exactly what it held before, NUL included, and
+ * the connection stays in step. */
+START_TEST(get_many_split_fails_late)
+{
+    static uint8_t big[100000];
+    struct iovec iov[3] = {{big, sizeof(big)}, {big, sizeof(big)}, {big, sizeof(big)}};
+    farena_buf buf = FARENA_BUF_INIT;
+    farena_loc locs[4];
+    farena_handle w, arena;
+    farena_client *c;
+
+    memset(big, 'z', sizeof(big));
+    start(ARGS("--max-message", "256K"));
+    c = conn();
+    OK(c, farena_writer_new(c, 0, &w));
+    OK(c, farena_push_many(c, w, iov, 3, locs));
+    OK(c, farena_into_arena(c, w, &arena));
+    locs[3] = (farena_loc){0, 300000, 1};
+    OK(c, farena_buf_reserve(&buf, 2));
+    memcpy(buf.data, "<<", 3);
+    buf.len = 2;
+    FAILS(c, FARENA_EOUTOFBOUNDS, farena_get_many_into(c, arena, locs, 4, &buf));
+    ck_assert_msg(strstr(farena_errmsg(c), "item 3") != NULL, "errmsg: %s", farena_errmsg(c));
+    ck_assert_uint_eq(method_count(c, "get_many", 0), 2);
+    ck_assert_uint_eq(buf.len, 2);
+    ck_assert_str_eq((const char *)buf.data, "<<");
+    OK(c, farena_get_many_into(c, arena, locs, 3, &buf));
+    ck_assert_uint_eq(buf.len, 300002);
+    ck_assert_int_eq(buf.data[buf.len], 0);
+    farena_buf_free(&buf);
+    farena_close(c);
+}
+END_TEST
+
 /* ---- failure paths against the real daemon ---- */
 
 /* No daemon: a clear error, no crash. */
@@ -1995,6 +2031,7 @@ static Suite *client_suite(void)
     tcase_add_test(tc, batch_many_small_default_limits);
     tcase_add_test(tc, batch_many_small_small_messages);
     tcase_add_test(tc, batch_too_large_refused);
+    tcase_add_test(tc, get_many_split_fails_late);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("memory");
