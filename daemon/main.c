@@ -454,6 +454,7 @@ int main(int argc, char **argv)
     struct sigctx sctx;
     const char *dir;
     char *path, msg[512];
+    sigset_t stop_sigs;
     int fd, level, activated;
 
     parse_options(argc, argv, &o);
@@ -464,6 +465,12 @@ int main(int argc, char **argv)
         level = LOG_LVL_DEBUG;
     log_init((enum log_level)level);
     signal(SIGPIPE, SIG_IGN);
+    /* Until the event loop's handlers exist, a SIGTERM/SIGINT would kill us
+     * with the socket file left behind: hold them pending until then. */
+    sigemptyset(&stop_sigs);
+    sigaddset(&stop_sigs, SIGTERM);
+    sigaddset(&stop_sigs, SIGINT);
+    sigprocmask(SIG_BLOCK, &stop_sigs, NULL);
     raise_nofile();
 
     dir = scratch_dir(&o);
@@ -471,6 +478,7 @@ int main(int argc, char **argv)
     path = open_listener(&o, &fd, &bound, &activated);
     sctx.bound = &bound;
     srv = start_server(&o, fd, path, reg, m, &sctx, &base, sigs);
+    sigprocmask(SIG_UNBLOCK, &stop_sigs, NULL);
 
     log_info("farenad listening on %s (scratch %s)%s", path, dir,
              activated == 1 ? " (socket from systemd)" : "");

@@ -91,6 +91,12 @@ static enum sock_status sock_dir(const char *path, char *msg, size_t msglen)
                        "the socket directory %s belongs to uid %lu, not to us (uid %lu); "
                        "refusing to use it",
                        dir, (unsigned long)st.st_uid, (unsigned long)geteuid());
+    } else if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+        /* Others could unlink our socket and put their own in its place. */
+        rc = sock_fail(msg, msglen,
+                       "the socket directory %s is writable by others (mode %03o); "
+                       "run chmod 700 on it",
+                       dir, (unsigned)(st.st_mode & 0777));
     }
     free(dir);
     return rc;

@@ -198,7 +198,8 @@ START_TEST(stale_socket_is_replaced)
 }
 END_TEST
 
-/* A regular file at the path, or another user's directory, stops start-up. */
+/* A regular file at the path, a directory others may write to, or another
+ * user's directory stops start-up. */
 START_TEST(refuses_what_is_not_its_own)
 {
     char dir[128], path[200], sub[200], subsock[300];
@@ -221,6 +222,20 @@ START_TEST(refuses_what_is_not_its_own)
     th_daemon_cleanup(&d);
     ck_assert_int_eq(stat(path, &st), 0);
     ck_assert_int_eq(st.st_size, 4);
+    /* A socket directory of ours that others may write to. */
+    snprintf(sub, sizeof(sub), "%s/open", dir);
+    ck_assert_int_eq(mkdir(sub, 0700), 0);
+    ck_assert_int_eq(chmod(sub, 0777), 0);
+    snprintf(subsock, sizeof(subsock), "%s/farenad.sock", sub);
+    {
+        const char *const args3[] = {"--socket", subsock, NULL};
+        struct th_opts o3 = {.args = args3, .no_socket_arg = 1, .no_wait = 1};
+        ck_assert_int_eq(th_daemon_start_opts(&d, &o3), 0);
+        ck_assert_int_eq(th_daemon_wait_exit(&d, TH_TIMEOUT_MS), 1);
+        expect_log(&d, "is writable by others (mode 777)");
+        th_daemon_cleanup(&d);
+        ck_assert_int_ne(lstat(subsock, &st), 0);
+    }
     /* A socket directory that belongs to another user. */
     if (geteuid() == 0) {
         snprintf(sub, sizeof(sub), "%s/other", dir);
