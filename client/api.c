@@ -85,7 +85,9 @@ int cl_hello_parse(farena_client *c, const msgpack_object *res)
         map_str(res, "version", info.version, sizeof(info.version)) != 0 ||
         map_uint(res, "protocol", &proto) != 0)
         return bad_result(c, "hello", "server, version or protocol mistyped");
-    if (proto < PROTO_VERSION || proto > UINT32_MAX)
+    /* A different number is an incompatible protocol (PROTOCOL.md, section
+     * 8): refuse it rather than misread its answers. */
+    if (proto != PROTO_VERSION)
         return cl_fail(c, FARENA_EPROTO, "farenad speaks protocol %" PRIu64 ", this library %d",
                        proto, PROTO_VERSION);
     info.protocol = (uint32_t)proto;

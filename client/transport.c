@@ -389,6 +389,9 @@ static int run_step(farena_client *c, struct run *r)
                                    "farenad took no request bytes and sent none within %d ms; "
                                    "the connection is now unusable",
                                    c->timeout_ms));
+    if (pfd.revents & POLLNVAL)
+        return cl_break(c, cl_fail(c, FARENA_ECONNLOST,
+                                   "the connection's descriptor was closed behind the library"));
     if (pfd.revents & (POLLIN | POLLHUP | POLLERR))
         return rx_read(c, r, 0);
     if (pfd.revents & POLLOUT)

@@ -1627,6 +1627,7 @@ enum fake_mode {
     FAKE_BAD_RESULT, /* answer writer_new with a str */
     FAKE_REFUSE,     /* at once: the too-many-clients reply, then close */
     FAKE_BAD_HELLO,  /* answer hello with protocol 0 */
+    FAKE_PROTO_2,    /* answer hello with protocol 2 (a future, incompatible one) */
     FAKE_HUGE_LIMIT, /* report max_message 8 GiB; answer anything else with nil */
 };
 
@@ -1677,7 +1678,7 @@ static void fake_answer(struct fake *f, int fd, const struct proto_request *rq, 
         pack_cstr(&pk, "version");
         pack_cstr(&pk, "0.0.0");
         pack_cstr(&pk, "protocol");
-        msgpack_pack_uint8(&pk, f->mode == FAKE_BAD_HELLO ? 0 : 1);
+        msgpack_pack_uint8(&pk, f->mode == FAKE_BAD_HELLO ? 0 : f->mode == FAKE_PROTO_2 ? 2 : 1);
         pack_cstr(&pk, "limits");
         msgpack_pack_map(&pk, 2);
         pack_cstr(&pk, "max_message");
@@ -1931,6 +1932,11 @@ START_TEST(fake_connect_refusals)
     fake_start(&f, FAKE_BAD_HELLO, NULL);
     FAILS(NULL, FARENA_EPROTO, farena_connect_ex(f.path, 5000, &c, why, sizeof(why)));
     ck_assert_msg(strstr(why, "protocol 0") != NULL, "%s", why);
+    fake_stop(&f);
+    fake_start(&f, FAKE_PROTO_2, NULL);
+    FAILS(NULL, FARENA_EPROTO, farena_connect_ex(f.path, 5000, &c, why, sizeof(why)));
+    ck_assert_msg(strstr(why, "protocol 2") != NULL, "%s", why);
+    ck_assert_ptr_null(c);
     fake_stop(&f);
 }
 END_TEST
