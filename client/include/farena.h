@@ -245,8 +245,9 @@ FARENA_API int farena_socket_path(const char *path, char *out, size_t cap);
  * farena_close(). On failure *out is set to NULL; as there is then no client
  * to ask farena_errmsg(), use farena_connect_ex() when you need the reason.
  * Errors: FARENA_EINVAL (out NULL), FARENA_ECONNECT (no daemon there, path
- * too long, permission denied), FARENA_ECONNLOST / FARENA_EPROTO (it closed or
- * is not farenad), FARENA_ELIMIT (the daemon has too many clients),
+ * too long, permission denied), FARENA_ECONNLOST / FARENA_EPROTO (it closed,
+ * is not farenad, or speaks a protocol other than 1), FARENA_ELIMIT (the
+ * daemon has too many clients),
  * FARENA_ENOMEM. */
 FARENA_API int farena_connect(const char *socket_path, farena_client **out);
 
