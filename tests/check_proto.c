@@ -615,8 +615,9 @@ static size_t chunk_next(struct chunker *c, size_t pos, size_t remaining)
 }
 
 /* Feeds the whole stream in chunks and checks every message boundary, every
- * msgid, and that every message unpacks. */
-static void feed_stream(const struct stream *st, struct chunker *c)
+ * msgid, and that every message unpacks. Returns the number of messages the
+ * scanner framed. */
+static size_t feed_stream(const struct stream *st, struct chunker *c)
 {
     struct proto_limits lim = PROTO_LIMITS_DEFAULT;
     struct proto_scan *s = proto_scan_new(&lim);
@@ -660,27 +661,24 @@ static void feed_stream(const struct stream *st, struct chunker *c)
         }
         pos += k;
     }
-    ck_assert_uint_eq(msg, st->n);
     ck_assert_uint_eq(proto_scan_total(s), 0);
     msgpack_zone_destroy(&z);
     proto_scan_free(s);
+    return msg;
 }
 
 /* The stream in fixed chunk sizes, from 1 byte to all at once. */
 START_TEST(test_scan_stream_byte_at_a_time)
 {
+    static const size_t sizes[] = {1, 2, 3, 7, 0};
     struct stream st;
-    struct chunker c = {.kind = 0, .size = 1};
+
     stream_build(&st);
-    feed_stream(&st, &c);
-    c.size = 2;
-    feed_stream(&st, &c);
-    c.size = 3;
-    feed_stream(&st, &c);
-    c.size = 7;
-    feed_stream(&st, &c);
-    c.size = st.o.sb.size; /* all at once: READY reports each message's end */
-    feed_stream(&st, &c);
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        /* 0: all at once, READY reports each message's end */
+        struct chunker c = {.kind = 0, .size = sizes[i] != 0 ? sizes[i] : st.o.sb.size};
+        ck_assert_uint_eq(feed_stream(&st, &c), st.n);
+    }
     out_free(&st.o);
 }
 END_TEST
@@ -689,10 +687,11 @@ END_TEST
 START_TEST(test_scan_stream_every_split)
 {
     struct stream st;
+
     stream_build(&st);
     for (size_t k = 1; k < st.o.sb.size; k++) {
         struct chunker c = {.kind = 2, .split = k};
-        feed_stream(&st, &c);
+        ck_assert_uint_eq(feed_stream(&st, &c), st.n);
     }
     out_free(&st.o);
 }
@@ -703,9 +702,10 @@ START_TEST(test_scan_stream_random_splits)
 {
     struct stream st;
     struct chunker c = {.kind = 1, .rng = 0x5eed1234abcdULL};
+
     stream_build(&st);
     for (int i = 0; i < 600; i++)
-        feed_stream(&st, &c);
+        ck_assert_uint_eq(feed_stream(&st, &c), st.n);
     out_free(&st.o);
 }
 END_TEST
