@@ -403,6 +403,9 @@ END_TEST
 
 /* ---- back-pressure ---- */
 
+/* The bound on the daemon's resident set while gets are pipelined (KiB). */
+#define RSS_BOUND_KIB (128 * 1024)
+
 /* Pipelines n gets of len bytes from a 4 MiB arena without reading, checks
  * the daemon's RSS while the client does not read, then reads and checks
  * every byte. Returns the highest RSS seen (KiB). */
@@ -431,7 +434,7 @@ static long pipelined_gets(uint32_t len, int n)
         rss = th_proc_rss_kib(D.pid);
         peak = rss > peak ? rss : peak;
     }
-    ck_assert_msg(peak < 128 * 1024, "daemon RSS %ld KiB while the client does not read", peak);
+    ck_assert_msg(peak < RSS_BOUND_KIB, "daemon RSS %ld KiB while the client does not read", peak);
     for (int i = 0; i < n; i++) {
         uint32_t off = (uint32_t)(((uint64_t)i * 7919u * 4096u) % (FILE_BYTES - len + 1));
         ck_assert_int_eq(th_recv(c, &r), TH_OK);
@@ -442,7 +445,7 @@ static long pipelined_gets(uint32_t len, int n)
             peak = rss > peak ? rss : peak;
         }
     }
-    ck_assert_msg(peak < 128 * 1024, "daemon RSS %ld KiB while the client reads", peak);
+    ck_assert_msg(peak < RSS_BOUND_KIB, "daemon RSS %ld KiB while the client reads", peak);
     th_close(c);
     free(data);
     return peak;
@@ -456,6 +459,8 @@ START_TEST(back_pressure_bounds_memory_sendfile_path)
     up(NULL);
     peak = pipelined_gets(1 << 20, 400); /* 400 MiB, sent with sendfile */
     fprintf(stderr, "back-pressure (400 x 1 MiB gets): daemon peak RSS %ld KiB\n", peak);
+    ck_assert_int_gt(peak, 0);
+    ck_assert_int_lt(peak, RSS_BOUND_KIB);
     down();
 }
 END_TEST
@@ -468,6 +473,8 @@ START_TEST(back_pressure_bounds_memory_copy_path)
     up(NULL);
     peak = pipelined_gets(128 << 10, 1600); /* 200 MiB, pread into the output */
     fprintf(stderr, "back-pressure (1600 x 128 KiB gets): daemon peak RSS %ld KiB\n", peak);
+    ck_assert_int_gt(peak, 0);
+    ck_assert_int_lt(peak, RSS_BOUND_KIB);
     down();
 }
 END_TEST
