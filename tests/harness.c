@@ -175,15 +175,39 @@ long th_proc_cpu_ticks(pid_t pid)
 
 /* ---- the daemon ---- */
 
+/* A wait status as an exit code, 128 + the signal number, or -1. */
+static int th_exit_code(int wstatus)
+{
+    if (WIFEXITED(wstatus))
+        return WEXITSTATUS(wstatus);
+    if (WIFSIGNALED(wstatus))
+        return 128 + WTERMSIG(wstatus);
+    return -1;
+}
+
+/* Polls waitpid(pid) until it exits or timeout_ms pass. Returns 1 with
+ * *wstatus set once reaped, 0 if it still runs at the deadline, -1 if it
+ * cannot be waited for. */
+static int th_reap_within(pid_t pid, int timeout_ms, int *wstatus)
+{
+    uint64_t end = th_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
+
+    for (;;) {
+        pid_t r = waitpid(pid, wstatus, WNOHANG);
+        if (r == pid)
+            return 1;
+        if (r < 0 && errno != EINTR)
+            return -1;
+        if (th_now_ms() >= end)
+            return 0;
+        th_sleep_ms(5);
+    }
+}
+
 /* Records a wait status: exit code, or 128 + signal. */
 static void th_daemon_reaped(struct th_daemon *d, int wstatus)
 {
-    if (WIFEXITED(wstatus))
-        d->status = WEXITSTATUS(wstatus);
-    else if (WIFSIGNALED(wstatus))
-        d->status = 128 + WTERMSIG(wstatus);
-    else
-        d->status = -1;
+    d->status = th_exit_code(wstatus);
     d->pid = 0;
 }
 
@@ -391,32 +415,37 @@ int th_daemon_start(struct th_daemon *d, const char *const *args)
 /* Polls waitpid until the deadline, then kills with SIGKILL. */
 int th_daemon_wait_exit(struct th_daemon *d, int timeout_ms)
 {
-    uint64_t end = th_now_ms() + (uint64_t)timeout_ms;
-    int ws;
+    int ws, r;
 
     if (d->pid == 0)
         return d->status;
-    for (;;) {
-        pid_t r = waitpid(d->pid, &ws, WNOHANG);
-        if (r == d->pid) {
-            th_daemon_reaped(d, ws);
-            return d->status;
-        }
-        if (r < 0 && errno != EINTR) {
-            d->pid = 0;
-            d->status = -1;
-            return -1;
-        }
-        if (th_now_ms() >= end)
-            break;
-        th_sleep_ms(5);
+    r = th_reap_within(d->pid, timeout_ms, &ws);
+    if (r == 1) {
+        th_daemon_reaped(d, ws);
+        return d->status;
     }
-    fprintf(stderr, "harness: farenad (pid %ld) did not exit in %d ms; killing it\n", (long)d->pid,
-            timeout_ms);
-    kill(d->pid, SIGKILL);
-    waitpid(d->pid, &ws, 0);
+    if (r == 0) {
+        fprintf(stderr, "harness: farenad (pid %ld) did not exit in %d ms; killing it\n",
+                (long)d->pid, timeout_ms);
+        kill(d->pid, SIGKILL);
+        waitpid(d->pid, &ws, 0);
+    }
     d->pid = 0;
     d->status = -1;
+    return -1;
+}
+
+/* Waits for a child of the test within timeout_ms, killing it after. */
+int th_wait_child(pid_t pid, int timeout_ms)
+{
+    int ws, r = th_reap_within(pid, timeout_ms, &ws);
+
+    if (r == 1)
+        return th_exit_code(ws);
+    if (r == 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &ws, 0);
+    }
     return -1;
 }
 

@@ -79,6 +79,12 @@ int th_daemon_stop_within(struct th_daemon *d, int timeout_ms);
  * refused start-up); returns as th_daemon_stop(), -1 on timeout (killed). */
 int th_daemon_wait_exit(struct th_daemon *d, int timeout_ms);
 
+/* Waits up to timeout_ms for pid, a child of the calling process (a forked
+ * test helper, not a th_daemon), to exit. Returns its exit status (0..255),
+ * 128 + the signal number if a signal ended it, or -1 if it did not exit in
+ * time (it is then killed with SIGKILL and reaped) or cannot be waited for. */
+int th_wait_child(pid_t pid, int timeout_ms);
+
 /* Whether the daemon process is still running (not reaped, not a zombie). */
 int th_daemon_alive(struct th_daemon *d);
 

@@ -5,6 +5,7 @@
 #define FARENA_TESTS_TH_CHECK_H
 
 #include <check.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "harness.h"
@@ -15,6 +16,31 @@
         const char *const th_args_[] = {__VA_ARGS__, NULL};                                        \
         ck_assert_msg(th_daemon_start((d), th_args_) == 0, "farenad did not start");               \
     } while (0)
+
+/* Starts a daemon with args (NULL-terminated, may be NULL) or fails the
+ * test. */
+static inline void th_must_start(struct th_daemon *d, const char *const *args)
+{
+    ck_assert_msg(th_daemon_start(d, args) == 0, "farenad did not start");
+}
+
+/* Stops d and checks that it exited 0 (in the sanitizer build that also
+ * means no leak); its log is printed otherwise. Keeps its directory. */
+static inline void th_must_exit_clean(struct th_daemon *d)
+{
+    int st = th_daemon_stop(d);
+
+    if (st != 0)
+        th_daemon_dump_log(d);
+    ck_assert_int_eq(st, 0);
+}
+
+/* th_must_exit_clean(), then removes the daemon's directory. */
+static inline void th_must_stop(struct th_daemon *d)
+{
+    th_must_exit_clean(d);
+    th_daemon_cleanup(d);
+}
 
 /* Connects to d or fails the test. */
 static inline struct th_client *th_must_connect(const struct th_daemon *d)
@@ -66,6 +92,65 @@ static inline struct proto_loc th_res_loc(const struct th_reply *r)
 
     ck_assert_msg(proto_read_loc(r->result, &loc, &why) == 0, "not a location: %s", why);
     return loc;
+}
+
+/* writer_new [idx] that must succeed; returns the writer handle. */
+static inline uint64_t th_writer_new(struct th_client *c, unsigned idx)
+{
+    struct th_reply r;
+
+    TH_OK_CALL(c, &r, "writer_new", "u", (uint64_t)idx);
+    return th_res_u64(&r);
+}
+
+/* push [w, bin] that must succeed; returns the location. */
+static inline struct proto_loc th_push(struct th_client *c, uint64_t w, const void *p, size_t n)
+{
+    struct th_reply r;
+
+    TH_OK_CALL(c, &r, "push", "ub", w, p, n);
+    return th_res_loc(&r);
+}
+
+/* A one-handle call (finish, into_arena, writer_len...) that must succeed
+ * with an unsigned integer result. */
+static inline uint64_t th_call_u64(struct th_client *c, const char *method, uint64_t h)
+{
+    struct th_reply r;
+
+    TH_OK_CALL(c, &r, method, "u", h);
+    return th_res_u64(&r);
+}
+
+/* Checks stat's object counters on c: writers, files and bytes_on_disk. */
+static inline void th_expect_objects(struct th_client *c, uint64_t writers, uint64_t files,
+                                     uint64_t bytes_on_disk)
+{
+    struct th_reply r;
+
+    TH_OK_CALL(c, &r, "stat", "");
+    ck_assert_uint_eq(th_map_u64(r.result, "writers"), writers);
+    ck_assert_uint_eq(th_map_u64(r.result, "files"), files);
+    ck_assert_uint_eq(th_map_u64(r.result, "bytes_on_disk"), bytes_on_disk);
+}
+
+/* Runs suite s (every test in its own process) inside one run directory
+ * for all daemons (th_run_begin). Returns main()'s exit status:
+ * EXIT_SUCCESS when every test passed. */
+static inline int th_run_suite(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    int failed;
+
+    if (th_run_begin() < 0) {
+        srunner_free(sr);
+        return EXIT_FAILURE;
+    }
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    th_run_end();
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
 #endif
