@@ -15,13 +15,13 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <msgpack.h>
 
 #include "farena.h"
 #include "harness.h"
+#include "th_check.h"
 #include "codec.h"
 #include "scan.h"
 
@@ -67,7 +67,7 @@ static void start(const char *const *extra)
     for (const char *const *a = extra; a != NULL && *a != NULL && n < 30; a++)
         args[n++] = *a;
     args[n] = NULL;
-    ck_assert_msg(th_daemon_start(&dmn, args) == 0, "farenad did not start");
+    th_must_start(&dmn, args);
 }
 
 /* Stops this test's daemon (checked teardown; also safe when none ran). */
@@ -731,24 +731,6 @@ static int read_byte(int fd, int timeout_ms)
     return b;
 }
 
-/* Waits for a child within timeout_ms (killing it after) and returns its
- * exit status, or -1. */
-static int wait_child(pid_t pid, int timeout_ms)
-{
-    uint64_t end = th_now_ms() + (uint64_t)timeout_ms;
-    int ws;
-
-    while (th_now_ms() < end) {
-        pid_t r = waitpid(pid, &ws, WNOHANG);
-        if (r == pid)
-            return WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
-        th_sleep_ms(5);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, &ws, 0);
-    return -1;
-}
-
 /* The child of fork_child_reads_parent_data; returns its exit status. */
 static int fork_child(farena_client *inherited, int to_parent, int from_parent, farena_loc loc)
 {
@@ -812,7 +794,7 @@ START_TEST(fork_child_reads_parent_data)
     OK(c, farena_stat(c, &st));
     farena_close(c);
     ck_assert_int_eq(write(down[1], "g", 1), 1);
-    ck_assert_int_eq(wait_child(pid, 20000), 0);
+    ck_assert_int_eq(th_wait_child(pid, 20000), 0);
     close(up[0]);
     close(up[1]);
     close(down[0]);
@@ -845,7 +827,7 @@ START_TEST(use_after_fork_refused)
         farena_close(c);
         _exit(bad ? 1 : 0);
     }
-    ck_assert_int_eq(wait_child(pid, 10000), 0);
+    ck_assert_int_eq(th_wait_child(pid, 10000), 0);
     OK(c, farena_push(c, w, "still mine", 10, NULL));
     OK(c, farena_stat(c, &st));
     ck_assert_uint_eq(st.writers, 1);
@@ -2101,14 +2083,5 @@ static Suite *client_suite(void)
 /* Runs the suite inside one harness run directory. */
 int main(void)
 {
-    SRunner *sr = srunner_create(client_suite());
-    int failed;
-
-    if (th_run_begin() != 0)
-        return 1;
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    th_run_end();
-    return failed == 0 ? 0 : 1;
+    return th_run_suite(client_suite());
 }

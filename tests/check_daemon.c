@@ -4,11 +4,9 @@
  * ends by checking that the daemon shuts down cleanly (exit status 0, which
  * in the sanitizer build also means no leak). */
 #include <check.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -16,54 +14,10 @@
 
 static struct th_daemon D;
 
-/* Starts the test's daemon with extra args (NULL-terminated list). */
-static void up(const char *const *args)
-{
-    ck_assert_msg(th_daemon_start(&D, args) == 0, "farenad did not start");
-}
-
-/* Stops it and checks the clean exit. */
-static void down(void)
-{
-    int st = th_daemon_stop(&D);
-
-    if (st != 0)
-        th_daemon_dump_log(&D);
-    ck_assert_int_eq(st, 0);
-    th_daemon_cleanup(&D);
-}
-
-/* writer_new that must succeed. */
-static uint64_t writer_new(struct th_client *c, unsigned idx)
-{
-    struct th_reply r;
-
-    TH_OK_CALL(c, &r, "writer_new", "u", (uint64_t)idx);
-    return th_res_u64(&r);
-}
-
-/* push that must succeed; returns the location. */
-static struct proto_loc push(struct th_client *c, uint64_t w, const void *p, size_t n)
-{
-    struct th_reply r;
-
-    TH_OK_CALL(c, &r, "push", "ub", w, p, n);
-    return th_res_loc(&r);
-}
-
 /* push of a C string. */
 static struct proto_loc push_s(struct th_client *c, uint64_t w, const char *s)
 {
-    return push(c, w, s, strlen(s));
-}
-
-/* A one-handle call that must succeed with an integer result. */
-static uint64_t call_u64(struct th_client *c, const char *method, uint64_t h)
-{
-    struct th_reply r;
-
-    TH_OK_CALL(c, &r, method, "u", h);
-    return th_res_u64(&r);
+    return th_push(c, w, s, strlen(s));
 }
 
 /* build or arena_new that must succeed. */
@@ -75,6 +29,7 @@ static uint64_t build(struct th_client *c, const char *method, const uint64_t *f
     return th_res_u64(&r);
 }
 
+/* get that must return exactly the n bytes at p. */
 static void expect_get(struct th_client *c, uint64_t arena, struct proto_loc loc, const void *p,
                        size_t n)
 {
@@ -118,7 +73,7 @@ START_TEST(hello_reports_server_limits_and_methods)
     struct th_reply r;
     const msgpack_object *lim, *ms, *v;
 
-    up((const char *const[]){"--max-clients", "77", "--max-bytes", "5M", NULL});
+    th_must_start(&D, (const char *const[]){"--max-clients", "77", "--max-bytes", "5M", NULL});
     c = th_must_connect(&D);
     TH_OK_CALL(c, &r, "hello", "");
     v = th_map_get(r.result, "server");
@@ -163,7 +118,7 @@ START_TEST(hello_reports_server_limits_and_methods)
     TH_ERR_CALL(c, &r, "bad_request", "hello", "mm");
     expect_msg(&r, "got 2 params");
     th_close(c);
-    down();
+    th_must_stop(&D);
 }
 END_TEST
 
@@ -173,14 +128,14 @@ START_TEST(unknown_method_keeps_the_connection)
     struct th_client *c;
     struct th_reply r;
 
-    up(NULL);
+    th_must_start(&D, NULL);
     c = th_must_connect(&D);
     TH_ERR_CALL(c, &r, "unknown_method", "frobnicate", "u", (uint64_t)1);
     expect_msg(&r, "frobnicate");
     TH_ERR_CALL(c, &r, "unknown_method", "Hello", "");
     TH_OK_CALL(c, &r, "hello", "");
     th_close(c);
-    down();
+    th_must_stop(&D);
 }
 END_TEST
 
@@ -199,7 +154,7 @@ START_TEST(bad_envelopes_inside_valid_msgpack)
     struct th_client *c;
     struct th_reply r;
 
-    up(NULL);
+    th_must_start(&D, NULL);
     c = th_must_connect(&D);
     ck_assert_int_eq(th_send_raw(c, params_not_array, sizeof(params_not_array)), TH_OK);
     ck_assert_int_eq(th_recv(c, &r), TH_OK);
@@ -218,7 +173,7 @@ START_TEST(bad_envelopes_inside_valid_msgpack)
     TH_OK_CALL(c, &r, "stat", "");
     ck_assert_uint_eq(th_map_u64(th_map_get(r.result, "errors"), "push"), 1);
     th_close(c);
-    down();
+    th_must_stop(&D);
 }
 END_TEST
 
@@ -234,7 +189,7 @@ START_TEST(unanswerable_messages_close_the_connection)
     struct th_client *other, *c;
     struct th_reply r;
 
-    up(NULL);
+    th_must_start(&D, NULL);
     other = th_must_connect(&D);
     for (size_t i = 0; i < 4; i++) {
         c = th_must_connect(&D);
@@ -244,7 +199,7 @@ START_TEST(unanswerable_messages_close_the_connection)
     }
     TH_OK_CALL(other, &r, "hello", "");
     th_close(other);
-    down();
+    th_must_stop(&D);
 }
 END_TEST
 
@@ -259,9 +214,9 @@ START_TEST(stat_counts_requests_errors_and_objects)
         "pid",    "uptime_ms", "connections",   "connections_total", "writers",   "files",
         "arenas", "names",     "bytes_on_disk", "bytes_written",     "bytes_read"};
 
-    up(NULL);
+    th_must_start(&D, NULL);
     c = th_must_connect(&D);
-    w = writer_new(c, 0);
+    w = th_writer_new(c, 0);
     push_s(c, w, "12345");
     TH_ERR_CALL(c, &r, "no_such_handle", "push", "us", (uint64_t)999, "x");
     TH_OK_CALL(c, &r, "stat", "");
@@ -280,7 +235,7 @@ START_TEST(stat_counts_requests_errors_and_objects)
     ck_assert_uint_eq(th_map_u64(req, "writer_new"), 1);
     ck_assert_uint_eq(th_map_u64(req, "stat"), 1);
     ck_assert_uint_eq(th_map_u64(err, "stat"), 0);
-    a = call_u64(c, "into_arena", w);
+    a = th_call_u64(c, "into_arena", w);
     expect_get_s(c, a, loc_at(0, 1, 3), "234");
     TH_OK_CALL(c, &r, "stat", "");
     ck_assert_uint_eq(th_map_u64(r.result, "arenas"), 1);
@@ -290,7 +245,7 @@ START_TEST(stat_counts_requests_errors_and_objects)
     ck_assert_uint_ge(th_map_u64(r.result, "bytes_on_disk"), 5);
     TH_ERR_CALL(c, &r, "bad_request", "stat", "u", (uint64_t)1);
     th_close(c);
-    down();
+    th_must_stop(&D);
 }
 END_TEST
 
@@ -302,9 +257,9 @@ START_TEST(notifications_run_but_are_never_answered)
     uint64_t w;
     int64_t id;
 
-    up(NULL);
+    th_must_start(&D, NULL);
     c = th_must_connect(&D);
-    w = writer_new(c, 0);
+    w = th_writer_new(c, 0);
     ck_assert_int_eq(th_queue_notify(c, "push", "us", w, "abc"), 0);
     ck_assert_int_eq(th_queue_notify(c, "push", "us", (uint64_t)999, "x"), 0); /* an error */
     ck_assert_int_eq(th_queue_notify(c, "nosuch", ""), 0);
@@ -317,7 +272,7 @@ START_TEST(notifications_run_but_are_never_answered)
     ck_assert_uint_eq(th_map_u64(th_map_get(r.result, "errors"), "push"), 1);
     ck_assert_uint_eq(th_map_u64(th_map_get(r.result, "requests"), "push"), 2);
     th_close(c);
-    down();
+    th_must_stop(&D);
 }
 END_TEST
 
@@ -329,10 +284,10 @@ START_TEST(writer_new_params)
     struct th_reply r;
     uint64_t w1, w2;
 
-    up(NULL);
+    th_must_start(&D, NULL);
     c = th_must_connect(&D);
-    w1 = writer_new(c, 0);
-    w2 = writer_new(c, 65535);
+    w1 = th_writer_new(c, 0);
+    w2 = th_writer_new(c, 65535);
     ck_assert_uint_eq(w1, 1);
     ck_assert_uint_eq(w2, 2);
     TH_ERR_CALL(c, &r, "bad_request", "writer_new", "u", (uint64_t)65536);
@@ -346,7 +301,7 @@ START_TEST(writer_new_params)
     TH_ERR_CALL(c, &r, "bad_request", "writer_new", "uu", (uint64_t)0, (uint64_t)0);
     TH_ERR_CALL(c, &r, "bad_request", "writer_new", "a", 1u, "u", (uint64_t)0);
     th_close(c);
-    down();
+    th_must_stop(&D);
 }
 END_TEST
 
@@ -358,10 +313,10 @@ START_TEST(push_and_writer_len)
     struct proto_loc l1, l2, l3;
     uint64_t w;
 
-    up(NULL);
+    th_must_start(&D, NULL);
     c = th_must_connect(&D);
-    w = writer_new(c, 3);
-    ck_assert_uint_eq(call_u64(c, "writer_len", w), 0);
+    w = th_writer_new(c, 3);
+    ck_assert_uint_eq(th_call_u64(c, "writer_len", w), 0);
     l1 = push_s(c, w, "hello");
     l2 = push_s(c, w, "");
     TH_OK_CALL(c, &r, "push", "uS", w, " world", (size_t)6); /* a str is accepted */
@@ -373,7 +328,7 @@ START_TEST(push_and_writer_len)
     ck_assert_uint_eq(l2.len, 0);
     ck_assert_uint_eq(l3.offset, 5);
     ck_assert_uint_eq(l3.len, 6);
-    ck_assert_uint_eq(call_u64(c, "writer_len", w), 11);
+    ck_assert_uint_eq(th_call_u64(c, "writer_len", w), 11);
     TH_ERR_CALL(c, &r, "bad_request", "push", "db", 1.5, "x", (size_t)1);
     expect_msg(&r, "push: param 1 (writer)");
     TH_ERR_CALL(c, &r, "bad_request", "push", "ub", (uint64_t)0, "x", (size_t)1);
@@ -385,9 +340,9 @@ START_TEST(push_and_writer_len)
     TH_ERR_CALL(c, &r, "no_such_handle", "push", "ub", (uint64_t)777, "x", (size_t)1);
     TH_ERR_CALL(c, &r, "no_such_handle", "writer_len", "u", (uint64_t)777);
     TH_ERR_CALL(c, &r, "bad_request", "writer_len", "d", 2.0);
-    ck_assert_uint_eq(call_u64(c, "writer_len", w), 11);
+    ck_assert_uint_eq(th_call_u64(c, "writer_len", w), 11);
     th_close(c);
-    down();
+    th_must_stop(&D);
 }
 END_TEST
 
@@ -401,9 +356,9 @@ START_TEST(push_many_in_order_and_checked_first)
     struct proto_loc loc;
     const char *why;
 
-    up(NULL);
+    th_must_start(&D, NULL);
     c = th_must_connect(&D);
-    w = writer_new(c, 0);
+    w = th_writer_new(c, 0);
     TH_OK_CALL(c, &r, "push_many", "ua", w, 0u);
     ck_assert_int_eq(r.result->type, MSGPACK_OBJECT_ARRAY);
     ck_assert_uint_eq(r.result->via.array.size, 0);
@@ -417,13 +372,13 @@ START_TEST(push_many_in_order_and_checked_first)
     /* A bad item anywhere: nothing is written. */
     TH_ERR_CALL(c, &r, "bad_request", "push_many", "ua", w, 2u, "s", "zz", "u", (uint64_t)1);
     expect_msg(&r, "item 1");
-    ck_assert_uint_eq(call_u64(c, "writer_len", w), 5);
+    ck_assert_uint_eq(th_call_u64(c, "writer_len", w), 5);
     TH_ERR_CALL(c, &r, "bad_request", "push_many", "us", w, "notalist");
     TH_ERR_CALL(c, &r, "no_such_handle", "push_many", "ua", (uint64_t)99, 1u, "s", "x");
-    a = call_u64(c, "into_arena", w);
+    a = th_call_u64(c, "into_arena", w);
     expect_get_s(c, a, loc_at(0, 0, 5), "abcde");
     th_close(c);
-    down();
+    th_must_stop(&D);
 }
 END_TEST
 
@@ -436,9 +391,9 @@ START_TEST(push_many_over_max_batch_is_too_large)
     msgpack_packer pk;
     uint64_t w;
 
-    up(NULL);
+    th_must_start(&D, NULL);
     c = th_must_connect(&D);
-    w = writer_new(c, 0);
+    w = th_writer_new(c, 0);
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_array(&pk, 4);
@@ -459,7 +414,7 @@ START_TEST(push_many_over_max_batch_is_too_large)
     expect_msg(&r, "max_batch");
     TH_OK_CALL(c, &r, "hello", "");
     th_close(c);
-    down();
+    th_must_stop(&D);
 }
 END_TEST
 
@@ -472,21 +427,21 @@ START_TEST(file_full_keeps_earlier_items)
     uint64_t w, a;
 
     memset(big, 'f', sizeof(big));
-    up((const char *const[]){"--file-max", "1K", NULL});
+    th_must_start(&D, (const char *const[]){"--file-max", "1K", NULL});
     c = th_must_connect(&D);
-    w = writer_new(c, 0);
-    push(c, w, big, 600);
+    w = th_writer_new(c, 0);
+    th_push(c, w, big, 600);
     TH_ERR_CALL(c, &r, "file_full", "push", "ub", w, big, (size_t)600);
-    ck_assert_uint_eq(call_u64(c, "writer_len", w), 600);
+    ck_assert_uint_eq(th_call_u64(c, "writer_len", w), 600);
     TH_ERR_CALL(c, &r, "file_full", "push_many", "ua", w, 3u, "b", big, (size_t)200, "b", big,
                 (size_t)200, "b", big, (size_t)200);
     expect_msg(&r, "item 2");
-    ck_assert_uint_eq(call_u64(c, "writer_len", w), 1000);
-    push(c, w, big, 24); /* exactly 1024 */
-    a = call_u64(c, "into_arena", w);
+    ck_assert_uint_eq(th_call_u64(c, "writer_len", w), 1000);
+    th_push(c, w, big, 24); /* exactly 1024 */
+    a = th_call_u64(c, "into_arena", w);
     expect_get(c, a, loc_at(0, 1000, 24), big, 24);
     th_close(c);
-    down();
+    th_must_stop(&D);
 }
 END_TEST
 
@@ -497,18 +452,18 @@ START_TEST(finish_gives_a_new_handle_and_ends_the_writer)
     struct th_reply r;
     uint64_t w, f;
 
-    up(NULL);
+    th_must_start(&D, NULL);
     c = th_must_connect(&D);
-    w = writer_new(c, 0);
+    w = th_writer_new(c, 0);
     push_s(c, w, "x");
-    f = call_u64(c, "finish", w);
+    f = th_call_u64(c, "finish", w);
     ck_assert_uint_ne(f, w);
     TH_ERR_CALL(c, &r, "no_such_handle", "push", "us", w, "y");
     TH_ERR_CALL(c, &r, "no_such_handle", "finish", "u", w);
     TH_ERR_CALL(c, &r, "no_such_handle", "finish", "u", f); /* a file is not a writer */
     TH_ERR_CALL(c, &r, "bad_request", "finish", "");
     th_close(c);
-    down();
+    th_must_stop(&D);
 }
 END_TEST
 
@@ -519,20 +474,20 @@ START_TEST(into_arena_needs_index_zero)
     struct th_reply r;
     uint64_t w1, w0, a;
 
-    up(NULL);
+    th_must_start(&D, NULL);
     c = th_must_connect(&D);
-    w1 = writer_new(c, 1);
+    w1 = th_writer_new(c, 1);
     push_s(c, w1, "one");
     TH_ERR_CALL(c, &r, "missing_index", "into_arena", "u", w1);
     push_s(c, w1, "more"); /* the writer is untouched and usable */
-    ck_assert_uint_eq(call_u64(c, "writer_len", w1), 7);
-    w0 = writer_new(c, 0);
+    ck_assert_uint_eq(th_call_u64(c, "writer_len", w1), 7);
+    w0 = th_writer_new(c, 0);
     push_s(c, w0, "zero");
-    a = call_u64(c, "into_arena", w0);
+    a = th_call_u64(c, "into_arena", w0);
     expect_get_s(c, a, loc_at(0, 0, 4), "zero");
     TH_ERR_CALL(c, &r, "no_such_handle", "into_arena", "u", w0);
     th_close(c);
-    down();
+    th_must_stop(&D);
 }
 END_TEST
 
@@ -544,15 +499,15 @@ START_TEST(build_errors)
     struct th_reply r;
     uint64_t f0, f0b, f2, w;
 
-    up(NULL);
+    th_must_start(&D, NULL);
     c = th_must_connect(&D);
-    w = writer_new(c, 0);
+    w = th_writer_new(c, 0);
     push_s(c, w, "a");
-    f0 = call_u64(c, "finish", w);
-    w = writer_new(c, 0);
-    f0b = call_u64(c, "finish", w);
-    w = writer_new(c, 2);
-    f2 = call_u64(c, "finish", w);
+    f0 = th_call_u64(c, "finish", w);
+    w = th_writer_new(c, 0);
+    f0b = th_call_u64(c, "finish", w);
+    w = th_writer_new(c, 2);
+    f2 = th_call_u64(c, "finish", w);
     TH_ERR_CALL(c, &r, "empty", "build", "a", 0u);
     TH_ERR_CALL(c, &r, "empty", "arena_new", "a", 0u);
     TH_ERR_CALL(c, &r, "duplicate_index", "build", "U", (uint64_t[]){f0, f0b}, (size_t)2);
@@ -566,7 +521,7 @@ START_TEST(build_errors)
     TH_ERR_CALL(c, &r, "bad_request", "build", "");
     TH_ERR_CALL(c, &r, "index_mismatch", "arena_new", "U", (uint64_t[]){f2}, (size_t)1);
     th_close(c);
-    down();
+    th_must_stop(&D);
 }
 END_TEST
 
@@ -578,11 +533,11 @@ START_TEST(get_bounds_and_kinds)
     struct th_reply r;
     uint64_t w, a, w2;
 
-    up(NULL);
+    th_must_start(&D, NULL);
     c = th_must_connect(&D);
-    w = writer_new(c, 0);
+    w = th_writer_new(c, 0);
     push_s(c, w, "0123456789");
-    a = call_u64(c, "into_arena", w);
+    a = th_call_u64(c, "into_arena", w);
     expect_get_s(c, a, loc_at(0, 0, 10), "0123456789");
     expect_get_s(c, a, loc_at(0, 10, 0), ""); /* empty at the very end */
     TH_ERR_CALL(c, &r, "out_of_bounds", "get", "uL", a, loc_at(0, 11, 0));
@@ -597,13 +552,13 @@ START_TEST(get_bounds_and_kinds)
                 (uint64_t)1);
     TH_ERR_CALL(c, &r, "bad_request", "get", "ua", a, 3u, "u", (uint64_t)0, "u", (uint64_t)0, "i",
                 (int64_t)-1);
-    w2 = writer_new(c, 0);
+    w2 = th_writer_new(c, 0);
     TH_ERR_CALL(c, &r, "no_such_handle", "get", "uL", w2, loc_at(0, 0, 0));
     TH_ERR_CALL(c, &r, "no_such_handle", "get", "uL", (uint64_t)4242, loc_at(0, 0, 0));
     TH_ERR_CALL(c, &r, "no_such_handle", "arena_info", "u", w2);
     TH_ERR_CALL(c, &r, "no_such_handle", "arena_files", "u", (uint64_t)4242);
     th_close(c);
-    down();
+    th_must_stop(&D);
 }
 END_TEST
 
@@ -627,12 +582,12 @@ START_TEST(get_many_mixed_sizes_and_errors)
 
     pattern(big, BIG, 1);
     pattern(small, 1000, 2);
-    up(NULL);
+    th_must_start(&D, NULL);
     c = th_must_connect(&D);
-    w = writer_new(c, 0);
-    ls = push(c, w, small, 1000);
-    lb = push(c, w, big, BIG);
-    a = call_u64(c, "into_arena", w);
+    w = th_writer_new(c, 0);
+    ls = th_push(c, w, small, 1000);
+    lb = th_push(c, w, big, BIG);
+    a = th_call_u64(c, "into_arena", w);
     TH_OK_CALL(c, &r, "get_many", "ua", a, 5u, "L", lb, "L", ls, "L", loc_at(0, 0, 0), "L",
                loc_at(0, 1000, 300000), "L", lb);
     items = r.result;
@@ -657,7 +612,7 @@ START_TEST(get_many_mixed_sizes_and_errors)
     th_close(c);
     free(big);
     free(small);
-    down();
+    th_must_stop(&D);
 }
 END_TEST
 
@@ -670,12 +625,12 @@ START_TEST(responses_over_max_message_are_too_large)
     uint64_t w, a;
 
     memset(chunk, 'm', sizeof(chunk));
-    up((const char *const[]){"--max-message", "64K", NULL});
+    th_must_start(&D, (const char *const[]){"--max-message", "64K", NULL});
     c = th_must_connect(&D);
-    w = writer_new(c, 0);
+    w = th_writer_new(c, 0);
     for (int i = 0; i < 3; i++)
-        push(c, w, chunk, sizeof(chunk));
-    a = call_u64(c, "into_arena", w);
+        th_push(c, w, chunk, sizeof(chunk));
+    a = th_call_u64(c, "into_arena", w);
     TH_ERR_CALL(c, &r, "too_large", "get", "uL", a, loc_at(0, 0, 90000));
     expect_msg(&r, "max_message");
     TH_ERR_CALL(c, &r, "too_large", "get_many", "ua", a, 3u, "L", loc_at(0, 0, 30000), "L",
@@ -686,7 +641,7 @@ START_TEST(responses_over_max_message_are_too_large)
     TH_OK_CALL(c, &r, "get", "uL", a, loc_at(0, 0, 60000));
     /* push_many's reply is sized before anything is written: 17000 empty
      * items make a 34 KB request but a 68 KB reply. */
-    w = writer_new(c, 0);
+    w = th_writer_new(c, 0);
     {
         msgpack_sbuffer sb;
         msgpack_packer pk;
@@ -704,9 +659,9 @@ START_TEST(responses_over_max_message_are_too_large)
     ck_assert_uint_eq(r.msgid, 9001);
     ck_assert_str_eq(r.code, "too_large");
     expect_msg(&r, "max_message");
-    ck_assert_uint_eq(call_u64(c, "writer_len", w), 0);
+    ck_assert_uint_eq(th_call_u64(c, "writer_len", w), 0);
     th_close(c);
-    down();
+    th_must_stop(&D);
 }
 END_TEST
 
@@ -719,14 +674,14 @@ START_TEST(arena_info_and_files)
     uint64_t w0, w1, f0, f1, a;
     const msgpack_object *name;
 
-    up(NULL);
+    th_must_start(&D, NULL);
     c = th_must_connect(&D);
-    w1 = writer_new(c, 1);
+    w1 = th_writer_new(c, 1);
     push_s(c, w1, "bbbb");
-    w0 = writer_new(c, 0);
+    w0 = th_writer_new(c, 0);
     push_s(c, w0, "aa");
-    f1 = call_u64(c, "finish", w1);
-    f0 = call_u64(c, "finish", w0);
+    f1 = th_call_u64(c, "finish", w1);
+    f0 = th_call_u64(c, "finish", w0);
     a = build(c, "build", (uint64_t[]){f1, f0}, 2);
     TH_OK_CALL(c, &r, "arena_info", "u", a);
     ck_assert_uint_eq(th_map_u64(r.result, "files"), 2);
@@ -748,7 +703,7 @@ START_TEST(arena_info_and_files)
                   "name is not the oldest");
     TH_ERR_CALL(c, &r, "bad_request", "arena_info", "");
     th_close(c);
-    down();
+    th_must_stop(&D);
 }
 END_TEST
 
@@ -759,12 +714,12 @@ START_TEST(open_and_release_are_counted)
     struct th_reply r;
     uint64_t w, ar, f;
 
-    up(NULL);
+    th_must_start(&D, NULL);
     a = th_must_connect(&D);
     b = th_must_connect(&D);
-    w = writer_new(a, 0);
+    w = th_writer_new(a, 0);
     push_s(a, w, "shared");
-    ar = call_u64(a, "into_arena", w);
+    ar = th_call_u64(a, "into_arena", w);
     TH_OK_CALL(b, &r, "open", "u", ar);
     ck_assert_int_eq(r.result->type, MSGPACK_OBJECT_NIL);
     TH_OK_CALL(b, &r, "open", "u", ar);
@@ -779,12 +734,12 @@ START_TEST(open_and_release_are_counted)
     TH_ERR_CALL(b, &r, "no_such_handle", "get", "uL", ar, loc_at(0, 0, 1));
     TH_ERR_CALL(b, &r, "no_such_handle", "open", "u", ar);
     /* Writers and files: release discards them; others cannot. */
-    w = writer_new(a, 0);
+    w = th_writer_new(a, 0);
     TH_ERR_CALL(b, &r, "no_such_handle", "release", "u", w);
     TH_OK_CALL(a, &r, "release", "u", w);
     TH_ERR_CALL(a, &r, "no_such_handle", "writer_len", "u", w);
-    w = writer_new(a, 0);
-    f = call_u64(a, "finish", w);
+    w = th_writer_new(a, 0);
+    f = th_call_u64(a, "finish", w);
     TH_ERR_CALL(b, &r, "no_such_handle", "release", "u", f);
     TH_OK_CALL(a, &r, "release", "u", f);
     TH_ERR_CALL(a, &r, "no_such_handle", "build", "U", (uint64_t[]){f}, (size_t)1);
@@ -793,7 +748,7 @@ START_TEST(open_and_release_are_counted)
     ck_assert_uint_eq(th_stat_u64(a, "files"), 0);
     th_close(a);
     th_close(b);
-    down();
+    th_must_stop(&D);
 }
 END_TEST
 
@@ -806,11 +761,11 @@ START_TEST(names_lookup_unname)
     uint64_t w, a;
 
     memset(longname, 'q', sizeof(longname));
-    up(NULL);
+    th_must_start(&D, NULL);
     c = th_must_connect(&D);
-    w = writer_new(c, 0);
+    w = th_writer_new(c, 0);
     push_s(c, w, "named data");
-    a = call_u64(c, "into_arena", w);
+    a = th_call_u64(c, "into_arena", w);
     TH_OK_CALL(c, &r, "name", "us", a, "results/2024");
     ck_assert_int_eq(r.result->type, MSGPACK_OBJECT_NIL);
     TH_ERR_CALL(c, &r, "name_taken", "name", "us", a, "results/2024");
@@ -827,13 +782,13 @@ START_TEST(names_lookup_unname)
     TH_ERR_CALL(c, &r, "bad_request", "lookup", "u", a);
     TH_ERR_CALL(c, &r, "bad_request", "unname", "");
     TH_ERR_CALL(c, &r, "no_such_handle", "name", "us", (uint64_t)9999, "other");
-    w = writer_new(c, 0);
+    w = th_writer_new(c, 0);
     TH_ERR_CALL(c, &r, "no_such_handle", "name", "us", w, "other");
     TH_OK_CALL(c, &r, "unname", "s", "results/2024");
     TH_ERR_CALL(c, &r, "no_such_name", "lookup", "s", "results/2024");
     ck_assert_uint_eq(th_stat_u64(c, "names"), 1);
     th_close(c);
-    down();
+    th_must_stop(&D);
 }
 END_TEST
 
@@ -844,23 +799,23 @@ START_TEST(per_connection_caps_are_limit)
     struct th_reply r;
     uint64_t w, a;
 
-    up((const char *const[]){"--max-writers", "2", "--max-handles", "3", NULL});
+    th_must_start(&D, (const char *const[]){"--max-writers", "2", "--max-handles", "3", NULL});
     c = th_must_connect(&D);
-    writer_new(c, 0);
-    w = writer_new(c, 1);
+    th_writer_new(c, 0);
+    w = th_writer_new(c, 1);
     TH_ERR_CALL(c, &r, "limit", "writer_new", "u", (uint64_t)2);
     expect_msg(&r, "max_writers");
     c2 = th_must_connect(&D); /* the cap is per connection */
-    writer_new(c2, 0);
+    th_writer_new(c2, 0);
     push_s(c, w, "x");
-    w = writer_new(c2, 0);
-    a = call_u64(c2, "into_arena", w);
+    w = th_writer_new(c2, 0);
+    a = th_call_u64(c2, "into_arena", w);
     TH_OK_CALL(c, &r, "open", "u", a); /* 3 handles */
     TH_ERR_CALL(c, &r, "limit", "open", "u", a);
     expect_msg(&r, "max_handles");
     th_close(c);
     th_close(c2);
-    down();
+    th_must_stop(&D);
 }
 END_TEST
 
@@ -872,16 +827,16 @@ START_TEST(crate_one_writer_round_trip)
     struct proto_loc l1, l2;
     uint64_t w, a;
 
-    up(NULL);
+    th_must_start(&D, NULL);
     c = th_must_connect(&D);
-    w = writer_new(c, 0);
+    w = th_writer_new(c, 0);
     l1 = push_s(c, w, "hello");
     l2 = push_s(c, w, " world");
-    a = call_u64(c, "into_arena", w);
+    a = th_call_u64(c, "into_arena", w);
     expect_get_s(c, a, l1, "hello");
     expect_get_s(c, a, l2, " world");
     th_close(c);
-    down();
+    th_must_stop(&D);
 }
 END_TEST
 
@@ -893,18 +848,18 @@ START_TEST(crate_three_writers_built_shuffled)
     struct proto_loc loc[3];
     uint64_t f[3], a;
 
-    up(NULL);
+    th_must_start(&D, NULL);
     c = th_must_connect(&D);
     for (unsigned i = 0; i < 3; i++) {
-        uint64_t w = writer_new(c, i);
+        uint64_t w = th_writer_new(c, i);
         loc[i] = push_s(c, w, items[i]);
-        f[i] = call_u64(c, "finish", w);
+        f[i] = th_call_u64(c, "finish", w);
     }
     a = build(c, "build", (uint64_t[]){f[2], f[0], f[1]}, 3);
     for (unsigned i = 0; i < 3; i++)
         expect_get_s(c, a, loc[i], items[i]);
     th_close(c);
-    down();
+    th_must_stop(&D);
 }
 END_TEST
 
@@ -916,20 +871,20 @@ START_TEST(crate_arena_new_in_and_out_of_order)
     struct proto_loc l1, l2;
     uint64_t w1, w2, f1, f2, a;
 
-    up(NULL);
+    th_must_start(&D, NULL);
     c = th_must_connect(&D);
-    w1 = writer_new(c, 0);
+    w1 = th_writer_new(c, 0);
     l1 = push_s(c, w1, "data1");
-    f1 = call_u64(c, "finish", w1);
-    w2 = writer_new(c, 1);
+    f1 = th_call_u64(c, "finish", w1);
+    w2 = th_writer_new(c, 1);
     l2 = push_s(c, w2, "data2");
-    f2 = call_u64(c, "finish", w2);
+    f2 = th_call_u64(c, "finish", w2);
     TH_ERR_CALL(c, &r, "index_mismatch", "arena_new", "U", (uint64_t[]){f2, f1}, (size_t)2);
     a = build(c, "arena_new", (uint64_t[]){f1, f2}, 2);
     expect_get_s(c, a, l1, "data1");
     expect_get_s(c, a, l2, "data2");
     th_close(c);
-    down();
+    th_must_stop(&D);
 }
 END_TEST
 
@@ -941,19 +896,19 @@ START_TEST(crate_file_reused_in_two_arenas)
     struct proto_loc l0, l1;
     uint64_t w, a1, a2, f0, f1;
 
-    up(NULL);
+    th_must_start(&D, NULL);
     a = th_must_connect(&D);
     b = th_must_connect(&D);
-    w = writer_new(a, 0);
+    w = th_writer_new(a, 0);
     l0 = push_s(a, w, "first file");
-    a1 = call_u64(a, "into_arena", w);
+    a1 = th_call_u64(a, "into_arena", w);
     /* b extends a's arena without copying: its files plus a new one. */
     TH_OK_CALL(b, &r, "arena_files", "u", a1);
     ck_assert_uint_eq(r.result->via.array.size, 1);
     f0 = th_u64(&r.result->via.array.ptr[0]);
-    w = writer_new(b, 1);
+    w = th_writer_new(b, 1);
     l1 = push_s(b, w, "second file");
-    f1 = call_u64(b, "finish", w);
+    f1 = th_call_u64(b, "finish", w);
     a2 = build(b, "build", (uint64_t[]){f1, f0}, 2);
     TH_OK_CALL(a, &r, "release", "u", a1);
     TH_ERR_CALL(b, &r, "no_such_handle", "get", "uL", a1, l0);
@@ -963,7 +918,7 @@ START_TEST(crate_file_reused_in_two_arenas)
     ck_assert_uint_eq(th_map_u64(r.result, "bytes"), 21);
     th_close(a);
     th_close(b);
-    down();
+    th_must_stop(&D);
 }
 END_TEST
 
@@ -976,12 +931,12 @@ START_TEST(share_by_open_survives_the_builder)
     struct proto_loc l;
     uint64_t w, ar;
 
-    up(NULL);
+    th_must_start(&D, NULL);
     a = th_must_connect(&D);
     b = th_must_connect(&D);
-    w = writer_new(a, 0);
+    w = th_writer_new(a, 0);
     l = push_s(a, w, "kept by b");
-    ar = call_u64(a, "into_arena", w);
+    ar = th_call_u64(a, "into_arena", w);
     TH_OK_CALL(b, &r, "open", "u", ar);
     th_close(a);
     ck_assert_int_eq(th_wait_stat(b, "connections", 1, TH_TIMEOUT_MS), 0);
@@ -990,7 +945,7 @@ START_TEST(share_by_open_survives_the_builder)
     TH_ERR_CALL(b, &r, "no_such_handle", "get", "uL", ar, l);
     ck_assert_uint_eq(th_stat_u64(b, "arenas"), 0);
     th_close(b);
-    down();
+    th_must_stop(&D);
 }
 END_TEST
 
@@ -1002,11 +957,11 @@ START_TEST(share_by_name_outlives_the_producer)
     struct proto_loc l;
     uint64_t w, ar;
 
-    up(NULL);
+    th_must_start(&D, NULL);
     a = th_must_connect(&D);
-    w = writer_new(a, 0);
+    w = th_writer_new(a, 0);
     l = push_s(a, w, "left for later");
-    ar = call_u64(a, "into_arena", w);
+    ar = th_call_u64(a, "into_arena", w);
     TH_OK_CALL(a, &r, "name", "us", ar, "handoff");
     th_close(a);
     b = th_must_connect(&D);
@@ -1017,7 +972,7 @@ START_TEST(share_by_name_outlives_the_producer)
     TH_OK_CALL(b, &r, "unname", "s", "handoff");
     TH_ERR_CALL(b, &r, "no_such_handle", "get", "uL", ar, l);
     th_close(b);
-    down();
+    th_must_stop(&D);
 }
 END_TEST
 
@@ -1029,13 +984,13 @@ START_TEST(unshared_arena_dies_with_its_connection)
     struct proto_loc l;
     uint64_t w, ar, wpending;
 
-    up(NULL);
+    th_must_start(&D, NULL);
     a = th_must_connect(&D);
     b = th_must_connect(&D);
-    w = writer_new(a, 0);
+    w = th_writer_new(a, 0);
     l = push_s(a, w, "gone soon");
-    ar = call_u64(a, "into_arena", w);
-    wpending = writer_new(a, 1);
+    ar = th_call_u64(a, "into_arena", w);
+    wpending = th_writer_new(a, 1);
     push_s(a, wpending, "never finished");
     expect_get_s(b, ar, l, "gone soon"); /* any connection may read without a reference */
     TH_ERR_CALL(b, &r, "no_such_handle", "push", "us", wpending, "mine?");
@@ -1047,7 +1002,7 @@ START_TEST(unshared_arena_dies_with_its_connection)
     ck_assert_uint_eq(th_map_u64(r.result, "files"), 0);
     ck_assert_uint_eq(th_map_u64(r.result, "bytes_on_disk"), 0);
     th_close(b);
-    down();
+    th_must_stop(&D);
 }
 END_TEST
 
@@ -1061,16 +1016,16 @@ START_TEST(files_are_usable_by_any_connection_while_alive)
     struct proto_loc l0;
     uint64_t w, wpending, f0, flate, ar1, ar2;
 
-    up(NULL);
+    th_must_start(&D, NULL);
     a = th_must_connect(&D);
     b = th_must_connect(&D);
-    w = writer_new(a, 0);
+    w = th_writer_new(a, 0);
     l0 = push_s(a, w, "written by a");
-    f0 = call_u64(a, "finish", w);
-    w = writer_new(a, 0);
+    f0 = th_call_u64(a, "finish", w);
+    w = th_writer_new(a, 0);
     push_s(a, w, "never built");
-    flate = call_u64(a, "finish", w);
-    wpending = writer_new(a, 1);
+    flate = th_call_u64(a, "finish", w);
+    wpending = th_writer_new(a, 1);
     push_s(a, wpending, "pending");
     /* b builds with a's unbuilt file while a is connected. */
     ar1 = build(b, "build", (uint64_t[]){f0}, 1);
@@ -1087,7 +1042,7 @@ START_TEST(files_are_usable_by_any_connection_while_alive)
     TH_ERR_CALL(b, &r, "no_such_handle", "finish", "u", wpending);
     TH_ERR_CALL(b, &r, "no_such_handle", "into_arena", "u", wpending);
     TH_ERR_CALL(b, &r, "no_such_handle", "release", "u", wpending);
-    ck_assert_uint_eq(call_u64(a, "writer_len", wpending), 7);
+    ck_assert_uint_eq(th_call_u64(a, "writer_len", wpending), 7);
     /* a leaves: its writer and its file in no arena vanish; f0 lives on in
      * b's arenas and stays usable by anyone. */
     th_close(a);
@@ -1105,7 +1060,7 @@ START_TEST(files_are_usable_by_any_connection_while_alive)
     ck_assert_uint_eq(th_map_u64(r.result, "files"), 1);
     ck_assert_uint_eq(th_map_u64(r.result, "bytes_on_disk"), 12);
     th_close(b);
-    down();
+    th_must_stop(&D);
 }
 END_TEST
 
@@ -1161,14 +1116,14 @@ START_TEST(eight_concurrent_readers_see_exact_bytes)
     pid_t kids[RD_CLIENTS];
     int mismatches = 0;
 
-    up(NULL);
+    th_must_start(&D, NULL);
     c = th_must_connect(&D);
     for (unsigned i = 0; i < RD_FILES; i++) {
-        uint64_t w = writer_new(c, i);
+        uint64_t w = th_writer_new(c, i);
         pattern(data, RD_FILE_BYTES, i + 10);
         for (size_t off = 0; off < RD_FILE_BYTES; off += 256 << 10)
-            push(c, w, data + off, 256 << 10);
-        files[i] = call_u64(c, "finish", w);
+            th_push(c, w, data + off, 256 << 10);
+        files[i] = th_call_u64(c, "finish", w);
     }
     a = build(c, "build", files, RD_FILES);
     for (int k = 0; k < RD_CLIENTS; k++) {
@@ -1179,23 +1134,14 @@ START_TEST(eight_concurrent_readers_see_exact_bytes)
     }
     uint64_t end = th_now_ms() + 60000;
     for (int k = 0; k < RD_CLIENTS; k++) {
-        int ws = 0;
-        pid_t got;
-        while ((got = waitpid(kids[k], &ws, WNOHANG)) == 0 && th_now_ms() < end)
-            th_sleep_ms(5);
-        if (got != kids[k]) {
-            kill(kids[k], SIGKILL);
-            waitpid(kids[k], &ws, 0);
-            mismatches++;
-            continue;
-        }
-        if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0)
+        uint64_t now = th_now_ms();
+        if (th_wait_child(kids[k], now < end ? (int)(end - now) : 0) != 0)
             mismatches++;
     }
     ck_assert_int_eq(mismatches, 0);
     th_close(c);
     free(data);
-    down();
+    th_must_stop(&D);
 }
 END_TEST
 
@@ -1256,15 +1202,5 @@ static Suite *daemon_suite(void)
 /* Runs the suite; exit status 0 when every test passed. */
 int main(void)
 {
-    SRunner *sr;
-    int failed;
-
-    if (th_run_begin() < 0)
-        return EXIT_FAILURE;
-    sr = srunner_create(daemon_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    th_run_end();
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return th_run_suite(daemon_suite());
 }

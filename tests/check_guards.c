@@ -18,60 +18,6 @@
 
 static struct th_daemon D;
 
-/* Starts the test's daemon with extra args (NULL-terminated list). */
-static void up(const char *const *args)
-{
-    ck_assert_msg(th_daemon_start(&D, args) == 0, "farenad did not start");
-}
-
-/* Stops it and checks the clean exit. */
-static void down(void)
-{
-    int st = th_daemon_stop(&D);
-
-    if (st != 0)
-        th_daemon_dump_log(&D);
-    ck_assert_int_eq(st, 0);
-    th_daemon_cleanup(&D);
-}
-
-/* Stops it and checks the clean exit, keeping its directory (and log). */
-static void down_keep_log(void)
-{
-    int st = th_daemon_stop(&D);
-
-    if (st != 0)
-        th_daemon_dump_log(&D);
-    ck_assert_int_eq(st, 0);
-}
-
-/* writer_new that must succeed. */
-static uint64_t writer_new(struct th_client *c, unsigned idx)
-{
-    struct th_reply r;
-
-    TH_OK_CALL(c, &r, "writer_new", "u", (uint64_t)idx);
-    return th_res_u64(&r);
-}
-
-/* push that must succeed; returns the location. */
-static struct proto_loc push(struct th_client *c, uint64_t w, const void *p, size_t n)
-{
-    struct th_reply r;
-
-    TH_OK_CALL(c, &r, "push", "ub", w, p, n);
-    return th_res_loc(&r);
-}
-
-/* A one-handle call that must succeed with an integer result. */
-static uint64_t call_u64(struct th_client *c, const char *method, uint64_t h)
-{
-    struct th_reply r;
-
-    TH_OK_CALL(c, &r, method, "u", h);
-    return th_res_u64(&r);
-}
-
 /* Fills p with a pattern that depends on the position and a seed. */
 static void pattern(unsigned char *p, size_t n, unsigned seed)
 {
@@ -97,18 +43,18 @@ START_TEST(disconnect_releases_every_descriptor)
     struct th_client *probe, *c;
     int base, with;
 
-    up(NULL);
+    th_must_start(&D, NULL);
     probe = th_must_connect(&D);
     ck_assert_uint_eq(th_stat_u64(probe, "connections"), 1);
     base = th_proc_fd_count(D.pid);
     ck_assert_int_gt(base, 0);
     c = th_must_connect(&D);
     for (unsigned i = 0; i < 50; i++) {
-        uint64_t w = writer_new(c, i);
-        push(c, w, "pending bytes", 13);
+        uint64_t w = th_writer_new(c, i);
+        th_push(c, w, "pending bytes", 13);
     }
     /* A finished-but-unbuilt file too: also the connection's. */
-    call_u64(c, "finish", writer_new(c, 50));
+    th_call_u64(c, "finish", th_writer_new(c, 50));
     with = th_proc_fd_count(D.pid);
     ck_assert_int_ge(with, base + 51);
     th_close(c);
@@ -117,7 +63,7 @@ START_TEST(disconnect_releases_every_descriptor)
     ck_assert_uint_eq(th_stat_u64(probe, "files"), 0);
     ck_assert_uint_eq(th_stat_u64(probe, "bytes_on_disk"), 0);
     th_close(probe);
-    down();
+    th_must_stop(&D);
 }
 END_TEST
 
@@ -131,9 +77,9 @@ START_TEST(two_thousand_pipelined_requests)
     struct th_reply r;
     uint64_t w;
 
-    up(NULL);
+    th_must_start(&D, NULL);
     c = th_must_connect(&D);
-    w = writer_new(c, 0); /* msgid 1 */
+    w = th_writer_new(c, 0); /* msgid 1 */
     memset(seen, 0, sizeof(seen));
     for (int i = 2; i <= N; i++) {
         int64_t id;
@@ -164,9 +110,9 @@ START_TEST(two_thousand_pipelined_requests)
         else
             ck_assert_int_eq(r.err, PROTO_OK);
     }
-    ck_assert_uint_eq(call_u64(c, "writer_len", w), N / 4);
+    ck_assert_uint_eq(th_call_u64(c, "writer_len", w), N / 4);
     th_close(c);
-    down();
+    th_must_stop(&D);
 }
 END_TEST
 
@@ -183,12 +129,12 @@ START_TEST(pipelined_reads_after_other_replies_answer_once)
     int64_t first, last;
 
     pattern(big, BIG, 5);
-    up(NULL);
+    th_must_start(&D, NULL);
     c = th_must_connect(&D);
-    w = writer_new(c, 0);
-    push(c, w, "small", 5);
-    push(c, w, big, BIG);
-    a = call_u64(c, "into_arena", w);
+    w = th_writer_new(c, 0);
+    th_push(c, w, "small", 5);
+    th_push(c, w, big, BIG);
+    a = th_call_u64(c, "into_arena", w);
     /* Every read follows a reply packed in the same batch. */
     first = th_queue(c, "hello", "");
     th_queue(c, "get", "uL", a, (struct proto_loc){0, 0, 5});
@@ -216,13 +162,13 @@ START_TEST(pipelined_reads_after_other_replies_answer_once)
         }
     }
     /* No stray reply is left: the next call's reply is the next one. */
-    TH_OK_CALL(c, &r, "writer_len", "u", writer_new(c, 1));
+    TH_OK_CALL(c, &r, "writer_len", "u", th_writer_new(c, 1));
     TH_OK_CALL(c, &r, "stat", "");
     ck_assert_uint_eq(th_map_u64(th_map_get(r.result, "errors"), "get"), 0);
     ck_assert_uint_eq(th_map_u64(th_map_get(r.result, "errors"), "get_many"), 0);
     th_close(c);
     free(big);
-    down();
+    th_must_stop(&D);
 }
 END_TEST
 
@@ -266,7 +212,7 @@ START_TEST(hostile_input_closes_only_that_connection)
     struct th_reply r;
     long rss;
 
-    up(NULL);
+    th_must_start(&D, NULL);
     other = th_must_connect(&D);
     TH_OK_CALL(other, &r, "hello", "");
     expect_closed_after(http, sizeof(http) - 1, NULL, 0);
@@ -288,7 +234,7 @@ START_TEST(hostile_input_closes_only_that_connection)
     TH_OK_CALL(other, &r, "hello", "");
     ck_assert_uint_eq(th_stat_u64(other, "connections"), 1);
     th_close(other);
-    down();
+    th_must_stop(&D);
 }
 END_TEST
 
@@ -303,7 +249,7 @@ START_TEST(push_over_max_message_is_refused_early)
     struct th_reply r;
     int rc;
 
-    up((const char *const[]){"--max-message", "1M", NULL});
+    th_must_start(&D, (const char *const[]){"--max-message", "1M", NULL});
     other = th_must_connect(&D);
     c = th_must_connect(&D);
     msgpack_sbuffer_init(&sb);
@@ -332,7 +278,7 @@ START_TEST(push_over_max_message_is_refused_early)
     free(buf);
     TH_OK_CALL(other, &r, "hello", "");
     th_close(other);
-    down();
+    th_must_stop(&D);
 }
 END_TEST
 
@@ -344,7 +290,7 @@ START_TEST(byte_at_a_time_requests_are_framed)
     msgpack_sbuffer sb;
     msgpack_packer pk;
 
-    up(NULL);
+    th_must_start(&D, NULL);
     c = th_must_connect(&D);
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
@@ -363,7 +309,7 @@ START_TEST(byte_at_a_time_requests_are_framed)
     }
     msgpack_sbuffer_destroy(&sb);
     th_close(c);
-    down();
+    th_must_stop(&D);
 }
 END_TEST
 
@@ -379,13 +325,13 @@ START_TEST(client_text_in_the_log_has_no_control_characters)
     struct th_reply r;
     char *log, *line, *end;
 
-    up(args);
+    th_must_start(&D, args);
     c = th_must_connect(&D);
     ck_assert_int_eq(th_send_raw(c, req, sizeof(req)), TH_OK);
     ck_assert_int_eq(th_recv(c, &r), TH_OK);
     ck_assert_int_eq(r.err, PROTO_OK);
     th_close(c);
-    down_keep_log();
+    th_must_exit_clean(&D);
     log = th_daemon_log(&D);
     ck_assert_ptr_nonnull(log);
     line = strstr(log, "client_info");
@@ -420,10 +366,10 @@ static long pipelined_gets(uint32_t len, int n)
 
     pattern(data, FILE_BYTES, 3);
     c = th_must_connect(&D);
-    w = writer_new(c, 0);
+    w = th_writer_new(c, 0);
     for (size_t off = 0; off < FILE_BYTES; off += 512 << 10)
-        push(c, w, data + off, 512 << 10);
-    a = call_u64(c, "into_arena", w);
+        th_push(c, w, data + off, 512 << 10);
+    a = th_call_u64(c, "into_arena", w);
     for (int i = 0; i < n; i++) {
         uint32_t off = (uint32_t)(((uint64_t)i * 7919u * 4096u) % (FILE_BYTES - len + 1));
         th_queue(c, "get", "uL", a, (struct proto_loc){0, off, len});
@@ -456,12 +402,12 @@ START_TEST(back_pressure_bounds_memory_sendfile_path)
 {
     long peak;
 
-    up(NULL);
+    th_must_start(&D, NULL);
     peak = pipelined_gets(1 << 20, 400); /* 400 MiB, sent with sendfile */
     fprintf(stderr, "back-pressure (400 x 1 MiB gets): daemon peak RSS %ld KiB\n", peak);
     ck_assert_int_gt(peak, 0);
     ck_assert_int_lt(peak, RSS_BOUND_KIB);
-    down();
+    th_must_stop(&D);
 }
 END_TEST
 
@@ -470,12 +416,12 @@ START_TEST(back_pressure_bounds_memory_copy_path)
 {
     long peak;
 
-    up(NULL);
+    th_must_start(&D, NULL);
     peak = pipelined_gets(128 << 10, 1600); /* 200 MiB, pread into the output */
     fprintf(stderr, "back-pressure (1600 x 128 KiB gets): daemon peak RSS %ld KiB\n", peak);
     ck_assert_int_gt(peak, 0);
     ck_assert_int_lt(peak, RSS_BOUND_KIB);
-    down();
+    th_must_stop(&D);
 }
 END_TEST
 
@@ -491,31 +437,31 @@ START_TEST(quota_refuses_pushes_and_keeps_old_data)
     uint64_t w, w2, a;
 
     pattern(chunk, CHUNK, 9);
-    up((const char *const[]){"--max-bytes", "1M", NULL});
+    th_must_start(&D, (const char *const[]){"--max-bytes", "1M", NULL});
     c = th_must_connect(&D);
-    w = writer_new(c, 0);
-    l0 = push(c, w, chunk, CHUNK);
-    l1 = push(c, w, chunk, CHUNK);
-    l2 = push(c, w, chunk, CHUNK);
+    w = th_writer_new(c, 0);
+    l0 = th_push(c, w, chunk, CHUNK);
+    l1 = th_push(c, w, chunk, CHUNK);
+    l2 = th_push(c, w, chunk, CHUNK);
     TH_ERR_CALL(c, &r, "no_space", "push", "ub", w, chunk, (size_t)CHUNK);
     TH_ERR_CALL(c, &r, "no_space", "push_many", "ua", w, 2u, "b", chunk, (size_t)1000, "b", chunk,
                 (size_t)CHUNK);
     ck_assert_msg(strstr(r.msg, "item 1") != NULL, "message: %s", r.msg);
-    ck_assert_uint_eq(call_u64(c, "writer_len", w), 3 * CHUNK + 1000);
-    a = call_u64(c, "into_arena", w);
+    ck_assert_uint_eq(th_call_u64(c, "writer_len", w), 3 * CHUNK + 1000);
+    a = th_call_u64(c, "into_arena", w);
     TH_OK_CALL(c, &r, "get", "uL", a, l0);
     th_assert_bytes(r.result, chunk, CHUNK);
     TH_OK_CALL(c, &r, "get", "uL", a, l2);
     th_assert_bytes(r.result, chunk, CHUNK);
-    w2 = writer_new(c, 0);
+    w2 = th_writer_new(c, 0);
     TH_ERR_CALL(c, &r, "no_space", "push", "ub", w2, chunk, (size_t)CHUNK);
     /* Releasing the arena gives the space back. */
     TH_OK_CALL(c, &r, "release", "u", a);
-    push(c, w2, chunk, CHUNK);
+    th_push(c, w2, chunk, CHUNK);
     (void)l1;
     th_close(c);
     free(chunk);
-    down();
+    th_must_stop(&D);
 }
 END_TEST
 
@@ -526,7 +472,7 @@ START_TEST(max_clients_refuses_with_limit)
     struct th_client *c1, *c2, *c3, *c4;
     struct th_reply r;
 
-    up((const char *const[]){"--max-clients", "2", NULL});
+    th_must_start(&D, (const char *const[]){"--max-clients", "2", NULL});
     c1 = th_must_connect(&D);
     TH_OK_CALL(c1, &r, "hello", "");
     c2 = th_must_connect(&D);
@@ -547,7 +493,7 @@ START_TEST(max_clients_refuses_with_limit)
     TH_OK_CALL(c4, &r, "hello", "");
     th_close(c4);
     th_close(c2);
-    down();
+    th_must_stop(&D);
 }
 END_TEST
 
@@ -597,7 +543,7 @@ START_TEST(emfile_pauses_accepting_without_spinning)
     }
     ck_assert_msg(c != NULL, "the daemon did not serve again");
     th_close(c);
-    down();
+    th_must_stop(&D);
 }
 END_TEST
 
@@ -612,7 +558,7 @@ START_TEST(other_uid_is_refused)
     int ws;
     char *log;
 
-    up(NULL);
+    th_must_start(&D, NULL);
     /* Let uid 65534 reach the socket at all; the daemon must refuse it. */
     snprintf(parent, sizeof(parent), "%s", D.dir);
     *strrchr(parent, '/') = '\0';
@@ -639,7 +585,7 @@ START_TEST(other_uid_is_refused)
     mine = th_must_connect(&D);
     TH_OK_CALL(mine, &r, "hello", "");
     th_close(mine);
-    down();
+    th_must_stop(&D);
 }
 END_TEST
 
@@ -680,15 +626,5 @@ static Suite *guards_suite(void)
 /* Runs the suite; exit status 0 when every test passed. */
 int main(void)
 {
-    SRunner *sr;
-    int failed;
-
-    if (th_run_begin() < 0)
-        return EXIT_FAILURE;
-    sr = srunner_create(guards_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    th_run_end();
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return th_run_suite(guards_suite());
 }

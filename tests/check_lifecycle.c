@@ -40,17 +40,6 @@ static void rm_rf(const char *dir)
     ck_assert_int_eq(system(cmd), 0);
 }
 
-/* Stops d and checks the clean exit. */
-static void down(struct th_daemon *d)
-{
-    int st = th_daemon_stop(d);
-
-    if (st != 0)
-        th_daemon_dump_log(d);
-    ck_assert_int_eq(st, 0);
-    th_daemon_cleanup(d);
-}
-
 /* Checks that the daemon's log contains text. */
 static void expect_log(const struct th_daemon *d, const char *text)
 {
@@ -92,7 +81,7 @@ START_TEST(socket_directory_0700_and_socket_0600)
     snprintf(want, sizeof(want), "farenad listening on %s (scratch %s)", D.sock, D.scratch);
     expect_log(&D, want);
     hello_ok(D.sock);
-    down(&D);
+    th_must_stop(&D);
 }
 END_TEST
 
@@ -112,7 +101,7 @@ START_TEST(default_socket_paths_from_the_environment)
     ck_assert_int_eq(lstat(sock, &st), 0);
     ck_assert(S_ISSOCK(st.st_mode));
     hello_ok(sock);
-    down(&D);
+    th_must_stop(&D);
     ck_assert_int_eq(lstat(sock, &st), -1);
 
     /* $FARENA_SOCKET wins over $XDG_RUNTIME_DIR. */
@@ -122,7 +111,7 @@ START_TEST(default_socket_paths_from_the_environment)
     struct th_opts o2 = {.no_socket_arg = 1, .env = envs2};
     ck_assert_int_eq(th_daemon_start_opts(&d2, &o2), 0);
     hello_ok(own);
-    down(&d2);
+    th_must_stop(&d2);
     rm_rf(xdg);
 }
 END_TEST
@@ -144,11 +133,11 @@ START_TEST(default_scratch_from_the_environment)
     ck_assert_int_eq(th_daemon_start_opts(&D, &o), 0);
     snprintf(want, sizeof(want), "(scratch %s)", a);
     expect_log(&D, want);
-    down(&D);
+    th_must_stop(&D);
     ck_assert_int_eq(th_daemon_start_opts(&D, &o2), 0);
     snprintf(want, sizeof(want), "(scratch %s)", b);
     expect_log(&D, want);
-    down(&D);
+    th_must_stop(&D);
     rm_rf(a);
     rm_rf(b);
 }
@@ -169,7 +158,7 @@ START_TEST(second_daemon_refuses_to_start)
     expect_log(&d2, want);
     th_daemon_cleanup(&d2);
     hello_ok(D.sock);
-    down(&D);
+    th_must_stop(&D);
 }
 END_TEST
 
@@ -193,7 +182,7 @@ START_TEST(stale_socket_is_replaced)
     struct th_opts o = {.args = args, .no_socket_arg = 1};
     ck_assert_int_eq(th_daemon_start_opts(&d, &o), 0);
     hello_ok(path);
-    down(&d);
+    th_must_stop(&d);
     rm_rf(dir);
 }
 END_TEST
@@ -450,7 +439,7 @@ START_TEST(sizes_with_suffixes_are_accepted)
     ck_assert_uint_eq(th_map_u64(lim, "max_message"), 65536);
     ck_assert_uint_eq(th_map_u64(lim, "max_handles"), 100000);
     th_close(c);
-    down(&D);
+    th_must_stop(&D);
 }
 END_TEST
 
@@ -486,7 +475,7 @@ START_TEST(raises_the_open_file_soft_limit)
     snprintf(want, sizeof(want), "soft %lu (was %lu), hard %lu", (unsigned long)o.nofile,
              (unsigned long)o.nofile_soft, (unsigned long)o.nofile);
     expect_log(&D, want);
-    down(&D);
+    th_must_stop(&D);
 }
 END_TEST
 
@@ -501,7 +490,7 @@ START_TEST(journal_prefixes_and_quiet)
 
     ck_assert_int_eq(th_daemon_start_opts(&D, &o), 0);
     expect_log(&D, "<6>farenad listening on ");
-    down(&D);
+    th_must_stop(&D);
     ck_assert_int_eq(th_daemon_start(&D, qargs), 0);
     hello_ok(D.sock);
     ck_assert_int_eq(th_daemon_stop(&D), 0);
@@ -521,7 +510,7 @@ START_TEST(warns_when_scratch_is_in_memory)
     /* Only where a tmpfs is at hand (it is on every usual Linux). */
     if (statfs("/dev/shm", &sf) != 0 || sf.f_type != 0x01021994 || mkdtemp(dir) == NULL) {
         ck_assert_int_eq(th_daemon_start(&D, NULL), 0);
-        down(&D);
+        th_must_stop(&D);
         return;
     }
     const char *const args[] = {"--dir", dir, NULL};
@@ -529,7 +518,7 @@ START_TEST(warns_when_scratch_is_in_memory)
     ck_assert_int_eq(th_daemon_start_opts(&D, &o), 0);
     expect_log(&D, "is on tmpfs");
     hello_ok(D.sock);
-    down(&D);
+    th_must_stop(&D);
     rmdir(dir);
 }
 END_TEST
@@ -586,15 +575,5 @@ static Suite *lifecycle_suite(void)
 /* Runs the suite; exit status 0 when every test passed. */
 int main(void)
 {
-    SRunner *sr;
-    int failed;
-
-    if (th_run_begin() < 0)
-        return EXIT_FAILURE;
-    sr = srunner_create(lifecycle_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    th_run_end();
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return th_run_suite(lifecycle_suite());
 }

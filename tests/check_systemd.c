@@ -13,7 +13,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "th_check.h"
@@ -27,24 +26,6 @@ static const char *socket_activate_path(void)
         if (access(candidates[i], X_OK) == 0)
             return candidates[i];
     return NULL;
-}
-
-/* Waits up to timeout_ms for pid to exit; returns its wait status or -1
- * (then kills it). */
-static int wait_pid(pid_t pid, int timeout_ms)
-{
-    uint64_t end = th_now_ms() + (uint64_t)timeout_ms;
-    int status;
-
-    while (th_now_ms() < end) {
-        pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid)
-            return status;
-        th_sleep_ms(10);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, &status, 0);
-    return -1;
 }
 
 /* Checks that hello answers on c with protocol 1. */
@@ -99,9 +80,8 @@ START_TEST(test_socket_activation)
     th_close(c);
 
     ck_assert_int_eq(kill(pid, SIGTERM), 0);
-    status = wait_pid(pid, TH_TIMEOUT_MS);
-    ck_assert_msg(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
-                  "farenad did not exit 0 on SIGTERM (status %d)", status);
+    status = th_wait_child(pid, TH_TIMEOUT_MS);
+    ck_assert_msg(status == 0, "farenad did not exit 0 on SIGTERM (status %d)", status);
     /* The socket file belongs to whoever made it (systemd): still there. */
     ck_assert_int_eq(lstat(sock, &st), 0);
     ck_assert(S_ISSOCK(st.st_mode));
@@ -154,8 +134,8 @@ START_TEST(test_bad_activation_refused)
         close(fd);
         th_sleep_ms(10);
     }
-    status = wait_pid(pid, TH_TIMEOUT_MS);
-    ck_assert_msg(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 1,
+    status = th_wait_child(pid, TH_TIMEOUT_MS);
+    ck_assert_msg(status == 1,
                   "farenad should refuse two inherited sockets with exit 1 (status %d)", status);
     unlink(sock);
     unlink(sock2);
