@@ -1,0 +1,430 @@
+/* The measurement engine: C connections, P requests in flight on each, one
+ * thread, epoll. It knows nothing of the protocols: a driver encodes requests
+ * and parses replies. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "bench.h"
+
+/* Most latency samples kept per measurement. */
+#define LAT_MAX (1u << 20)
+/* Bytes asked of each read(). */
+#define READ_CHUNK (256u << 10)
+/* How long in-flight requests may take to drain after the window. */
+#define DRAIN_NS (60ull * 1000000000ull)
+
+/* Sets or clears O_NONBLOCK. */
+static int set_nonblock(int fd, int on)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0)
+        return -1;
+    fl = on ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK);
+    return fcntl(fd, F_SETFL, fl);
+}
+
+/* Queues one request for idx[0..n) and records its slot. */
+static void conn_issue(struct bconn *c, const uint32_t *idx, uint32_t n)
+{
+    uint32_t pos = (c->slot_head + c->inflight) % BENCH_MAX_DEPTH;
+    c->slot[pos].id = c->next_id;
+    c->slot[pos].t0 = now_ns();
+    c->slot[pos].n = n;
+    c->tp->encode(c, idx, n);
+    c->next_id++;
+    c->inflight++;
+}
+
+/* Retires the slot of msgid (UINT32_MAX: the oldest). Returns its start
+ * time, or 0 when no request has that id. */
+static uint64_t conn_retire(struct bconn *c, uint32_t msgid)
+{
+    if (c->inflight == 0)
+        return 0;
+    uint32_t head = c->slot_head;
+    if (msgid != UINT32_MAX && c->slot[head].id != msgid) {
+        uint32_t k;
+        for (k = 1; k < c->inflight; k++) {
+            uint32_t pos = (head + k) % BENCH_MAX_DEPTH;
+            if (c->slot[pos].id == msgid) {
+                /* Replies may come out of order: move the oldest into the
+                 * answered slot so the ring stays dense. */
+                uint64_t t0 = c->slot[pos].t0;
+                c->slot[pos] = c->slot[head];
+                c->slot[head].t0 = t0;
+                break;
+            }
+        }
+        if (k == c->inflight)
+            return 0;
+    }
+    uint64_t t0 = c->slot[head].t0;
+    c->slot_head = (head + 1) % BENCH_MAX_DEPTH;
+    c->inflight--;
+    return t0;
+}
+
+/* Blocking read of at least one more byte. */
+int conn_read_more(struct bconn *c)
+{
+    size_t want = READ_CHUNK;
+    size_t avail = c->in.wr - c->in.rd;
+    if (c->need > avail && c->need - avail > want)
+        want = c->need - avail;
+    if (ibuf_reserve(&c->in, want) < 0) {
+        errno = ENOMEM;
+        return -1;
+    }
+    for (;;) {
+        ssize_t r = read(c->fd, c->in.buf + c->in.wr, c->in.cap - c->in.wr);
+        if (r > 0) {
+            c->in.wr += (size_t)r;
+            return 0;
+        }
+        if (r == 0) {
+            errno = ECONNRESET;
+            return -1;
+        }
+        if (errno != EINTR)
+            return -1;
+    }
+}
+
+/* Synchronous request: queue, flush, wait for its reply. */
+int engine_call(struct bconn *c, const uint32_t *idx, uint32_t n, char *err, size_t errlen)
+{
+    conn_issue(c, idx, n);
+    if (c->out.oom) {
+        snprintf(err, errlen, "out of memory encoding a request");
+        return -1;
+    }
+    while (c->out.pending > 0) {
+        if (obuf_flush(&c->out, c->fd) < 0) {
+            snprintf(err, errlen, "write: %s", strerror(errno));
+            return -1;
+        }
+    }
+    for (;;) {
+        uint32_t msgid = UINT32_MAX;
+        int rc = 0;
+        if (c->in.wr - c->in.rd >= c->need && c->in.wr > c->in.rd)
+            rc = c->tp->parse(c, &msgid, err, errlen);
+        if (rc < 0)
+            return -1;
+        if (rc == 1) {
+            c->need = 0;
+            conn_retire(c, msgid);
+            return 0;
+        }
+        if (conn_read_more(c) < 0) {
+            snprintf(err, errlen, "read: %s", strerror(errno));
+            return -1;
+        }
+    }
+}
+
+/* Fills idx with n random item numbers below nkeys. */
+static void pick(struct bconn *c, uint32_t *idx, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        idx[i] = (uint32_t)(rng_next(&c->rng) % c->nkeys);
+}
+
+/* Compares two u32 (qsort). */
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* State of one measurement. */
+struct run {
+    const struct bench_cell *cell;
+    int measuring, stopping;
+    uint64_t t_start, t_end;
+    uint64_t reqs, max_reqs;
+    uint32_t *lat;
+    size_t nlat;
+    int failed;
+    char err[160];
+};
+
+/* Handles one completed reply. */
+static void on_reply(struct run *run, struct bconn *c, uint32_t msgid, uint64_t now)
+{
+    uint64_t t0 = conn_retire(c, msgid);
+    if (t0 == 0) {
+        run->failed = 1;
+        snprintf(run->err, sizeof run->err, "%s: reply to an unknown request %u", c->tp->name,
+                 msgid);
+        return;
+    }
+    if (run->measuring && !run->stopping) {
+        run->reqs++;
+        if (run->nlat < LAT_MAX) {
+            uint64_t d = now - t0;
+            run->lat[run->nlat++] = d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
+        }
+    }
+}
+
+/* Reads what is there and handles every complete reply. Returns 0 or -1. */
+static int conn_on_readable(struct run *run, struct bconn *c, uint32_t *idx)
+{
+    for (int rounds = 0; rounds < 4; rounds++) {
+        size_t want = READ_CHUNK;
+        size_t avail = c->in.wr - c->in.rd;
+        if (c->need > avail && c->need - avail > want)
+            want = c->need - avail;
+        if (ibuf_reserve(&c->in, want) < 0) {
+            snprintf(run->err, sizeof run->err, "out of memory reading");
+            return -1;
+        }
+        size_t room = c->in.cap - c->in.wr;
+        ssize_t r = read(c->fd, c->in.buf + c->in.wr, room);
+        if (r == 0) {
+            snprintf(run->err, sizeof run->err, "%s: server closed the connection", c->tp->name);
+            return -1;
+        }
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return 0;
+            snprintf(run->err, sizeof run->err, "%s: read: %s", c->tp->name, strerror(errno));
+            return -1;
+        }
+        c->in.wr += (size_t)r;
+        uint64_t now = 0;
+        while (c->in.wr - c->in.rd >= c->need && c->in.wr > c->in.rd) {
+            uint32_t msgid = UINT32_MAX;
+            int rc = c->tp->parse(c, &msgid, run->err, sizeof run->err);
+            if (rc < 0)
+                return -1;
+            if (rc == 0)
+                break;
+            c->need = 0;
+            if (!now)
+                now = now_ns();
+            on_reply(run, c, msgid, now);
+            if (run->failed)
+                return -1;
+            if (!run->stopping) {
+                pick(c, idx, run->cell->batch);
+                conn_issue(c, idx, run->cell->batch);
+            }
+        }
+        if (c->in.rd == c->in.wr)
+            c->in.rd = c->in.wr = 0;
+        if ((size_t)r < room)
+            return 0;
+    }
+    return 0;
+}
+
+/* Opens one connection and runs the driver's setup. */
+static int conn_open(struct bconn *c, const struct tproto *tp, const char *sock,
+                     const struct bench_cell *cell, char *err, size_t errlen)
+{
+    memset(c, 0, sizeof *c);
+    c->tp = tp;
+    c->cell = cell;
+    c->sock = sock;
+    c->next_id = 1;
+    c->fd = unix_connect(sock);
+    if (c->fd < 0) {
+        snprintf(err, errlen, "%s: connect %s: %s", tp->name, sock, strerror(errno));
+        return -1;
+    }
+    if (tp->setup(c, err, errlen) < 0) {
+        close(c->fd);
+        c->fd = -1;
+        if (tp->teardown)
+            tp->teardown(c);
+        obuf_free(&c->out);
+        ibuf_free(&c->in);
+        return -1;
+    }
+    return 0;
+}
+
+/* Tears a connection down (blocking) and frees it. */
+static void conn_close(struct bconn *c)
+{
+    if (c->fd >= 0) {
+        set_nonblock(c->fd, 0);
+        if (c->tp->teardown)
+            c->tp->teardown(c);
+        close(c->fd);
+        c->fd = -1;
+    } else if (c->tp->teardown) {
+        c->tp->teardown(c);
+    }
+    obuf_free(&c->out);
+    ibuf_free(&c->in);
+}
+
+/* Opens a control connection (public wrapper). */
+int engine_open(struct bconn *c, const struct tproto *tp, const char *sock,
+                const struct bench_cell *cell, char *err, size_t errlen)
+{
+    return conn_open(c, tp, sock, cell, err, errlen);
+}
+
+/* Closes a control connection. */
+void engine_close(struct bconn *c)
+{
+    conn_close(c);
+}
+
+/* Updates c's epoll interest to match whether output is pending. */
+static int conn_arm(int ep, struct bconn *c, int *armed_out)
+{
+    int want = c->out.pending > 0;
+    if (want == *armed_out)
+        return 0;
+    struct epoll_event ev = {.events = EPOLLIN | (want ? EPOLLOUT : 0u), .data.ptr = c};
+    if (epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev) < 0)
+        return -1;
+    *armed_out = want;
+    return 0;
+}
+
+/* One measurement. */
+void engine_run(const struct tproto *tp, const char *sock, const struct bench_cell *cell,
+                uint32_t nkeys, uint64_t arena, uint64_t stream, const struct bench_opts *o,
+                struct bench_result *r)
+{
+    memset(r, 0, sizeof *r);
+    struct run run;
+    memset(&run, 0, sizeof run);
+    run.cell = cell;
+    run.max_reqs = o->max_requests;
+    run.lat = malloc(LAT_MAX * sizeof *run.lat);
+    struct bconn *conns = calloc(cell->conns, sizeof *conns);
+    int *armed = calloc(cell->conns, sizeof *armed);
+    uint32_t *idx = malloc(BENCH_MAX_BATCH * sizeof *idx);
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    uint32_t opened = 0;
+    if (!run.lat || !conns || !armed || !idx || ep < 0) {
+        snprintf(r->note, sizeof r->note, "out of resources");
+        goto out;
+    }
+    for (uint32_t i = 0; i < cell->conns; i++) {
+        struct bconn *c = &conns[i];
+        c->arena = arena;
+        if (conn_open(c, tp, sock, cell, r->note, sizeof r->note) < 0)
+            goto out;
+        opened++;
+        c->arena = arena;
+        c->nkeys = nkeys ? nkeys : 1;
+        c->rng = rng_seed(o->seed, stream, i, 0x5eed);
+        set_nonblock(c->fd, 1);
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+        if (epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) < 0) {
+            snprintf(r->note, sizeof r->note, "epoll_ctl: %s", strerror(errno));
+            goto out;
+        }
+    }
+    uint64_t t0 = now_ns();
+    uint64_t warm_end = t0 + (uint64_t)(o->warmup * 1e9);
+    uint64_t end = warm_end + (uint64_t)(o->seconds * 1e9);
+    uint64_t drain_end = 0;
+    for (uint32_t i = 0; i < cell->conns; i++) {
+        struct bconn *c = &conns[i];
+        while (c->inflight < cell->depth) {
+            pick(c, idx, cell->batch);
+            conn_issue(c, idx, cell->batch);
+        }
+        if (obuf_flush(&c->out, c->fd) < 0 || conn_arm(ep, c, &armed[i]) < 0) {
+            snprintf(r->note, sizeof r->note, "write: %s", strerror(errno));
+            goto out;
+        }
+    }
+    struct epoll_event evs[64];
+    for (;;) {
+        uint64_t now = now_ns();
+        if (!run.measuring && now >= warm_end) {
+            run.measuring = 1;
+            run.t_start = now;
+        }
+        if (run.measuring && !run.stopping && (now >= end || run.reqs >= run.max_reqs)) {
+            run.stopping = 1;
+            run.t_end = now;
+            drain_end = now + DRAIN_NS;
+        }
+        if (run.stopping) {
+            uint32_t busy = 0;
+            for (uint32_t i = 0; i < cell->conns; i++)
+                busy += conns[i].inflight;
+            if (busy == 0)
+                break;
+            if (now >= drain_end) {
+                snprintf(r->note, sizeof r->note, "%s: %u replies never came", tp->name, busy);
+                goto out;
+            }
+        }
+        uint64_t next = run.stopping ? drain_end : (run.measuring ? end : warm_end);
+        int timeout = next > now ? (int)((next - now) / 1000000u) + 1 : 0;
+        int n = epoll_wait(ep, evs, 64, timeout);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            snprintf(r->note, sizeof r->note, "epoll_wait: %s", strerror(errno));
+            goto out;
+        }
+        for (int k = 0; k < n; k++) {
+            struct bconn *c = evs[k].data.ptr;
+            size_t ci = (size_t)(c - conns);
+            if (evs[k].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
+                if (conn_on_readable(&run, c, idx) < 0) {
+                    snprintf(r->note, sizeof r->note, "%s", run.err);
+                    goto out;
+                }
+            }
+            if (c->out.oom) {
+                snprintf(r->note, sizeof r->note, "out of memory encoding");
+                goto out;
+            }
+            if (c->out.pending > 0 && obuf_flush(&c->out, c->fd) < 0) {
+                snprintf(r->note, sizeof r->note, "%s: write: %s", tp->name, strerror(errno));
+                goto out;
+            }
+            if (conn_arm(ep, c, &armed[ci]) < 0) {
+                snprintf(r->note, sizeof r->note, "epoll_ctl: %s", strerror(errno));
+                goto out;
+            }
+        }
+    }
+    r->ok = 1;
+    r->secs = (double)(run.t_end - run.t_start) / 1e9;
+    r->reqs = run.reqs;
+    r->items = run.reqs * cell->batch;
+    r->bytes = r->items * cell->size;
+    if (run.nlat > 0) {
+        qsort(run.lat, run.nlat, sizeof *run.lat, cmp_u32);
+        r->p50_us = run.lat[run.nlat / 2] / 1e3;
+        r->p99_us = run.lat[(size_t)((double)run.nlat * 0.99)] / 1e3;
+    }
+out:
+    for (uint32_t i = 0; i < opened; i++) {
+        /* A failed run leaves replies in flight: a teardown would wait for
+         * them, so just close. */
+        if (!r->ok) {
+            close(conns[i].fd);
+            conns[i].fd = -1;
+        }
+        conn_close(&conns[i]);
+    }
+    if (ep >= 0)
+        close(ep);
+    free(idx);
+    free(armed);
+    free(conns);
+    free(run.lat);
+}

@@ -1,0 +1,13 @@
+# The benchmark smoke test: bench/run.sh --quick against this build's own
+# farenad and farena-bench (no Release rebuild, no package installs). It checks
+# only that the run finishes and writes its report; it asserts nothing about
+# speed. Registered only when the bench target exists (the top level adds
+# bench/ before tests/) and only in builds without sanitizers, whose timings
+# mean nothing.
+if(TARGET farena-bench AND TARGET farenad AND NOT CMAKE_C_FLAGS MATCHES "-fsanitize")
+    add_test(NAME bench_quick
+        COMMAND ${PROJECT_SOURCE_DIR}/bench/run.sh --quick --no-install
+                --build-dir ${CMAKE_BINARY_DIR}
+                --out ${CMAKE_CURRENT_BINARY_DIR}/bench-quick.md)
+    set_tests_properties(bench_quick PROPERTIES TIMEOUT 300 LABELS bench)
+endif()
