@@ -20,6 +20,30 @@ static struct proto_loc push_s(struct th_client *c, uint64_t w, const char *s)
     return th_push(c, w, s, strlen(s));
 }
 
+/* Writes the C string s as a new file idx and finishes it; returns the file
+ * handle, and s's location in *loc unless loc is NULL. */
+static uint64_t file_of_s(struct th_client *c, unsigned idx, const char *s, struct proto_loc *loc)
+{
+    uint64_t w = th_writer_new(c, idx);
+    struct proto_loc l = push_s(c, w, s);
+
+    if (loc != NULL)
+        *loc = l;
+    return th_call_u64(c, "finish", w);
+}
+
+/* Writes the C string s as the only file of a new arena, which c holds;
+ * returns the arena handle, and s's location in *loc unless loc is NULL. */
+static uint64_t arena_of_s(struct th_client *c, const char *s, struct proto_loc *loc)
+{
+    uint64_t w = th_writer_new(c, 0);
+    struct proto_loc l = push_s(c, w, s);
+
+    if (loc != NULL)
+        *loc = l;
+    return th_call_u64(c, "into_arena", w);
+}
+
 /* build or arena_new that must succeed. */
 static uint64_t build(struct th_client *c, const char *method, const uint64_t *files, size_t n)
 {
@@ -50,6 +74,27 @@ static struct proto_loc loc_at(unsigned i, uint32_t off, uint32_t len)
 {
     struct proto_loc l = {(uint16_t)i, off, len};
     return l;
+}
+
+/* Sends push_many [w, [n empty bins]] under msgid, packed by hand (too many
+ * items for th_queue's argument list), and reads its reply into *r. */
+static void raw_push_many_empty(struct th_client *c, uint32_t msgid, uint64_t w, uint32_t n,
+                                struct th_reply *r)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    proto_pack_request_head(&pk, msgid, PROTO_M_PUSH_MANY, 2);
+    msgpack_pack_uint64(&pk, w);
+    msgpack_pack_array(&pk, n);
+    for (uint32_t i = 0; i < n; i++)
+        msgpack_pack_bin(&pk, 0);
+    ck_assert_int_eq(th_send_raw(c, sb.data, sb.size), TH_OK);
+    msgpack_sbuffer_destroy(&sb);
+    ck_assert_int_eq(th_recv(c, r), TH_OK);
+    ck_assert_uint_eq(r->msgid, msgid);
 }
 
 /* Checks that the message of the last error contains text. */
@@ -387,29 +432,12 @@ START_TEST(push_many_over_max_batch_is_too_large)
 {
     struct th_client *c;
     struct th_reply r;
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
     uint64_t w;
 
     th_must_start(&D, NULL);
     c = th_must_connect(&D);
     w = th_writer_new(c, 0);
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 4);
-    msgpack_pack_uint8(&pk, 0);
-    msgpack_pack_uint32(&pk, 4242);
-    msgpack_pack_str(&pk, 9);
-    msgpack_pack_str_body(&pk, "push_many", 9);
-    msgpack_pack_array(&pk, 2);
-    msgpack_pack_uint64(&pk, w);
-    msgpack_pack_array(&pk, 65537);
-    for (int i = 0; i < 65537; i++)
-        msgpack_pack_bin(&pk, 0);
-    ck_assert_int_eq(th_send_raw(c, sb.data, sb.size), TH_OK);
-    msgpack_sbuffer_destroy(&sb);
-    ck_assert_int_eq(th_recv(c, &r), TH_OK);
-    ck_assert_uint_eq(r.msgid, 4242);
+    raw_push_many_empty(c, 4242, w, 65537, &r);
     ck_assert_str_eq(r.code, "too_large");
     expect_msg(&r, "max_batch");
     TH_OK_CALL(c, &r, "hello", "");
@@ -501,9 +529,7 @@ START_TEST(build_errors)
 
     th_must_start(&D, NULL);
     c = th_must_connect(&D);
-    w = th_writer_new(c, 0);
-    push_s(c, w, "a");
-    f0 = th_call_u64(c, "finish", w);
+    f0 = file_of_s(c, 0, "a", NULL);
     w = th_writer_new(c, 0);
     f0b = th_call_u64(c, "finish", w);
     w = th_writer_new(c, 2);
@@ -531,13 +557,11 @@ START_TEST(get_bounds_and_kinds)
 {
     struct th_client *c;
     struct th_reply r;
-    uint64_t w, a, w2;
+    uint64_t a, w2;
 
     th_must_start(&D, NULL);
     c = th_must_connect(&D);
-    w = th_writer_new(c, 0);
-    push_s(c, w, "0123456789");
-    a = th_call_u64(c, "into_arena", w);
+    a = arena_of_s(c, "0123456789", NULL);
     expect_get_s(c, a, loc_at(0, 0, 10), "0123456789");
     expect_get_s(c, a, loc_at(0, 10, 0), ""); /* empty at the very end */
     TH_ERR_CALL(c, &r, "out_of_bounds", "get", "uL", a, loc_at(0, 11, 0));
@@ -642,21 +666,7 @@ START_TEST(responses_over_max_message_are_too_large)
     /* push_many's reply is sized before anything is written: 17000 empty
      * items make a 34 KB request but a 68 KB reply. */
     w = th_writer_new(c, 0);
-    {
-        msgpack_sbuffer sb;
-        msgpack_packer pk;
-        msgpack_sbuffer_init(&sb);
-        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-        proto_pack_request_head(&pk, 9001, PROTO_M_PUSH_MANY, 2);
-        msgpack_pack_uint64(&pk, w);
-        msgpack_pack_array(&pk, 17000);
-        for (int i = 0; i < 17000; i++)
-            msgpack_pack_bin(&pk, 0);
-        ck_assert_int_eq(th_send_raw(c, sb.data, sb.size), TH_OK);
-        msgpack_sbuffer_destroy(&sb);
-    }
-    ck_assert_int_eq(th_recv(c, &r), TH_OK);
-    ck_assert_uint_eq(r.msgid, 9001);
+    raw_push_many_empty(c, 9001, w, 17000, &r);
     ck_assert_str_eq(r.code, "too_large");
     expect_msg(&r, "max_message");
     ck_assert_uint_eq(th_call_u64(c, "writer_len", w), 0);
@@ -763,9 +773,7 @@ START_TEST(names_lookup_unname)
     memset(longname, 'q', sizeof(longname));
     th_must_start(&D, NULL);
     c = th_must_connect(&D);
-    w = th_writer_new(c, 0);
-    push_s(c, w, "named data");
-    a = th_call_u64(c, "into_arena", w);
+    a = arena_of_s(c, "named data", NULL);
     TH_OK_CALL(c, &r, "name", "us", a, "results/2024");
     ck_assert_int_eq(r.result->type, MSGPACK_OBJECT_NIL);
     TH_ERR_CALL(c, &r, "name_taken", "name", "us", a, "results/2024");
@@ -850,11 +858,8 @@ START_TEST(crate_three_writers_built_shuffled)
 
     th_must_start(&D, NULL);
     c = th_must_connect(&D);
-    for (unsigned i = 0; i < 3; i++) {
-        uint64_t w = th_writer_new(c, i);
-        loc[i] = push_s(c, w, items[i]);
-        f[i] = th_call_u64(c, "finish", w);
-    }
+    for (unsigned i = 0; i < 3; i++)
+        f[i] = file_of_s(c, i, items[i], &loc[i]);
     a = build(c, "build", (uint64_t[]){f[2], f[0], f[1]}, 3);
     for (unsigned i = 0; i < 3; i++)
         expect_get_s(c, a, loc[i], items[i]);
@@ -869,16 +874,12 @@ START_TEST(crate_arena_new_in_and_out_of_order)
     struct th_client *c;
     struct th_reply r;
     struct proto_loc l1, l2;
-    uint64_t w1, w2, f1, f2, a;
+    uint64_t f1, f2, a;
 
     th_must_start(&D, NULL);
     c = th_must_connect(&D);
-    w1 = th_writer_new(c, 0);
-    l1 = push_s(c, w1, "data1");
-    f1 = th_call_u64(c, "finish", w1);
-    w2 = th_writer_new(c, 1);
-    l2 = push_s(c, w2, "data2");
-    f2 = th_call_u64(c, "finish", w2);
+    f1 = file_of_s(c, 0, "data1", &l1);
+    f2 = file_of_s(c, 1, "data2", &l2);
     TH_ERR_CALL(c, &r, "index_mismatch", "arena_new", "U", (uint64_t[]){f2, f1}, (size_t)2);
     a = build(c, "arena_new", (uint64_t[]){f1, f2}, 2);
     expect_get_s(c, a, l1, "data1");
@@ -894,21 +895,17 @@ START_TEST(crate_file_reused_in_two_arenas)
     struct th_client *a, *b;
     struct th_reply r;
     struct proto_loc l0, l1;
-    uint64_t w, a1, a2, f0, f1;
+    uint64_t a1, a2, f0, f1;
 
     th_must_start(&D, NULL);
     a = th_must_connect(&D);
     b = th_must_connect(&D);
-    w = th_writer_new(a, 0);
-    l0 = push_s(a, w, "first file");
-    a1 = th_call_u64(a, "into_arena", w);
+    a1 = arena_of_s(a, "first file", &l0);
     /* b extends a's arena without copying: its files plus a new one. */
     TH_OK_CALL(b, &r, "arena_files", "u", a1);
     ck_assert_uint_eq(r.result->via.array.size, 1);
     f0 = th_u64(&r.result->via.array.ptr[0]);
-    w = th_writer_new(b, 1);
-    l1 = push_s(b, w, "second file");
-    f1 = th_call_u64(b, "finish", w);
+    f1 = file_of_s(b, 1, "second file", &l1);
     a2 = build(b, "build", (uint64_t[]){f1, f0}, 2);
     TH_OK_CALL(a, &r, "release", "u", a1);
     TH_ERR_CALL(b, &r, "no_such_handle", "get", "uL", a1, l0);
@@ -929,14 +926,12 @@ START_TEST(share_by_open_survives_the_builder)
     struct th_client *a, *b;
     struct th_reply r;
     struct proto_loc l;
-    uint64_t w, ar;
+    uint64_t ar;
 
     th_must_start(&D, NULL);
     a = th_must_connect(&D);
     b = th_must_connect(&D);
-    w = th_writer_new(a, 0);
-    l = push_s(a, w, "kept by b");
-    ar = th_call_u64(a, "into_arena", w);
+    ar = arena_of_s(a, "kept by b", &l);
     TH_OK_CALL(b, &r, "open", "u", ar);
     th_close(a);
     ck_assert_int_eq(th_wait_stat(b, "connections", 1, TH_TIMEOUT_MS), 0);
@@ -955,13 +950,11 @@ START_TEST(share_by_name_outlives_the_producer)
     struct th_client *a, *b;
     struct th_reply r;
     struct proto_loc l;
-    uint64_t w, ar;
+    uint64_t ar;
 
     th_must_start(&D, NULL);
     a = th_must_connect(&D);
-    w = th_writer_new(a, 0);
-    l = push_s(a, w, "left for later");
-    ar = th_call_u64(a, "into_arena", w);
+    ar = arena_of_s(a, "left for later", &l);
     TH_OK_CALL(a, &r, "name", "us", ar, "handoff");
     th_close(a);
     b = th_must_connect(&D);
@@ -982,14 +975,12 @@ START_TEST(unshared_arena_dies_with_its_connection)
     struct th_client *a, *b;
     struct th_reply r;
     struct proto_loc l;
-    uint64_t w, ar, wpending;
+    uint64_t ar, wpending;
 
     th_must_start(&D, NULL);
     a = th_must_connect(&D);
     b = th_must_connect(&D);
-    w = th_writer_new(a, 0);
-    l = push_s(a, w, "gone soon");
-    ar = th_call_u64(a, "into_arena", w);
+    ar = arena_of_s(a, "gone soon", &l);
     wpending = th_writer_new(a, 1);
     push_s(a, wpending, "never finished");
     expect_get_s(b, ar, l, "gone soon"); /* any connection may read without a reference */
@@ -997,10 +988,7 @@ START_TEST(unshared_arena_dies_with_its_connection)
     th_close(a);
     ck_assert_int_eq(th_wait_stat(b, "connections", 1, TH_TIMEOUT_MS), 0);
     TH_ERR_CALL(b, &r, "no_such_handle", "get", "uL", ar, l);
-    TH_OK_CALL(b, &r, "stat", "");
-    ck_assert_uint_eq(th_map_u64(r.result, "writers"), 0);
-    ck_assert_uint_eq(th_map_u64(r.result, "files"), 0);
-    ck_assert_uint_eq(th_map_u64(r.result, "bytes_on_disk"), 0);
+    th_expect_objects(b, 0, 0, 0);
     th_close(b);
     th_must_stop(&D);
 }
@@ -1014,17 +1002,13 @@ START_TEST(files_are_usable_by_any_connection_while_alive)
     struct th_client *a, *b;
     struct th_reply r;
     struct proto_loc l0;
-    uint64_t w, wpending, f0, flate, ar1, ar2;
+    uint64_t wpending, f0, flate, ar1, ar2;
 
     th_must_start(&D, NULL);
     a = th_must_connect(&D);
     b = th_must_connect(&D);
-    w = th_writer_new(a, 0);
-    l0 = push_s(a, w, "written by a");
-    f0 = th_call_u64(a, "finish", w);
-    w = th_writer_new(a, 0);
-    push_s(a, w, "never built");
-    flate = th_call_u64(a, "finish", w);
+    f0 = file_of_s(a, 0, "written by a", &l0);
+    flate = file_of_s(a, 0, "never built", NULL);
     wpending = th_writer_new(a, 1);
     push_s(a, wpending, "pending");
     /* b builds with a's unbuilt file while a is connected. */
@@ -1055,10 +1039,7 @@ START_TEST(files_are_usable_by_any_connection_while_alive)
     TH_OK_CALL(b, &r, "release", "u", ar1);
     ck_assert_uint_ne(build(b, "build", (uint64_t[]){f0}, 1), 0);
     TH_ERR_CALL(b, &r, "no_such_handle", "release", "u", f0);
-    TH_OK_CALL(b, &r, "stat", "");
-    ck_assert_uint_eq(th_map_u64(r.result, "writers"), 0);
-    ck_assert_uint_eq(th_map_u64(r.result, "files"), 1);
-    ck_assert_uint_eq(th_map_u64(r.result, "bytes_on_disk"), 12);
+    th_expect_objects(b, 0, 1, 12);
     th_close(b);
     th_must_stop(&D);
 }

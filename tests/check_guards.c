@@ -59,9 +59,7 @@ START_TEST(disconnect_releases_every_descriptor)
     ck_assert_int_ge(with, base + 51);
     th_close(c);
     ck_assert_int_eq(wait_fd_count(D.pid, base, 5000), base);
-    ck_assert_uint_eq(th_stat_u64(probe, "writers"), 0);
-    ck_assert_uint_eq(th_stat_u64(probe, "files"), 0);
-    ck_assert_uint_eq(th_stat_u64(probe, "bytes_on_disk"), 0);
+    th_expect_objects(probe, 0, 0, 0);
     th_close(probe);
     th_must_stop(&D);
 }
@@ -254,12 +252,7 @@ START_TEST(push_over_max_message_is_refused_early)
     c = th_must_connect(&D);
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 4);
-    msgpack_pack_uint8(&pk, 0);
-    msgpack_pack_uint32(&pk, 77);
-    msgpack_pack_str(&pk, 4);
-    msgpack_pack_str_body(&pk, "push", 4);
-    msgpack_pack_array(&pk, 2);
+    proto_pack_request_head(&pk, 77, PROTO_M_PUSH, 2);
     msgpack_pack_uint8(&pk, 1);
     msgpack_pack_bin(&pk, BIG);
     memcpy(buf, sb.data, sb.size);

@@ -52,6 +52,20 @@ static void expect_log(const struct th_daemon *d, const char *text)
     ck_assert_msg(ok, "the log lacks \"%s\"", text);
 }
 
+/* Starts farenad with --socket sock (and a --dir of its own) and checks
+ * that it refuses to start: exit status 1 and text in its log. */
+static void expect_socket_refused(const char *sock, const char *text)
+{
+    const char *const args[] = {"--socket", sock, NULL};
+    struct th_opts o = {.args = args, .no_socket_arg = 1, .no_wait = 1};
+    struct th_daemon d;
+
+    ck_assert_int_eq(th_daemon_start_opts(&d, &o), 0);
+    ck_assert_int_eq(th_daemon_wait_exit(&d, TH_TIMEOUT_MS), 1);
+    expect_log(&d, text);
+    th_daemon_cleanup(&d);
+}
+
 /* Connects to sock and checks that hello succeeds. */
 static void hello_ok(const char *sock)
 {
@@ -146,17 +160,11 @@ END_TEST
 /* A second daemon on a served socket exits 1 and names the path. */
 START_TEST(second_daemon_refuses_to_start)
 {
-    struct th_daemon d2;
     char want[400];
 
     ck_assert_int_eq(th_daemon_start(&D, NULL), 0);
-    const char *const args[] = {"--socket", D.sock, NULL};
-    struct th_opts o = {.args = args, .no_socket_arg = 1, .no_wait = 1};
-    ck_assert_int_eq(th_daemon_start_opts(&d2, &o), 0);
-    ck_assert_int_eq(th_daemon_wait_exit(&d2, TH_TIMEOUT_MS), 1);
     snprintf(want, sizeof(want), "another farenad is serving %s", D.sock);
-    expect_log(&d2, want);
-    th_daemon_cleanup(&d2);
+    expect_socket_refused(D.sock, want);
     hello_ok(D.sock);
     th_must_stop(&D);
 }
@@ -192,7 +200,6 @@ END_TEST
 START_TEST(refuses_what_is_not_its_own)
 {
     char dir[128], path[200], sub[200], subsock[300];
-    struct th_daemon d;
     struct stat st;
     int fd;
 
@@ -203,12 +210,7 @@ START_TEST(refuses_what_is_not_its_own)
     ck_assert_int_ge(fd, 0);
     ck_assert_int_eq(write(fd, "keep", 4), 4);
     close(fd);
-    const char *const args[] = {"--socket", path, NULL};
-    struct th_opts o = {.args = args, .no_socket_arg = 1, .no_wait = 1};
-    ck_assert_int_eq(th_daemon_start_opts(&d, &o), 0);
-    ck_assert_int_eq(th_daemon_wait_exit(&d, TH_TIMEOUT_MS), 1);
-    expect_log(&d, "not a socket");
-    th_daemon_cleanup(&d);
+    expect_socket_refused(path, "not a socket");
     ck_assert_int_eq(stat(path, &st), 0);
     ck_assert_int_eq(st.st_size, 4);
     /* A socket directory of ours that others may write to. */
@@ -216,27 +218,15 @@ START_TEST(refuses_what_is_not_its_own)
     ck_assert_int_eq(mkdir(sub, 0700), 0);
     ck_assert_int_eq(chmod(sub, 0777), 0);
     snprintf(subsock, sizeof(subsock), "%s/farenad.sock", sub);
-    {
-        const char *const args3[] = {"--socket", subsock, NULL};
-        struct th_opts o3 = {.args = args3, .no_socket_arg = 1, .no_wait = 1};
-        ck_assert_int_eq(th_daemon_start_opts(&d, &o3), 0);
-        ck_assert_int_eq(th_daemon_wait_exit(&d, TH_TIMEOUT_MS), 1);
-        expect_log(&d, "is writable by others (mode 777)");
-        th_daemon_cleanup(&d);
-        ck_assert_int_ne(lstat(subsock, &st), 0);
-    }
+    expect_socket_refused(subsock, "is writable by others (mode 777)");
+    ck_assert_int_ne(lstat(subsock, &st), 0);
     /* A socket directory that belongs to another user. */
     if (geteuid() == 0) {
         snprintf(sub, sizeof(sub), "%s/other", dir);
         ck_assert_int_eq(mkdir(sub, 0700), 0);
         ck_assert_int_eq(chown(sub, 65534, 65534), 0);
         snprintf(subsock, sizeof(subsock), "%s/farenad.sock", sub);
-        const char *const args2[] = {"--socket", subsock, NULL};
-        struct th_opts o2 = {.args = args2, .no_socket_arg = 1, .no_wait = 1};
-        ck_assert_int_eq(th_daemon_start_opts(&d, &o2), 0);
-        ck_assert_int_eq(th_daemon_wait_exit(&d, TH_TIMEOUT_MS), 1);
-        expect_log(&d, "belongs to uid 65534");
-        th_daemon_cleanup(&d);
+        expect_socket_refused(subsock, "belongs to uid 65534");
     }
     rm_rf(dir);
 }
@@ -276,11 +266,9 @@ START_TEST(shutdown_answers_what_was_received_then_shutting_down)
         data[i] = (unsigned char)(i * 7);
     ck_assert_int_eq(th_daemon_start(&D, NULL), 0);
     c = th_must_connect(&D);
-    TH_OK_CALL(c, &r, "writer_new", "u", (uint64_t)0);
-    w = th_res_u64(&r);
-    TH_OK_CALL(c, &r, "push", "ub", w, data, (size_t)LEN);
-    TH_OK_CALL(c, &r, "into_arena", "u", w);
-    a = th_res_u64(&r);
+    w = th_writer_new(c, 0);
+    th_push(c, w, data, LEN);
+    a = th_call_u64(c, "into_arena", w);
     /* 20 MiB of replies: the daemon stops at its high-water mark with most
      * requests still buffered. They were received before the signal. */
     for (int i = 0; i < N; i++)
@@ -317,16 +305,13 @@ START_TEST(shutdown_is_bounded_when_a_client_never_reads)
     enum { LEN = 1 << 20 };
     unsigned char *data = calloc(1, LEN);
     struct th_client *c;
-    struct th_reply r;
     uint64_t w, a, t0;
 
     ck_assert_int_eq(th_daemon_start(&D, NULL), 0);
     c = th_must_connect(&D);
-    TH_OK_CALL(c, &r, "writer_new", "u", (uint64_t)0);
-    w = th_res_u64(&r);
-    TH_OK_CALL(c, &r, "push", "ub", w, data, (size_t)LEN);
-    TH_OK_CALL(c, &r, "into_arena", "u", w);
-    a = th_res_u64(&r);
+    w = th_writer_new(c, 0);
+    th_push(c, w, data, LEN);
+    a = th_call_u64(c, "into_arena", w);
     for (int i = 0; i < 20; i++)
         th_queue(c, "get", "uL", a, (struct proto_loc){0, 0, LEN});
     ck_assert_int_eq(th_flush(c), TH_OK);

@@ -28,6 +28,31 @@ static const char *socket_activate_path(void)
     return NULL;
 }
 
+/* Forks and runs argv (NULL-terminated; argv[0] is the program's path) with
+ * stdout and stderr on /dev/null, dying with the test. Returns the pid. */
+static pid_t spawn_quiet(const char *const *argv)
+{
+    pid_t pid = fork();
+
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        char *v[16];
+        size_t n = 0;
+        int null = open("/dev/null", O_WRONLY);
+
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        dup2(null, STDOUT_FILENO);
+        dup2(null, STDERR_FILENO);
+        /* execv wants mutable strings; this process execs or exits. */
+        for (; argv[n] != NULL && n < 15; n++)
+            v[n] = strdup(argv[n]);
+        v[n] = NULL;
+        execv(v[0], v);
+        _exit(127);
+    }
+    return pid;
+}
+
 /* Checks that hello answers on c with protocol 1. */
 static void assert_hello(struct th_client *c)
 {
@@ -56,18 +81,10 @@ START_TEST(test_socket_activation)
     snprintf(scratch, sizeof(scratch), "%s/scratch", dir);
     ck_assert_int_eq(mkdir(scratch, 0700), 0);
 
-    pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int null = open("/dev/null", O_WRONLY);
-        dup2(null, STDOUT_FILENO);
-        dup2(null, STDERR_FILENO);
-        /* --socket points elsewhere on purpose: the inherited socket wins. */
-        execl(sa, sa, "-l", sock, th_farenad_path(), "--dir", scratch, "--min-free", "0",
-              "--socket", "/nonexistent/ignored.sock", (char *)NULL);
-        _exit(127);
-    }
+    /* --socket points elsewhere on purpose: the inherited socket wins. */
+    pid = spawn_quiet((const char *const[]){sa, "-l", sock, th_farenad_path(), "--dir", scratch,
+                                            "--min-free", "0", "--socket",
+                                            "/nonexistent/ignored.sock", NULL});
     c = th_connect(sock, TH_TIMEOUT_MS);
     ck_assert_msg(c != NULL, "cannot connect to the activated socket");
     assert_hello(c);
@@ -110,17 +127,8 @@ START_TEST(test_bad_activation_refused)
     ck_assert_int_eq(mkdir(scratch, 0700), 0);
 
     /* Two inherited sockets: farenad wants exactly one, and says so. */
-    pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int null = open("/dev/null", O_WRONLY);
-        dup2(null, STDOUT_FILENO);
-        dup2(null, STDERR_FILENO);
-        execl(sa, sa, "-l", sock, "-l", sock2, th_farenad_path(), "--dir", scratch, "--min-free",
-              "0", (char *)NULL);
-        _exit(127);
-    }
+    pid = spawn_quiet((const char *const[]){sa, "-l", sock, "-l", sock2, th_farenad_path(), "--dir",
+                                            scratch, "--min-free", "0", NULL});
     /* systemd-socket-activate execs farenad on the first connection. */
     for (int i = 0; i < 500; i++) {
         struct sockaddr_un sun = {.sun_family = AF_UNIX};
