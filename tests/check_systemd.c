@@ -28,6 +28,23 @@ static const char *socket_activate_path(void)
     return NULL;
 }
 
+/* Finds systemd-socket-activate and makes dir (a mkdtemp template) with a
+ * scratch directory in it (its path goes to scratch). Returns the tool's
+ * path, or NULL when it is missing (the test is then skipped). */
+static const char *activation_setup(char *dir, char *scratch, size_t scratch_len)
+{
+    const char *sa = socket_activate_path();
+
+    if (sa == NULL) {
+        fprintf(stderr, "SKIP: systemd-socket-activate not found\n");
+        return NULL;
+    }
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(scratch, scratch_len, "%s/scratch", dir);
+    ck_assert_int_eq(mkdir(scratch, 0700), 0);
+    return sa;
+}
+
 /* Forks and runs argv (NULL-terminated; argv[0] is the program's path) with
  * stdout and stderr on /dev/null, dying with the test. Returns the pid. */
 static pid_t spawn_quiet(const char *const *argv)
@@ -64,22 +81,16 @@ static void assert_hello(struct th_client *c)
 
 START_TEST(test_socket_activation)
 {
-    const char *sa = socket_activate_path();
     char dir[] = "/tmp/farena-sa-XXXXXX", sock[64], scratch[160];
+    const char *sa = activation_setup(dir, scratch, sizeof(scratch));
     struct th_client *c;
     struct stat st;
     pid_t pid;
     int status;
 
-    if (sa == NULL) {
-        fprintf(stderr, "SKIP: systemd-socket-activate not found\n");
-        ck_assert_ptr_null(sa);
-        return;
-    }
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    if (sa == NULL)
+        return; /* skipped */
     snprintf(sock, sizeof(sock), "%s/farenad.sock", dir);
-    snprintf(scratch, sizeof(scratch), "%s/scratch", dir);
-    ck_assert_int_eq(mkdir(scratch, 0700), 0);
 
     /* --socket points elsewhere on purpose: the inherited socket wins. */
     pid = spawn_quiet((const char *const[]){sa, "-l", sock, th_farenad_path(), "--dir", scratch,
@@ -110,21 +121,15 @@ END_TEST
 
 START_TEST(test_bad_activation_refused)
 {
-    const char *sa = socket_activate_path();
     char dir[] = "/tmp/farena-sa-XXXXXX", sock[64], sock2[64], scratch[160];
+    const char *sa = activation_setup(dir, scratch, sizeof(scratch));
     pid_t pid;
     int status, fd;
 
-    if (sa == NULL) {
-        fprintf(stderr, "SKIP: systemd-socket-activate not found\n");
-        ck_assert_ptr_null(sa);
-        return;
-    }
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    if (sa == NULL)
+        return; /* skipped */
     snprintf(sock, sizeof(sock), "%s/a.sock", dir);
     snprintf(sock2, sizeof(sock2), "%s/b.sock", dir);
-    snprintf(scratch, sizeof(scratch), "%s/scratch", dir);
-    ck_assert_int_eq(mkdir(scratch, 0700), 0);
 
     /* Two inherited sockets: farenad wants exactly one, and says so. */
     pid = spawn_quiet((const char *const[]){sa, "-l", sock, "-l", sock2, th_farenad_path(), "--dir",
@@ -238,11 +243,5 @@ static Suite *systemd_suite(void)
 /* Runs the suite. */
 int main(void)
 {
-    SRunner *sr = srunner_create(systemd_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return th_run_suite(systemd_suite());
 }
