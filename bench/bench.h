@@ -42,14 +42,16 @@ struct bench_cell {
 
 /* What one measurement produced. */
 struct bench_result {
-    int ok;         /* 1 when the run completed */
-    double secs;    /* measured wall time (after warm-up) */
-    uint64_t reqs;  /* requests completed in the window */
-    uint64_t items; /* items moved in the window */
-    uint64_t bytes; /* payload bytes moved in the window */
-    double p50_us;  /* request latency median */
-    double p99_us;  /* request latency 99th percentile */
-    char note[160]; /* why it failed, when !ok */
+    int ok;           /* 1 when the run completed */
+    double secs;      /* measured wall time (after warm-up) */
+    uint64_t reqs;    /* requests completed in the window */
+    uint64_t items;   /* items moved in the window */
+    uint64_t bytes;   /* payload bytes moved in the window */
+    double p50_us;    /* request latency median */
+    double p99_us;    /* request latency 99th percentile */
+    double srv_cpu_s; /* server CPU seconds in the window (-1 unknown) */
+    double cli_cpu_s; /* client CPU seconds in the window */
+    char note[160];   /* why it failed, when !ok */
 };
 
 /* Run-wide settings. */
@@ -179,8 +181,8 @@ struct bconn {
  * nkeys: items of the dataset (gets pick uniformly in [0, nkeys)); arena:
  * farena's dataset arena handle. */
 void engine_run(const struct tproto *tp, const char *sock, const struct bench_cell *cell,
-                uint32_t nkeys, uint64_t arena, uint64_t stream, const struct bench_opts *o,
-                struct bench_result *r);
+                uint32_t nkeys, uint64_t arena, uint64_t stream, long server_pid,
+                const struct bench_opts *o, struct bench_result *r);
 
 /* Sends one request for idx[0..n) on a fresh synchronous exchange and waits
  * for its reply (used for loading). Returns 0 or -1 with err. */
@@ -233,9 +235,11 @@ int text_ctl(struct bconn *c, const char *cmd, int redis, char *out, size_t n);
 /* Items in the get dataset of one payload size (the same for every target). */
 uint32_t bench_nkeys(uint32_t size, uint64_t dataset_bytes);
 /* Forks the raw socket floor server listening at path, with its data files
- * (dataset_bytes per size) in scratch; pins it to cpu when cpu >= 0. Returns
- * its pid or -1. */
-long floor_server_start(const char *path, const char *scratch, uint64_t dataset_bytes, int cpu);
+ * (dataset_bytes per size) in scratch; items of sendfile_min bytes or more
+ * are sent with sendfile, smaller ones pread into a buffer and sent; pins it
+ * to cpu when cpu >= 0. Returns its pid or -1. */
+long floor_server_start(const char *path, const char *scratch, uint64_t dataset_bytes,
+                        uint32_t sendfile_min, int cpu);
 /* Stops the floor server by pid and reaps it. */
 void floor_server_stop(long pid);
 /* Measures in-process pread (OP_GET: random preads of size bytes from a
@@ -255,6 +259,10 @@ int64_t probe_hwm(long pid);
 /* Page-cache bytes resident for the regular files pid holds open (mincore
  * through /proc/pid/fd), or for path when pid is 0. -1 when unknown. */
 int64_t probe_pagecache(long pid, const char *path);
+/* User + system CPU seconds of pid (all threads), -1 when unknown. */
+double probe_cpu(long pid);
+/* User + system CPU seconds of this process. */
+double probe_self_cpu(void);
 /* CPU steal and total jiffies from /proc/stat's first line. */
 int probe_steal(uint64_t *steal, uint64_t *total);
 

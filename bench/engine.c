@@ -15,6 +15,9 @@
 #define LAT_MAX (1u << 20)
 /* Bytes asked of each read(). */
 #define READ_CHUNK (256u << 10)
+/* Longest warm-up: past it the window opens even if a pipeline has not
+ * turned over yet. */
+#define WARM_MAX_NS (5ull * 1000000000ull)
 /* How long in-flight requests may take to drain after the window. */
 #define DRAIN_NS (60ull * 1000000000ull)
 
@@ -148,6 +151,7 @@ struct run {
     int measuring, stopping;
     uint64_t t_start, t_end;
     uint64_t reqs, max_reqs;
+    uint64_t warm_done; /* replies seen during the warm-up */
     uint32_t *lat;
     size_t nlat;
     int failed;
@@ -164,6 +168,8 @@ static void on_reply(struct run *run, struct bconn *c, uint32_t msgid, uint64_t 
                  msgid);
         return;
     }
+    if (!run->measuring)
+        run->warm_done++;
     if (run->measuring && !run->stopping) {
         run->reqs++;
         if (run->nlat < LAT_MAX) {
@@ -297,9 +303,10 @@ static int conn_arm(int ep, struct bconn *c, int *armed_out)
 
 /* One measurement. */
 void engine_run(const struct tproto *tp, const char *sock, const struct bench_cell *cell,
-                uint32_t nkeys, uint64_t arena, uint64_t stream, const struct bench_opts *o,
-                struct bench_result *r)
+                uint32_t nkeys, uint64_t arena, uint64_t stream, long server_pid,
+                const struct bench_opts *o, struct bench_result *r)
 {
+    double srv0 = -1, cli0 = 0;
     memset(r, 0, sizeof *r);
     struct run run;
     memset(&run, 0, sizeof run);
@@ -333,7 +340,11 @@ void engine_run(const struct tproto *tp, const char *sock, const struct bench_ce
     }
     uint64_t t0 = now_ns();
     uint64_t warm_end = t0 + (uint64_t)(o->warmup * 1e9);
-    uint64_t end = warm_end + (uint64_t)(o->seconds * 1e9);
+    uint64_t end = 0;
+    /* The warm-up lasts its time and at least until every request of the
+     * first pipeline has been answered: a deep pipeline of large requests
+     * otherwise measures the servers filling their buffers. */
+    uint64_t warm_reqs = (uint64_t)cell->conns * cell->depth;
     uint64_t drain_end = 0;
     for (uint32_t i = 0; i < cell->conns; i++) {
         struct bconn *c = &conns[i];
@@ -349,13 +360,21 @@ void engine_run(const struct tproto *tp, const char *sock, const struct bench_ce
     struct epoll_event evs[64];
     for (;;) {
         uint64_t now = now_ns();
-        if (!run.measuring && now >= warm_end) {
+        if (!run.measuring && now >= warm_end &&
+            (run.warm_done >= warm_reqs || now - t0 >= WARM_MAX_NS)) {
             run.measuring = 1;
+            srv0 = probe_cpu(server_pid);
+            cli0 = probe_self_cpu();
+            now = now_ns();
             run.t_start = now;
+            end = now + (uint64_t)(o->seconds * 1e9);
         }
         if (run.measuring && !run.stopping && (now >= end || run.reqs >= run.max_reqs)) {
             run.stopping = 1;
             run.t_end = now;
+            double srv1 = probe_cpu(server_pid);
+            r->srv_cpu_s = srv0 >= 0 && srv1 >= 0 ? srv1 - srv0 : -1;
+            r->cli_cpu_s = probe_self_cpu() - cli0;
             drain_end = now + DRAIN_NS;
         }
         if (run.stopping) {
@@ -369,7 +388,10 @@ void engine_run(const struct tproto *tp, const char *sock, const struct bench_ce
                 goto out;
             }
         }
-        uint64_t next = run.stopping ? drain_end : (run.measuring ? end : warm_end);
+        uint64_t next = run.stopping     ? drain_end
+                        : run.measuring  ? end
+                        : now < warm_end ? warm_end
+                                         : t0 + WARM_MAX_NS;
         int timeout = next > now ? (int)((next - now) / 1000000u) + 1 : 0;
         int n = epoll_wait(ep, evs, 64, timeout);
         if (n < 0) {

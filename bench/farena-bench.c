@@ -33,6 +33,9 @@ struct ctx {
     const char *mc_ext_sock;
     const char *farena_mem_sock; /* a fresh farenad for the memory and build sections */
     int64_t farena_rss;          /* its RSS with rss_bytes stored, -1 unknown */
+    uint32_t floor_sendfile_min; /* the socket floor sends items this large by sendfile */
+    int ops;                     /* bit 1 << OP_GET, 1 << OP_SET: parts of the matrix */
+    long pid[TGT_COUNT];         /* server pids, for CPU per request (0 unknown) */
     int rounds;
     int quick;
     const char *out, *raw, *command;
@@ -178,7 +181,8 @@ static void run_one(struct ctx *x, enum bench_target t, const struct bench_cell 
         if (cap < o.max_requests)
             o.max_requests = cap;
     }
-    engine_run(tp, sock, cell, bench_nkeys(cell->size, x->o.dataset_bytes), arena, stream, &o, r);
+    engine_run(tp, sock, cell, bench_nkeys(cell->size, x->o.dataset_bytes), arena, stream,
+               x->pid[t], &o, r);
 }
 
 /* Appends a row. */
@@ -205,6 +209,8 @@ static size_t make_cells(const struct ctx *x, struct bench_cell *cells, size_t m
 {
     size_t n = 0;
     for (int op = 0; op < 2; op++) {
+        if (!(x->ops & (1 << op)))
+            continue;
         const uint32_t *batches = op == OP_GET ? x->gbatches : x->sbatches;
         int nb = op == OP_GET ? x->ngb : x->nsb;
         for (int s = 0; s < x->nsizes; s++) {
@@ -281,6 +287,46 @@ static void progress(const struct ctx *x, int round, const struct bench_cell *c,
             r->ok ? v : "FAILED: ", r->ok ? " items/s" : r->note);
 }
 
+/* Extracts "key:value" or "STAT key value" numbers from a text reply. */
+static long long reply_field(const char *reply, const char *key)
+{
+    const char *p = strstr(reply, key);
+    if (!p)
+        return -1;
+    p += strlen(key);
+    while (*p == ':' || *p == ' ')
+        p++;
+    return strtoll(p, NULL, 10);
+}
+
+/* Finds each server's pid (farenad's stat, Redis's INFO, memcached's stats),
+ * for the CPU-per-request figures. */
+static void discover_pids(struct ctx *x)
+{
+    char err[160], reply[16384];
+    struct bench_cell cell = {OP_GET, 64, 1, 1, 1, 1, 1};
+    struct bconn c;
+    x->pid[TGT_SOCK_FLOOR] = x->floor_pid;
+    if (x->have[TGT_FARENA] &&
+        engine_open(&c, &tproto_farena, x->sock[TGT_FARENA], &cell, err, sizeof err) == 0) {
+        if (farena_ctl_stat_pid(&c, &x->pid[TGT_FARENA], err, sizeof err) < 0)
+            x->pid[TGT_FARENA] = 0;
+        engine_close(&c);
+    }
+    if (x->have[TGT_REDIS] &&
+        engine_open(&c, &tproto_redis, x->sock[TGT_REDIS], &cell, err, sizeof err) == 0) {
+        if (text_ctl(&c, "INFO server", 1, reply, sizeof reply) == 0)
+            x->pid[TGT_REDIS] = (long)reply_field(reply, "process_id");
+        engine_close(&c);
+    }
+    if (x->have[TGT_MC_META] &&
+        engine_open(&c, &tproto_mc_meta, x->sock[TGT_MC_META], &cell, err, sizeof err) == 0) {
+        if (text_ctl(&c, "stats", 0, reply, sizeof reply) == 0)
+            x->pid[TGT_MC_META] = x->pid[TGT_MC_TEXT] = (long)reply_field(reply, "STAT pid");
+        engine_close(&c);
+    }
+}
+
 /* Runs the whole matrix. */
 static void run_matrix(struct ctx *x)
 {
@@ -308,18 +354,6 @@ static void run_matrix(struct ctx *x)
 static double mib(int64_t b)
 {
     return b < 0 ? -1 : (double)b / (1 << 20);
-}
-
-/* Extracts "key:value" or "STAT key value" numbers from a text reply. */
-static long long reply_field(const char *reply, const char *key)
-{
-    const char *p = strstr(reply, key);
-    if (!p)
-        return -1;
-    p += strlen(key);
-    while (*p == ':' || *p == ' ')
-        p++;
-    return strtoll(p, NULL, 10);
 }
 
 /* Stores rss_bytes into a key-value server through tp (1 MiB items, batches
@@ -533,16 +567,18 @@ static void write_raw(const struct ctx *x)
         return;
     }
     fprintf(f, "round\ttarget\top\tsize\tbatch\tconns\tdepth\tok\tsecs\treqs\titems\tbytes\t"
-               "items_per_s\tp50_us\tp99_us\tnote\n");
+               "items_per_s\tp50_us\tp99_us\tsrv_cpu_s\tcli_cpu_s\tnote\n");
     for (size_t i = 0; i < x->nrows; i++) {
         const struct bench_row *r = &x->rows[i];
-        fprintf(f, "%d\t%s\t%s\t%u\t%u\t%u\t%u\t%d\t%.4f\t%llu\t%llu\t%llu\t%.1f\t%.1f\t%.1f\t%s\n",
+        fprintf(f,
+                "%d\t%s\t%s\t%u\t%u\t%u\t%u\t%d\t%.4f\t%llu\t%llu\t%llu\t%.1f\t%.1f\t%.1f\t%.3f\t%."
+                "3f\t%s\n",
                 r->round, target_name(r->target), r->cell.op == OP_GET ? "get" : "push",
                 r->cell.size, r->cell.batch, r->cell.conns, r->cell.depth, r->res.ok, r->res.secs,
                 (unsigned long long)r->res.reqs, (unsigned long long)r->res.items,
                 (unsigned long long)r->res.bytes,
                 r->res.secs > 0 ? (double)r->res.items / r->res.secs : 0, r->res.p50_us,
-                r->res.p99_us, r->res.note);
+                r->res.p99_us, r->res.srv_cpu_s, r->res.cli_cpu_s, r->res.note);
     }
     fclose(f);
 }
@@ -564,10 +600,12 @@ static void usage(FILE *f)
                "  --seed N               seed of the key streams (default 1)\n"
                "  --quick                one round, small matrix, short measurements\n"
                "  --sizes LIST --get-batches LIST --push-batches LIST --conns LIST --depths LIST\n"
+               "  --ops get|push|both    which half of the matrix (default both)\n"
                "  --dataset BYTES        bytes stored per payload size for gets (default 64M)\n"
                "  --rss-bytes BYTES      memory section: bytes to store (default 2G; 0 = skip)\n"
                "  --build-files N        files of the many-files build (default 10000; 0 = skip)\n"
                "  --server-cpu N         pin the forked socket-floor server to CPU N\n"
+               "  --floor-sendfile BYTES socket floor: sendfile items this large (default 16K)\n"
                "  --out FILE             markdown report (default bench-report.md)\n"
                "  --raw FILE             every measurement as TSV\n"
                "  --command STR          the command line to record in the report\n"
@@ -610,6 +648,8 @@ int main(int argc, char **argv)
     x.o.server_cpu = -1;
     x.rounds = 5;
     x.farena_rss = -1;
+    x.floor_sendfile_min = 16u << 10;
+    x.ops = 3;
     x.out = "bench-report.md";
     x.rss_bytes = 2ull << 30;
     x.build_files = 10000;
@@ -638,6 +678,8 @@ int main(int argc, char **argv)
         O_DATASET,
         O_RSS,
         O_BUILD,
+        O_SENDFILE,
+        O_OPS,
         O_CPU,
         O_OUT,
         O_RAW,
@@ -668,6 +710,8 @@ int main(int argc, char **argv)
         {"rss-bytes", required_argument, NULL, O_RSS},
         {"build-files", required_argument, NULL, O_BUILD},
         {"server-cpu", required_argument, NULL, O_CPU},
+        {"floor-sendfile", required_argument, NULL, O_SENDFILE},
+        {"ops", required_argument, NULL, O_OPS},
         {"out", required_argument, NULL, O_OUT},
         {"raw", required_argument, NULL, O_RAW},
         {"command", required_argument, NULL, O_COMMAND},
@@ -747,6 +791,12 @@ int main(int argc, char **argv)
         case O_CPU:
             x.o.server_cpu = atoi(optarg);
             break;
+        case O_SENDFILE:
+            x.floor_sendfile_min = (uint32_t)parse_bytes(optarg);
+            break;
+        case O_OPS:
+            x.ops = strcmp(optarg, "get") == 0 ? 1 : strcmp(optarg, "push") == 0 ? 2 : 3;
+            break;
         case O_OUT:
             x.out = optarg;
             break;
@@ -822,7 +872,8 @@ int main(int argc, char **argv)
     if (!mkdtemp(x.floor_dir))
         die("mkdtemp: %s", strerror(errno));
     snprintf(x.floor_sock, sizeof x.floor_sock, "%s/floor.sock", x.floor_dir);
-    x.floor_pid = floor_server_start(x.floor_sock, x.o.scratch, x.o.dataset_bytes, x.o.server_cpu);
+    x.floor_pid = floor_server_start(x.floor_sock, x.o.scratch, x.o.dataset_bytes,
+                                     x.floor_sendfile_min, x.o.server_cpu);
     if (x.floor_pid < 0)
         die("cannot start the socket floor server: %s", strerror(errno));
 
@@ -833,6 +884,7 @@ int main(int argc, char **argv)
     time_t started = time(NULL);
     uint64_t t_start = now_ns();
 
+    discover_pids(&x);
     run_matrix(&x);
     if (x.farena_ctl_open) {
         engine_close(&x.farena_ctl);

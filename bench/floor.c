@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -95,9 +96,21 @@ static int pread_full(int fd, char *p, size_t len, off_t off)
 
 /* ---- the server (runs in the forked child) ---- */
 
+/* A file range queued for sendfile. */
+struct fl_seg {
+    int fd;
+    off_t off;
+    size_t len;
+};
+
 struct fl_conn {
     int fd;
     struct ibuf in, out;
+    /* Large items go out with sendfile, like farenad's: a connection's
+     * requests are all of one kind within a cell, so queued segments never
+     * need ordering against bytes in out. */
+    struct fl_seg *segs;
+    size_t nseg, seghead, segcap, segbytes;
     int wfd;
     uint64_t wpos;
     int armed_out;
@@ -105,6 +118,7 @@ struct fl_conn {
 
 struct fl_server {
     const char *scratch;
+    uint32_t sendfile_min; /* items this large are sent with sendfile */
     uint64_t dataset_bytes;
     struct {
         uint32_t size, nkeys;
@@ -141,7 +155,7 @@ static int fl_process(struct fl_server *s, struct fl_conn *c)
 {
     static const char ack[8] = "OK000000";
     while (c->in.wr - c->in.rd >= sizeof(struct fl_hdr)) {
-        if (c->out.wr - c->out.rd > (64u << 20))
+        if (c->out.wr - c->out.rd + c->segbytes > (64u << 20))
             return 0;
         struct fl_hdr h;
         memcpy(&h, c->in.buf + c->in.rd, sizeof h);
@@ -157,11 +171,27 @@ static int fl_process(struct fl_server *s, struct fl_conn *c)
         if (h.op == FL_GET) {
             int dfd = fl_data(s, h.size, &nkeys);
             size_t total = (size_t)h.n * h.size;
-            if (dfd < 0 || ibuf_reserve(&c->out, total) < 0)
+            int by_file = h.size >= s->sendfile_min;
+            if (dfd < 0 || (!by_file && ibuf_reserve(&c->out, total) < 0))
                 return -1;
+            if (by_file && c->nseg + h.n > c->segcap) {
+                size_t cap = c->segcap ? c->segcap : 64;
+                while (cap < c->nseg + h.n)
+                    cap *= 2;
+                struct fl_seg *ns = realloc(c->segs, cap * sizeof *ns);
+                if (!ns)
+                    return -1;
+                c->segs = ns;
+                c->segcap = cap;
+            }
             uint64_t rng = h.seed ? h.seed : 1;
             for (uint32_t i = 0; i < h.n; i++) {
                 off_t off = (off_t)(rng_next(&rng) % nkeys) * h.size;
+                if (by_file) {
+                    c->segs[c->nseg++] = (struct fl_seg){dfd, off, h.size};
+                    c->segbytes += h.size;
+                    continue;
+                }
                 if (pread_full(dfd, c->out.buf + c->out.wr, h.size, off) < 0)
                     return -1;
                 c->out.wr += h.size;
@@ -201,6 +231,22 @@ static int fl_process(struct fl_server *s, struct fl_conn *c)
 /* Sends pending output. Returns 0 or -1. */
 static int fl_send(struct fl_conn *c)
 {
+    while (c->seghead < c->nseg) {
+        struct fl_seg *g = &c->segs[c->seghead];
+        ssize_t w = sendfile(c->fd, g->fd, &g->off, g->len);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return 0;
+            return -1;
+        }
+        g->len -= (size_t)w;
+        c->segbytes -= (size_t)w;
+        if (g->len == 0)
+            c->seghead++;
+    }
+    c->seghead = c->nseg = 0;
     while (c->out.wr > c->out.rd) {
         ssize_t w =
             send(c->fd, c->out.buf + c->out.rd, c->out.wr - c->out.rd, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -226,6 +272,7 @@ static void fl_close(struct fl_conn *c)
         close(c->wfd);
     ibuf_free(&c->in);
     ibuf_free(&c->out);
+    free(c->segs);
     free(c);
 }
 
@@ -246,11 +293,11 @@ static int fl_service(struct fl_server *s, int ep, struct fl_conn *c, uint32_t e
     if (fl_process(s, c) < 0 || fl_send(c) < 0)
         return -1;
     /* After a drain, requests held back by the output cap may be ready. */
-    if (c->out.wr == c->out.rd && c->in.wr - c->in.rd >= sizeof(struct fl_hdr)) {
+    if (c->out.wr == c->out.rd && c->nseg == 0 && c->in.wr - c->in.rd >= sizeof(struct fl_hdr)) {
         if (fl_process(s, c) < 0 || fl_send(c) < 0)
             return -1;
     }
-    int want = c->out.wr > c->out.rd;
+    int want = c->out.wr > c->out.rd || c->nseg > 0;
     if (want != c->armed_out) {
         struct epoll_event ev = {.events = EPOLLIN | (want ? EPOLLOUT : 0u), .data.ptr = c};
         if (epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev) < 0)
@@ -304,7 +351,8 @@ static void fl_serve(int lfd, struct fl_server *s)
 }
 
 /* Forks the floor server. */
-long floor_server_start(const char *path, const char *scratch, uint64_t dataset_bytes, int cpu)
+long floor_server_start(const char *path, const char *scratch, uint64_t dataset_bytes,
+                        uint32_t sendfile_min, int cpu)
 {
     struct sockaddr_un sa;
     memset(&sa, 0, sizeof sa);
@@ -339,6 +387,7 @@ long floor_server_start(const char *path, const char *scratch, uint64_t dataset_
         memset(&s, 0, sizeof s);
         s.scratch = scratch;
         s.dataset_bytes = dataset_bytes;
+        s.sendfile_min = sendfile_min;
         fl_serve(lfd, &s);
     }
     close(lfd);

@@ -35,7 +35,7 @@ struct agg {
 };
 
 /* What to aggregate. */
-enum stat { ST_ITEMS, ST_BYTES, ST_P50, ST_P99 };
+enum stat { ST_ITEMS, ST_BYTES, ST_P50, ST_P99, ST_SRV, ST_CLI };
 
 /* The value of one statistic of a result. */
 static double stat_of(const struct bench_result *r, enum stat s)
@@ -49,6 +49,10 @@ static double stat_of(const struct bench_result *r, enum stat s)
         return r->p50_us;
     case ST_P99:
         return r->p99_us;
+    case ST_SRV:
+        return r->items && r->srv_cpu_s >= 0 ? r->srv_cpu_s / (double)r->items * 1e6 : -1;
+    case ST_CLI:
+        return r->items ? r->cli_cpu_s / (double)r->items * 1e6 : -1;
     }
     return 0;
 }
@@ -60,8 +64,11 @@ static struct agg aggregate(const struct bench_row *rows, size_t nrows,
     struct agg a = {0, 0, 0, 0};
     double v[64];
     for (size_t i = 0; i < nrows && a.n < 64; i++) {
-        if (rows[i].target == t && rows[i].res.ok && same_cell(&rows[i].cell, cell))
-            v[a.n++] = stat_of(&rows[i].res, s);
+        if (rows[i].target == t && rows[i].res.ok && same_cell(&rows[i].cell, cell)) {
+            double x = stat_of(&rows[i].res, s);
+            if (x >= 0)
+                v[a.n++] = x;
+        }
     }
     if (a.n == 0)
         return a;
@@ -202,11 +209,25 @@ static void write_table(FILE *f, const struct bench_row *rows, size_t nrows, enu
     fprintf(f, "\n");
 }
 
-/* Writes farena's latency table. */
+/* Prints the median of a statistic, or a dash. */
+static void put_med(FILE *f, const struct bench_row *rows, size_t nrows,
+                    const struct bench_cell *cell, enum bench_target t, enum stat s, int prec)
+{
+    struct agg a = aggregate(rows, nrows, cell, t, s);
+    if (a.n)
+        fprintf(f, " %.*f |", prec, a.med);
+    else
+        fprintf(f, " – |");
+}
+
+/* Writes the latency and CPU table. */
 static void write_latency(FILE *f, const struct bench_row *rows, size_t nrows)
 {
-    fprintf(f, "| op | size | batch | c | P | farena p50 µs | farena p99 µs | Redis p50 µs | "
-               "socket floor p50 µs |\n|---|---|---|---|---|---|---|---|---|\n");
+    fprintf(f,
+            "| op | size | batch | c | P | farena p50 µs | farena p99 µs | Redis p50 µs | "
+            "socket floor p50 µs | farenad CPU µs/item | Redis CPU µs/item | memcached CPU "
+            "µs/item | floor server CPU µs/item | client CPU µs/item: farena | Redis | "
+            "socket floor |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (size_t i = 0; i < nrows; i++) {
         const struct bench_cell *cell = &rows[i].cell;
         size_t j;
@@ -216,24 +237,22 @@ static void write_latency(FILE *f, const struct bench_row *rows, size_t nrows)
         }
         if (j < i)
             continue;
-        struct agg p50 = aggregate(rows, nrows, cell, TGT_FARENA, ST_P50);
-        struct agg p99 = aggregate(rows, nrows, cell, TGT_FARENA, ST_P99);
-        struct agg r50 = aggregate(rows, nrows, cell, TGT_REDIS, ST_P50);
-        struct agg s50 = aggregate(rows, nrows, cell, TGT_SOCK_FLOOR, ST_P50);
-        if (p50.n == 0)
-            continue;
         char size[32];
         fmt_size(size, sizeof size, cell->size);
-        fprintf(f, "| %s | %s | %u | %u | %u | %.1f | %.1f |", cell->op == OP_GET ? "get" : "push",
-                size, cell->batch, cell->conns, cell->depth, p50.med, p99.med);
-        if (r50.n)
-            fprintf(f, " %.1f |", r50.med);
-        else
-            fprintf(f, " – |");
-        if (s50.n)
-            fprintf(f, " %.1f |\n", s50.med);
-        else
-            fprintf(f, " – |\n");
+        fprintf(f, "| %s | %s | %u | %u | %u |", cell->op == OP_GET ? "get" : "push", size,
+                cell->batch, cell->conns, cell->depth);
+        put_med(f, rows, nrows, cell, TGT_FARENA, ST_P50, 1);
+        put_med(f, rows, nrows, cell, TGT_FARENA, ST_P99, 1);
+        put_med(f, rows, nrows, cell, TGT_REDIS, ST_P50, 1);
+        put_med(f, rows, nrows, cell, TGT_SOCK_FLOOR, ST_P50, 1);
+        put_med(f, rows, nrows, cell, TGT_FARENA, ST_SRV, 3);
+        put_med(f, rows, nrows, cell, TGT_REDIS, ST_SRV, 3);
+        put_med(f, rows, nrows, cell, TGT_MC_META, ST_SRV, 3);
+        put_med(f, rows, nrows, cell, TGT_SOCK_FLOOR, ST_SRV, 3);
+        put_med(f, rows, nrows, cell, TGT_FARENA, ST_CLI, 3);
+        put_med(f, rows, nrows, cell, TGT_REDIS, ST_CLI, 3);
+        put_med(f, rows, nrows, cell, TGT_SOCK_FLOOR, ST_CLI, 3);
+        fprintf(f, "\n");
     }
     fprintf(f, "\n");
 }
@@ -353,8 +372,12 @@ int report_write(const char *path, const struct bench_row *rows, size_t nrows, c
                "the socket floor appends the payload to a file with pwrite and answers 8 bytes; "
                "the pread floor is in-process buffered appends (64 KiB buffer).\n\n");
     write_table(f, rows, nrows, OP_SET, have);
-    fprintf(f, "## Latency\n\nPer-request latency (batch = one request), median over the "
-               "rounds.\n\n");
+    fprintf(f, "## Latency and CPU\n\nPer-request latency (a batch is one request) and CPU "
+               "time per item, medians over the rounds. Server CPU is the server process's "
+               "user+system time over the window (/proc/PID/stat, 10 ms ticks: coarse for short "
+               "windows); client CPU is the load generator's own, which includes decoding each "
+               "protocol (farena's replies go through proto's scanner and msgpack-c, as in "
+               "libfarena).\n\n");
     write_latency(f, rows, nrows);
     if (ferror(f)) {
         fclose(f);

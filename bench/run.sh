@@ -3,6 +3,7 @@
 #
 #   bench/run.sh [--quick] [--pin] [--pin-cpu N] [--seed N] [--out FILE]
 #                [--rounds N] [--seconds S] [--build-dir DIR] [--no-install]
+#                [-- farena-bench options...]
 #
 # Builds farenad and farena-bench in Release (build/release), unless
 # --build-dir names a build dir that already has both. Starts farenad,
@@ -18,11 +19,13 @@
 #                 numbers then measure CPU work, not cross-CPU wake-ups
 #   --pin-cpu N   the CPU for --pin (default: the last one)
 #   --no-install  never install packages (CTest uses this)
+#   -- ...        the rest goes to farena-bench (e.g. -- --sizes 64 --depths 16)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 quick=0 pin=0 pin_cpu="" seed=1 out="" rounds="" seconds="" build_dir="" no_install=0
+passthru=()
 orig_args="$*"
 
 die() { echo "run.sh: $*" >&2; exit 1; }
@@ -37,7 +40,8 @@ while [ $# -gt 0 ]; do
     --seconds) seconds=${2:?}; shift ;;
     --build-dir) build_dir=${2:?}; shift ;;
     --no-install) no_install=1 ;;
-    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --) shift; passthru=("$@"); break ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
     esac
     shift
@@ -200,7 +204,8 @@ if command -v memcached >/dev/null; then
     else
         note "memcached did not start: memcached columns are empty"
     fi
-    if memcached -h 2>/dev/null | grep -q ext_path; then
+    mchelp=$(memcached -h 2>/dev/null || true)
+    if grep -q ext_path <<<"$mchelp"; then
         sock="$sockdir/memcached-ext.sock"
         ext_size=$(( (rss_bytes * 3 / 2) >> 20 ))M
         "${pin_cmd[@]}" memcached -s "$sock" -a 0700 -m 64 -I 2m -t 1 -c 64 "${mcuser[@]}" \
@@ -232,7 +237,7 @@ for n in "${notes[@]}"; do
     args+=(--note "$n")
 done
 "${pin_cmd[@]}" "$bench" "${args[@]}" "${bench_pin[@]}" --seed "$seed" --scratch "$scratch" \
-    --rss-bytes "$rss_bytes" --out "$out" --raw "$raw" \
+    --rss-bytes "$rss_bytes" --out "$out" --raw "$raw" "${passthru[@]}" \
     --command "bench/run.sh${orig_args:+ $orig_args}"
 [ -s "$out" ] || die "no report was written to $out"
 echo "run.sh: report in $out"
