@@ -365,7 +365,12 @@ int report_write(const char *path, const struct bench_row *rows, size_t nrows, c
     fprintf(f, "## Gets\n\nItems/s for payloads under 64 KiB, GB/s (10^9 B/s) from 64 KiB up; "
                "median (min–max) over the rounds. get = `get` / `GET` / `mg` / `get`; a batch "
                "is `get_many` / `MGET` / pipelined `mg … q` + `mn` / multi-key `get`. "
-               "f/memcached uses the better memcached protocol of the cell.\n\n");
+               "f/memcached uses the better memcached protocol of the cell. Floors: the socket "
+               "floor is a forked one-threaded epoll server that answers a 16-byte request with "
+               "the raw items, each pread from a page-cached file into its buffer (items of "
+               "16 KiB and more go by sendfile, which is faster), no protocol; the pread floor "
+               "is random pread in the bench process itself, no socket (the crate's path; it "
+               "does not depend on c, P or the batch).\n\n");
     write_table(f, rows, nrows, OP_GET, have);
     fprintf(f, "## Pushes\n\nSame units. push = `push` / `SET` / `ms` / `set`; a batch is "
                "`push_many` / `MSET` / pipelined `ms … q` + `mn` / pipelined `set`. Floors: "
