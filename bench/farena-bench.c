@@ -3,6 +3,7 @@
  * then the memory and many-files sections, and writes a markdown report. */
 #include <errno.h>
 #include <getopt.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -927,6 +928,17 @@ int main(int argc, char **argv)
     sysinfo(&si);
     double steal_pct =
         total1 > total0 ? 100.0 * (double)(steal1 - steal0) / (double)(total1 - total0) : 0;
+    /* Where the client ran: one CPU, the servers' one, or anywhere. */
+    char pin_text[128] = "; not pinned";
+    cpu_set_t mine;
+    if (sched_getaffinity(0, sizeof mine, &mine) == 0 && CPU_COUNT(&mine) == 1 &&
+        x.o.server_cpu >= 0 && CPU_ISSET(x.o.server_cpu, &mine))
+        snprintf(pin_text, sizeof pin_text,
+                 "; pinned: servers, socket floor and client all on CPU %d (taskset)",
+                 x.o.server_cpu);
+    else if (x.o.server_cpu >= 0)
+        snprintf(pin_text, sizeof pin_text, "; socket floor pinned to CPU %d, client %s",
+                 x.o.server_cpu, CPU_COUNT(&mine) == 1 ? "on another CPU" : "not pinned");
     fprintf(hf, "# farena benchmark report\n\n");
     fprintf(hf, "- Date: %s (%.0f s)\n", date, elapsed);
     fprintf(hf, "- Machine: %ld cores (%s), %.1f GiB RAM, kernel %s %s\n",
@@ -939,10 +951,7 @@ int main(int argc, char **argv)
             "- Settings: %d round%s, %.2f s measured + %.2f s warm-up per measurement, seed "
             "%llu, %.0f MiB get dataset per size, targets interleaved per cell%s\n",
             x.rounds, x.rounds == 1 ? "" : "s", x.o.seconds, x.o.warmup,
-            (unsigned long long)x.o.seed, (double)x.o.dataset_bytes / (1 << 20),
-            x.o.server_cpu >= 0 ? "; pinned (servers and socket floor on one CPU, the client on "
-                                  "another)"
-                                : "; not pinned");
+            (unsigned long long)x.o.seed, (double)x.o.dataset_bytes / (1 << 20), pin_text);
     fprintf(hf,
             "- Caps: a batch over %u MiB and a connection's requests in flight over %u MiB "
             "are lowered (shown as asked→used)\n",

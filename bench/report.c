@@ -131,6 +131,10 @@ static void fmt_cell(char *out, size_t n, const struct bench_row *rows, size_t n
         snprintf(out, n, "failed%s%.60s", why ? ": " : "", why ? why : "");
         return;
     }
+    if (a.max <= 0) {
+        snprintf(out, n, "0 (no reply within a window)");
+        return;
+    }
     char m[32], lo[32], hi[32];
     fmt_rate(m, sizeof m, a.med, bytes);
     fmt_rate(lo, sizeof lo, a.min, bytes);
@@ -291,7 +295,7 @@ static void write_bar(FILE *f, const struct bench_row *rows, size_t nrows, const
     double fa = med_items(rows, nrows, cell, TGT_FARENA);
     if (ref == TGT_COUNT) {
         double gbs = fa * size / 1e9;
-        fprintf(f, "| %s | %s | %.2f GB/s | %.2f GB/s | %.2f | %s |\n", what, shape, gbs,
+        fprintf(f, "| %s | %s | %.2f GB/s | %.2f GB/s | %.3f× | %s |\n", what, shape, gbs,
                 abs_bytes / 1e9, abs_bytes > 0 ? gbs / (abs_bytes / 1e9) : 0,
                 fa <= 0 ? "no data" : (gbs * 1e9 >= abs_bytes ? "**met**" : "**missed**"));
         return;
@@ -304,7 +308,7 @@ static void write_bar(FILE *f, const struct bench_row *rows, size_t nrows, const
     const char *verdict = (fa <= 0 || rv <= 0) ? "no data"
                           : ratio >= factor    ? "**met**"
                                                : "**missed**";
-    fprintf(f, "| %s | %s | %s/s | %s/s (%.2f× %s) | %.2f× | %s |\n", what, shape, a, b, factor,
+    fprintf(f, "| %s | %s | %s/s | %s/s (%.2f× %s) | %.3f× | %s |\n", what, shape, a, b, factor,
             target_name(ref), ratio, verdict);
 }
 
