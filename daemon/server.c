@@ -24,6 +24,8 @@
 
 /* Most bytes read from one socket per read event. */
 #define CONN_READ_MAX (64u << 10)
+/* Most bytes one write event hands to the kernel. */
+#define CONN_WRITE_MAX (4u << 20)
 /* The unpacking zone's first chunk. msgpack_zone_clear() frees every chunk
  * but that first one, so one big request does not pin its size for the
  * connection's life. */
@@ -44,7 +46,8 @@ struct conn {
     struct evbuffer *tmp;
     struct methods_out io;
     struct reg_owner *owner;
-    size_t scanned;          /* bytes of the current message fed to the scanner */
+    struct evbuffer *msg;    /* the current message's bytes the scanner has seen,
+                                moved out of the input so each byte is walked once */
     uint64_t consumed;       /* input bytes fully handled since the connection began */
     uint64_t cutoff;         /* shutdown: messages starting before this are served */
     unsigned reading : 1;    /* EV_READ is enabled */
@@ -124,6 +127,8 @@ static void conn_free(struct conn *c)
     if (c->drain_ev != NULL)
         event_free(c->drain_ev);
     evbuffer_free(c->tmp);
+    if (c->msg != NULL)
+        evbuffer_free(c->msg);
     proto_scan_free(c->scan);
     msgpack_zone_destroy(&c->zone);
     obuf_fini(&c->scratch);
@@ -238,46 +243,55 @@ static void conn_reject(struct conn *c, const char *what, const char *why,
     conn_close_after_flush(c);
 }
 
-/* Feeds the input bytes not yet scanned to the scanner. Returns 1 when a
- * whole message is buffered (its length is proto_scan_total()), 0 when more
- * bytes are needed, -1 when the scanner rejected the stream (handled). */
+/* Feeds the input's bytes to the scanner and moves them into c->msg, so a
+ * large message arriving in many reads is walked once (re-seeking an offset
+ * in the input walked its chain list from the start on every read, which
+ * made large requests quadratic). Returns 1 when a whole message is in
+ * c->msg (its length is proto_scan_total()), 0 when more bytes are needed,
+ * -1 when the stream was rejected or memory ran out (handled). */
 static int conn_scan(struct conn *c, struct evbuffer *in)
 {
-    size_t avail = evbuffer_get_length(in);
     struct evbuffer_iovec vec[16];
-    struct evbuffer_ptr pos;
     const char *why = NULL;
 
-    while (c->scanned < avail) {
-        if (evbuffer_ptr_set(in, &pos, c->scanned, EVBUFFER_PTR_SET) < 0)
+    for (;;) {
+        size_t moved = 0;
+        int ready = 0;
+        int n = evbuffer_peek(in, -1, NULL, vec, 16);
+
+        if (n <= 0)
             return 0;
-        int n = evbuffer_peek(in, (ev_ssize_t)(avail - c->scanned), &pos, vec, 16);
         if (n > 16)
             n = 16;
-        for (int i = 0; i < n; i++) {
+        for (int i = 0; i < n && !ready; i++) {
             size_t used = 0;
             enum proto_scan_status st =
                 proto_scan_feed(c->scan, vec[i].iov_base, vec[i].iov_len, &used, &why);
-            c->scanned += used;
+            moved += used;
             if (st == PROTO_SCAN_READY)
-                return 1;
+                ready = 1;
             if (st == PROTO_SCAN_REJECT) {
                 conn_reject(c, "rejected a message", why, proto_scan_reject_code(c->scan));
                 return -1;
             }
         }
-        if (n <= 0)
-            break;
+        if (moved > 0 && evbuffer_remove_buffer(in, c->msg, moved) != (int)moved) {
+            log_err("connection %" PRIu64 ": out of memory buffering a message; closing it", c->id);
+            conn_kill(c);
+            return -1;
+        }
+        if (ready)
+            return 1;
+        if (evbuffer_get_length(in) == 0)
+            return 0;
     }
-    return 0;
 }
 
 /* Forgets the current message's bytes and unpacked objects. */
-static void conn_message_done(struct conn *c, struct evbuffer *in, size_t len)
+static void conn_message_done(struct conn *c, size_t len)
 {
-    evbuffer_drain(in, len);
+    evbuffer_drain(c->msg, len);
     c->consumed += len;
-    c->scanned = 0;
     proto_scan_reset(c->scan);
     /* Clearing, never destroy + init: an init that fails for want of
      * memory would leave the zone pointing at freed chunks. */
@@ -331,7 +345,7 @@ static int conn_next(struct conn *c)
     if (rc <= 0)
         return rc;
     len = proto_scan_total(c->scan);
-    p = evbuffer_pullup(in, (ev_ssize_t)len);
+    p = evbuffer_pullup(c->msg, (ev_ssize_t)len);
     if (p == NULL) {
         log_err("connection %" PRIu64 ": out of memory for a %zu-byte message; closing it", c->id,
                 len);
@@ -339,7 +353,7 @@ static int conn_next(struct conn *c)
         return -1;
     }
     conn_dispatch(c, p, len);
-    conn_message_done(c, in, len);
+    conn_message_done(c, len);
     return c->dead || c->closing ? -1 : 1;
 }
 
@@ -468,10 +482,11 @@ static int conn_new(struct server *s, evutil_socket_t fd, pid_t peer_pid)
     c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
     c->more_ev = evtimer_new(s->base, conn_more_cb, c);
     c->tmp = evbuffer_new();
+    c->msg = evbuffer_new();
     c->scan = proto_scan_new(&s->cfg.limits);
     c->owner = reg_owner_new(s->reg);
-    if (c->bev == NULL || c->more_ev == NULL || c->tmp == NULL || c->scan == NULL ||
-        c->owner == NULL || !msgpack_zone_init(&c->zone, CONN_ZONE_CHUNK)) {
+    if (c->bev == NULL || c->more_ev == NULL || c->tmp == NULL || c->msg == NULL ||
+        c->scan == NULL || c->owner == NULL || !msgpack_zone_init(&c->zone, CONN_ZONE_CHUNK)) {
         if (c->bev != NULL) {
             /* The caller closes fd: do not let the bufferevent close it too. */
             bufferevent_setfd(c->bev, -1);
@@ -481,6 +496,8 @@ static int conn_new(struct server *s, evutil_socket_t fd, pid_t peer_pid)
             event_free(c->more_ev);
         if (c->tmp != NULL)
             evbuffer_free(c->tmp);
+        if (c->msg != NULL)
+            evbuffer_free(c->msg);
         proto_scan_free(c->scan);
         reg_owner_free(c->owner);
         free(c);
@@ -492,6 +509,9 @@ static int conn_new(struct server *s, evutil_socket_t fd, pid_t peer_pid)
     c->io.tmp = c->tmp;
     c->id = ++s->next_id;
     bufferevent_set_max_single_read(c->bev, CONN_READ_MAX);
+    /* libevent's default (16 KiB per write) costs one writev and one loop
+     * turn per 16 KiB of a large reply. */
+    bufferevent_set_max_single_write(c->bev, CONN_WRITE_MAX);
     bufferevent_setwatermark(c->bev, EV_WRITE, SERVER_OUT_LOW, 0);
     bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
     bufferevent_enable(c->bev, EV_WRITE);
@@ -630,7 +650,8 @@ void server_shutdown(struct server *s)
     for (struct conn *c = s->conns; c != NULL; c = c->next) {
         if (c->dead)
             continue;
-        c->cutoff = c->consumed + evbuffer_get_length(bufferevent_get_input(c->bev));
+        c->cutoff = c->consumed + evbuffer_get_length(c->msg) +
+                    evbuffer_get_length(bufferevent_get_input(c->bev));
         if (!c->closing && !c->backlog) {
             c->backlog = 1;
             conn_schedule(c);
