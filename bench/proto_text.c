@@ -116,6 +116,19 @@ static void rd_encode(struct bconn *c, const uint32_t *idx, uint32_t n)
     }
 }
 
+/* A value of len bytes plus CRLF starting at data: 1 and *pp past it when all
+ * of it is buffered, else 0 with *need = bytes wanted from base. */
+static int take_body(const char *base, const char *data, const char *end, size_t len, size_t *need,
+                     const char **pp)
+{
+    if ((size_t)(end - data) < len + 2) {
+        *need = (size_t)(data - base) + len + 2;
+        return 0;
+    }
+    *pp = data + len + 2;
+    return 1;
+}
+
 /* Parses one bulk string of size bytes at *pp. Returns 1 (advanced), 0
  * (incomplete: *need set, relative to base) or -1. */
 static int rd_bulk(const char **pp, const char *base, const char *end, uint32_t size, size_t *need,
@@ -141,13 +154,7 @@ static int rd_bulk(const char **pp, const char *base, const char *end, uint32_t 
         snprintf(err, errlen, "redis: got %lld bytes, expected %u", len, size);
         return -1;
     }
-    const char *data = eol + 2;
-    if ((size_t)(end - data) < (size_t)len + 2) {
-        *need = (size_t)(data - base) + (size_t)len + 2;
-        return 0;
-    }
-    *pp = data + len + 2;
-    return 1;
+    return take_body(base, eol + 2, end, (size_t)len, need, pp);
 }
 
 /* Parses one reply. */
@@ -250,13 +257,7 @@ static int mm_value(const char **pp, const char *base, const char *end, uint32_t
     if (parse_num(num, ne, &len) < 0 || len != (long long)size) {
         return line_error("memcached: unexpected value", p, eol, err, errlen);
     }
-    const char *data = eol + 2;
-    if ((size_t)(end - data) < (size_t)len + 2) {
-        *need = (size_t)(data - base) + (size_t)len + 2;
-        return 0;
-    }
-    *pp = data + len + 2;
-    return 1;
+    return take_body(base, eol + 2, end, (size_t)len, need, pp);
 }
 
 /* Parses one meta reply (a whole batch for batches). */

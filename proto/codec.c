@@ -231,16 +231,10 @@ size_t proto_size_bin(size_t len)
     return 5 + len;
 }
 
-/* fixstr / str8 / str16 / str32 header plus the body. */
+/* fixstr, else str8 / str16 / str32, whose headers are as long as bin's. */
 size_t proto_size_str(size_t len)
 {
-    if (len < 32)
-        return 1 + len;
-    if (len <= UINT8_MAX)
-        return 2 + len;
-    if (len <= UINT16_MAX)
-        return 3 + len;
-    return 5 + len;
+    return len < 32 ? 1 + len : proto_size_bin(len);
 }
 
 /* fixarray / array16 / array32 header. */
