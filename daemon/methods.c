@@ -627,7 +627,7 @@ static int m_get_many(struct call *c)
         if (locs[k].len >= METHODS_SENDFILE_MIN) {
             unsigned char hdr[5];
             size_t hl = bin_header(locs[k].len, hdr);
-            if (evbuffer_add(io->tmp, hdr, hl) < 0 || add_segment(io->tmp, a, locs[k]) < 0)
+            if (obuf_append_to(io->tmp, hdr, hl) < 0 || add_segment(io->tmp, a, locs[k]) < 0)
                 rc = call_fail(c, PROTO_IO_ERROR, "out of memory");
         } else {
             rc = add_payload_copy(c, io->tmp, NULL, 0, a, locs[k]);

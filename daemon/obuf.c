@@ -49,12 +49,26 @@ int obuf_flush(struct obuf *b, struct evbuffer *out)
 {
     if (b->len == 0)
         return 0;
-    if (evbuffer_add(out, b->p, b->len) < 0)
+    if (obuf_append_to(out, b->p, b->len) < 0)
         return -1;
     b->len = 0;
     if (b->cap > OBUF_KEEP)
         obuf_fini(b);
     return 0;
+}
+
+/* Adds bytes behind what out holds; see obuf.h. */
+int obuf_append_to(struct evbuffer *out, const void *p, size_t n)
+{
+    struct evbuffer_iovec v;
+
+    if (n == 0)
+        return 0;
+    if (evbuffer_reserve_space(out, (ev_ssize_t)n, &v, 1) < 1)
+        return -1;
+    memcpy(v.iov_base, p, n);
+    v.iov_len = n;
+    return evbuffer_commit_space(out, &v, 1);
 }
 
 /* Drops bytes past len; see obuf.h. */

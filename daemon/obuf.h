@@ -30,6 +30,15 @@ void obuf_packer(struct obuf *b, msgpack_packer *pk);
  * unchanged). */
 int obuf_flush(struct obuf *b, struct evbuffer *out);
 
+/* Appends n bytes at p to out (which may end in a sendfile segment).
+ * libevent 2.1 sizes the chain evbuffer_add() creates after a file segment
+ * from that segment's file offset plus length: an 11-byte header behind a
+ * payload at offset 40 MiB cost a 40 MiB malloc (an mmap and munmap per
+ * reply). Reserved space is sized by the request, so it goes through
+ * evbuffer_reserve_space(). Returns 0
+ * or -1 (ENOMEM; out unchanged). */
+int obuf_append_to(struct evbuffer *out, const void *p, size_t n);
+
 /* Cuts b back to len bytes (len <= b->len) and clears failed. */
 void obuf_truncate(struct obuf *b, size_t len);
 

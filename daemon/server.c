@@ -255,11 +255,11 @@ static int conn_send(struct conn *c)
         }
         budget = (size_t)n < budget ? budget - (size_t)n : 0;
         if ((size_t)n < c->scratch.len &&
-            evbuffer_add(c->out, c->scratch.p + n, c->scratch.len - (size_t)n) < 0)
+            obuf_append_to(c->out, c->scratch.p + n, c->scratch.len - (size_t)n) < 0)
             goto nomem;
         conn_scratch_clear(c);
     } else if (c->scratch.len > 0) {
-        if (evbuffer_add(c->out, c->scratch.p, c->scratch.len) < 0)
+        if (obuf_append_to(c->out, c->scratch.p, c->scratch.len) < 0)
             goto nomem;
         conn_scratch_clear(c);
     }
