@@ -420,6 +420,48 @@ START_TEST(back_pressure_bounds_memory_copy_path)
 }
 END_TEST
 
+/* Reply headers queued behind sendfile segments far into a file: libevent
+ * 2.1 sized the chain for such a header from the segment's file offset, so
+ * each 64 KiB get at offset ~30 MiB cost a ~30 MiB allocation. The
+ * daemon's address-space peak must not move by anything like that. */
+START_TEST(sendfile_replies_do_not_inflate_address_space)
+{
+    enum { FILE_BYTES = 32 << 20, CHUNK = 1 << 20, LEN = 64 << 10, N = 64 };
+    unsigned char *data = malloc(CHUNK);
+    struct th_client *c;
+    struct th_reply r;
+    uint64_t w, a;
+    long before, after;
+
+    pattern(data, CHUNK, 11);
+    th_must_start(&D, NULL);
+    c = th_must_connect(&D);
+    w = th_writer_new(c, 0);
+    for (size_t off = 0; off < FILE_BYTES; off += CHUNK)
+        th_push(c, w, data, CHUNK);
+    a = th_call_u64(c, "into_arena", w);
+    /* One round first, so the buffers every connection keeps exist. */
+    TH_OK_CALL(c, &r, "get", "uL", a, (struct proto_loc){0, 0, LEN});
+    before = th_proc_status_kib(D.pid, "VmPeak");
+    for (int i = 0; i < N; i++)
+        th_queue(c, "get", "uL", a,
+                 (struct proto_loc){0, (uint32_t)(FILE_BYTES - CHUNK + (i % 16) * LEN), LEN});
+    ck_assert_int_eq(th_flush(c), TH_OK);
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(th_recv(c, &r), TH_OK);
+        ck_assert_msg(r.err == 0, "get %d: %s %s", i, r.code, r.msg);
+        th_assert_bytes(r.result, data + (i % 16) * LEN, LEN);
+    }
+    after = th_proc_status_kib(D.pid, "VmPeak");
+    fprintf(stderr, "64 KiB gets at offset 31 MiB: daemon VmPeak %ld -> %ld KiB\n", before, after);
+    ck_assert_int_gt(before, 0);
+    ck_assert_msg(after - before < 8 * 1024, "VmPeak grew by %ld KiB", after - before);
+    th_close(c);
+    free(data);
+    th_must_stop(&D);
+}
+END_TEST
+
 /* ---- quota ---- */
 
 START_TEST(quota_refuses_pushes_and_keeps_old_data)
@@ -613,6 +655,7 @@ static Suite *guards_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, back_pressure_bounds_memory_sendfile_path);
     tcase_add_test(tc, back_pressure_bounds_memory_copy_path);
+    tcase_add_test(tc, sendfile_replies_do_not_inflate_address_space);
     tcase_add_test(tc, quota_refuses_pushes_and_keeps_old_data);
     suite_add_tcase(s, tc);
     return s;

@@ -131,7 +131,14 @@ int th_proc_fd_count(pid_t pid)
 /* VmRSS from /proc/PID/status, in KiB. */
 long th_proc_rss_kib(pid_t pid)
 {
+    return th_proc_status_kib(pid, "VmRSS");
+}
+
+/* One KiB figure of /proc/PID/status. */
+long th_proc_status_kib(pid_t pid, const char *key)
+{
     char path[64], line[256];
+    size_t klen = strlen(key);
     long kib = -1;
     FILE *f;
 
@@ -140,7 +147,8 @@ long th_proc_rss_kib(pid_t pid)
     if (f == NULL)
         return -1;
     while (fgets(line, sizeof(line), f) != NULL) {
-        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+        if (strncmp(line, key, klen) == 0 && line[klen] == ':' &&
+            sscanf(line + klen + 1, " %ld kB", &kib) == 1)
             break;
     }
     fclose(f);

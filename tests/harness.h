@@ -101,6 +101,9 @@ void th_daemon_dump_log(const struct th_daemon *d);
  * time (user + system) in clock ticks. -1 on error. */
 int th_proc_fd_count(pid_t pid);
 long th_proc_rss_kib(pid_t pid);
+/* A "Key: N kB" line of /proc/PID/status (e.g. "VmPeak"), in KiB; -1 on
+ * error. key is borrowed for the call. */
+long th_proc_status_kib(pid_t pid, const char *key);
 long th_proc_cpu_ticks(pid_t pid);
 
 /* Milliseconds on the monotonic clock; sleeps. */
