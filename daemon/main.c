@@ -2,6 +2,7 @@
  * the modules: sock (where to listen), registry + store (the data), methods
  * (the protocol's methods), server (connections and guards). */
 #include <errno.h>
+#include <malloc.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -465,6 +466,11 @@ int main(int argc, char **argv)
         level = LOG_LVL_DEBUG;
     log_init((enum log_level)level);
     signal(SIGPIPE, SIG_IGN);
+    /* A fixed threshold: large buffers (a connection's grown input, a big
+     * reply) are mapped on their own and unmapped when freed. glibc's
+     * default raises the threshold to the largest block freed so far, after
+     * which such buffers come from the heap and freed ones stay resident. */
+    mallopt(M_MMAP_THRESHOLD, 256 << 10);
     /* Until the event loop's handlers exist, a SIGTERM/SIGINT would kill us
      * with the socket file left behind: hold them pending until then. */
     sigemptyset(&stop_sigs);

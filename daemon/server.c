@@ -34,8 +34,12 @@
  * back to once a large message is done: 1024 idle clients then hold 16 MiB
  * of input buffers at most. */
 #define CONN_IN_START (16u << 10)
-/* Past this, an emptied input buffer is given back. */
-#define CONN_IN_KEEP (256u << 10)
+/* Past this, an emptied input buffer is given back: at once if the
+ * message that emptied it was small next to it, else after
+ * CONN_IN_IDLE_MS without being needed (a stream of large pushes keeps
+ * its buffer instead of mapping and faulting in a fresh one per message). */
+#define CONN_IN_KEEP    (256u << 10)
+#define CONN_IN_IDLE_MS 1000
 /* A read is not attempted into less free space than this: the buffered
  * bytes move to the front, or the buffer grows. */
 #define CONN_IN_MIN_READ (4u << 10)
@@ -66,12 +70,13 @@ struct conn {
     struct conn *dead_next;   /* on srv->dead once killed */
     uint64_t id;
     pid_t peer_pid;
-    evutil_socket_t fd;     /* owned: closed by conn_free() */
-    struct event *read_ev;  /* persistent; added while reading is wanted */
-    struct event *write_ev; /* persistent; added while out holds bytes the
+    evutil_socket_t fd;      /* owned: closed by conn_free() */
+    struct event *read_ev;   /* persistent; added while reading is wanted */
+    struct event *write_ev;  /* persistent; added while out holds bytes the
                                 socket did not take */
-    struct event *more_ev;  /* zero-delay timer: resumes processing next turn */
-    struct event *drain_ev; /* bounds the wait for a closing connection's flush */
+    struct event *more_ev;   /* zero-delay timer: resumes processing next turn */
+    struct event *drain_ev;  /* bounds the wait for a closing connection's flush */
+    struct event *shrink_ev; /* gives a large idle input buffer back */
     struct conn_in in;
     struct evbuffer *out; /* replies the socket has not taken yet; DRAINS_TO_FD */
     struct proto_scan *scan;
@@ -135,6 +140,7 @@ static void conn_kill(struct conn *c)
     c->reading = 0;
     c->writing = 0;
     event_del(c->more_ev);
+    event_del(c->shrink_ev);
     if (c->drain_ev != NULL)
         event_del(c->drain_ev);
     c->dead_next = s->dead;
@@ -153,6 +159,8 @@ static void conn_release(struct conn *c)
         event_free(c->more_ev);
     if (c->drain_ev != NULL)
         event_free(c->drain_ev);
+    if (c->shrink_ev != NULL)
+        event_free(c->shrink_ev);
     /* Freeing out also releases any sendfile segment still queued, and with
      * it that segment's arena reference. */
     if (c->out != NULL)
@@ -433,6 +441,28 @@ static int conn_scan(struct conn *c)
     return 0;
 }
 
+/* Frees the input buffer if it is large and empty. */
+static void conn_in_shrink(struct conn *c)
+{
+    struct conn_in *in = &c->in;
+
+    if (in->cap > CONN_IN_KEEP && in->start == in->end) {
+        free(in->p);
+        in->p = NULL;
+        in->cap = 0;
+        in->start = 0;
+        in->end = 0;
+    }
+}
+
+/* The input buffer was not needed for CONN_IN_IDLE_MS. */
+static void conn_shrink_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    conn_in_shrink(arg);
+}
+
 /* Forgets the current message's bytes and unpacked objects. */
 static void conn_message_done(struct conn *c, size_t len)
 {
@@ -444,9 +474,12 @@ static void conn_message_done(struct conn *c, size_t len)
         in->start = 0;
         in->end = 0;
         if (in->cap > CONN_IN_KEEP) {
-            free(in->p);
-            in->p = NULL;
-            in->cap = 0;
+            static const struct timeval idle = {CONN_IN_IDLE_MS / 1000,
+                                                (CONN_IN_IDLE_MS % 1000) * 1000};
+            if (len < in->cap / 4)
+                conn_in_shrink(c);
+            else
+                evtimer_add(c->shrink_ev, &idle);
         }
     }
     c->consumed += len;
@@ -622,12 +655,13 @@ static int conn_new(struct server *s, evutil_socket_t fd, pid_t peer_pid)
     c->read_ev = event_new(s->base, fd, EV_READ | EV_PERSIST, conn_read_cb, c);
     c->write_ev = event_new(s->base, fd, EV_WRITE | EV_PERSIST, conn_write_cb, c);
     c->more_ev = evtimer_new(s->base, conn_more_cb, c);
+    c->shrink_ev = evtimer_new(s->base, conn_shrink_cb, c);
     c->out = evbuffer_new();
     c->tmp = evbuffer_new();
     c->scan = proto_scan_new(&s->cfg.limits);
     c->owner = reg_owner_new(s->reg);
-    if (c->read_ev == NULL || c->write_ev == NULL || c->more_ev == NULL || c->out == NULL ||
-        c->tmp == NULL || c->scan == NULL || c->owner == NULL ||
+    if (c->read_ev == NULL || c->write_ev == NULL || c->more_ev == NULL || c->shrink_ev == NULL ||
+        c->out == NULL || c->tmp == NULL || c->scan == NULL || c->owner == NULL ||
         evutil_make_socket_nonblocking(fd) < 0) {
         conn_release(c);
         return -1;

@@ -462,6 +462,43 @@ START_TEST(sendfile_replies_do_not_inflate_address_space)
 }
 END_TEST
 
+/* A 24 MiB push grows the connection's input buffer to hold it; once the
+ * connection stays idle the daemon gives that memory back, so one large
+ * request does not pin its size for the connection's life. */
+START_TEST(large_request_memory_is_given_back)
+{
+    enum { BIG = 24 << 20 };
+    unsigned char *data = malloc(BIG);
+    struct th_client *c;
+    long rss = -1, base;
+    uint64_t w, start;
+
+    pattern(data, BIG, 13);
+    th_must_start(&D, NULL);
+    c = th_must_connect(&D);
+    w = th_writer_new(c, 0);
+    base = th_proc_rss_kib(D.pid);
+    th_push(c, w, data, BIG);
+    /* No request follows (a small one would let the buffer go at once):
+     * the idle timer must give it back. */
+    start = th_now_ms();
+    while (th_now_ms() - start < 5000) {
+        rss = th_proc_rss_kib(D.pid);
+        if (rss >= 0 && rss < base + 8 * 1024)
+            break;
+        th_sleep_ms(50);
+    }
+    fprintf(stderr, "after a 24 MiB push: daemon RSS %ld KiB (%ld before), %.1f s later\n", rss,
+            base, (double)(th_now_ms() - start) / 1000.0);
+    ck_assert_int_gt(base, 0);
+    ck_assert_msg(rss >= 0 && rss < base + 8 * 1024, "daemon RSS %ld KiB, %ld before the push", rss,
+                  base);
+    th_close(c);
+    free(data);
+    th_must_stop(&D);
+}
+END_TEST
+
 /* ---- quota ---- */
 
 START_TEST(quota_refuses_pushes_and_keeps_old_data)
@@ -656,6 +693,7 @@ static Suite *guards_suite(void)
     tcase_add_test(tc, back_pressure_bounds_memory_sendfile_path);
     tcase_add_test(tc, back_pressure_bounds_memory_copy_path);
     tcase_add_test(tc, sendfile_replies_do_not_inflate_address_space);
+    tcase_add_test(tc, large_request_memory_is_given_back);
     tcase_add_test(tc, quota_refuses_pushes_and_keeps_old_data);
     suite_add_tcase(s, tc);
     return s;
