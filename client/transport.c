@@ -606,7 +606,7 @@ static int set_sock_timeouts(int fd, int ms)
 /* Sends hello with a small client_info map and keeps what comes back. */
 static int do_hello(farena_client *c)
 {
-    const msgpack_object *res;
+    const msgpack_object *res = NULL;
     const char *ver = farena_version_string();
     int err = cl_ready(c);
 
