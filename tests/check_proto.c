@@ -341,6 +341,24 @@ START_TEST(test_method_table)
     ck_assert_int_eq(proto_method_from_name("hell", 4), -1);
     ck_assert_int_eq(proto_method_from_name("HELLO", 5), -1);
     ck_assert_int_eq(proto_method_from_name("getx", 3), PROTO_M_GET);
+    /* Exact: any one byte changed, a byte cut or added, never matches. */
+    for (int i = 0; i < PROTO_M_COUNT; i++) {
+        const char *name = proto_method_name((enum proto_method)i);
+        size_t n = strlen(name);
+        char buf[PROTO_MAX_METHOD_LEN + 2];
+        memcpy(buf, name, n);
+        buf[n] = 'x';
+        ck_assert_int_eq(proto_method_from_name(buf, n + 1), -1);
+        ck_assert_int_eq(proto_method_from_name(buf, n - 1), -1);
+        for (size_t k = 0; k < n; k++) {
+            buf[k] ^= 0x20;
+            ck_assert_int_eq(proto_method_from_name(buf, n), -1);
+            buf[k] = (char)(buf[k] ^ 0x01 ^ 0x20);
+            ck_assert_int_eq(proto_method_from_name(buf, n), -1);
+            buf[k] = name[k];
+        }
+        ck_assert_int_eq(proto_method_from_name(buf, n), i);
+    }
 }
 END_TEST
 
