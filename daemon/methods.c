@@ -161,10 +161,15 @@ static void pack_kv_u64(msgpack_packer *pk, const char *key, uint64_t v)
     msgpack_pack_uint64(pk, v);
 }
 
-/* Starts the success response. */
+/* Starts the success response: the head's bytes in one write to the
+ * scratch. Out of memory sets scratch->failed, which methods_call checks. */
 static void call_result(struct call *c)
 {
-    proto_pack_result_head(&c->pk, c->msgid);
+    struct obuf *b = c->io->scratch;
+    char *p = obuf_reserve(b, PROTO_RESULT_HEAD_MAX);
+
+    if (p != NULL)
+        obuf_commit(b, proto_encode_result_head(c->msgid, p));
 }
 
 /* A result that is one handle or one unsigned number. */

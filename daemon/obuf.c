@@ -9,31 +9,42 @@
  * pin its size for the connection's whole life. */
 #define OBUF_KEEP (256u << 10)
 
-/* Appends len bytes, growing by doubling. */
-int obuf_write(void *data, const char *buf, size_t len)
+/* Grows the capacity by doubling until n more bytes fit; see obuf.h. */
+int obuf_grow(struct obuf *b, size_t n)
 {
-    struct obuf *b = data;
+    size_t ncap = b->cap != 0 ? b->cap : 4096;
+    char *np;
 
     if (b->failed)
         return -1;
-    if (len > b->cap - b->len) {
-        size_t ncap = b->cap != 0 ? b->cap : 4096;
-        while (ncap - b->len < len) {
-            if (ncap > SIZE_MAX / 2) {
-                b->failed = 1;
-                return -1;
-            }
-            ncap *= 2;
-        }
-        char *np = realloc(b->p, ncap);
-        if (np == NULL) {
+    if (b->p != NULL && n <= b->cap - b->len)
+        return 0;
+    while (ncap - b->len < n) {
+        if (ncap > SIZE_MAX / 2) {
             b->failed = 1;
             return -1;
         }
-        b->p = np;
-        b->cap = ncap;
+        ncap *= 2;
     }
-    memcpy(b->p + b->len, buf, len);
+    np = realloc(b->p, ncap);
+    if (np == NULL) {
+        b->failed = 1;
+        return -1;
+    }
+    b->p = np;
+    b->cap = ncap;
+    return 0;
+}
+
+/* Appends len bytes. */
+int obuf_write(void *data, const char *buf, size_t len)
+{
+    struct obuf *b = data;
+    char *p = obuf_reserve(b, len);
+
+    if (p == NULL)
+        return -1;
+    memcpy(p, buf, len);
     b->len += len;
     return 0;
 }

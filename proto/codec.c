@@ -145,13 +145,42 @@ static int pack_cstr(msgpack_packer *pk, const char *s)
     return msgpack_pack_str(pk, len) || msgpack_pack_str_body(pk, s, len);
 }
 
-/* [1, msgid, nil, ... */
+/* fixarray(4), positive fixint 1, msgid in msgpack-c's smallest unsigned
+ * encoding, nil. */
+size_t proto_encode_result_head(uint32_t msgid, void *out)
+{
+    unsigned char *p = out;
+    size_t n = 2;
+
+    p[0] = 0x94;
+    p[1] = PROTO_RESPONSE;
+    if (msgid < 128) {
+        p[n++] = (unsigned char)msgid;
+    } else if (msgid <= UINT8_MAX) {
+        p[n++] = 0xcc;
+        p[n++] = (unsigned char)msgid;
+    } else if (msgid <= UINT16_MAX) {
+        p[n++] = 0xcd;
+        p[n++] = (unsigned char)(msgid >> 8);
+        p[n++] = (unsigned char)msgid;
+    } else {
+        p[n++] = 0xce;
+        p[n++] = (unsigned char)(msgid >> 24);
+        p[n++] = (unsigned char)(msgid >> 16);
+        p[n++] = (unsigned char)(msgid >> 8);
+        p[n++] = (unsigned char)msgid;
+    }
+    p[n++] = 0xc0;
+    return n;
+}
+
+/* [1, msgid, nil, ... in one write. */
 int proto_pack_result_head(msgpack_packer *pk, uint32_t msgid)
 {
-    return msgpack_pack_array(pk, 4) || msgpack_pack_uint8(pk, PROTO_RESPONSE) ||
-                   msgpack_pack_uint32(pk, msgid) || msgpack_pack_nil(pk)
-               ? -1
-               : 0;
+    unsigned char head[PROTO_RESULT_HEAD_MAX];
+    size_t n = proto_encode_result_head(msgid, head);
+
+    return pk->callback(pk->data, (const char *)head, n) == 0 ? 0 : -1;
 }
 
 /* [1, msgid, [name, message], nil] */

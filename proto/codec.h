@@ -75,8 +75,18 @@ int proto_request_decode(const msgpack_object *msg, struct proto_request *out, c
 int proto_response_decode(const msgpack_object *msg, struct proto_response *out, const char **why);
 
 /* Packs the head of a success response, [1, msgid, nil, ; the caller then
- * packs exactly one result object. Returns msgpack's 0 / -1. */
+ * packs exactly one result object. The head goes to the packer's write
+ * callback in one call. Returns msgpack's 0 / -1. */
 int proto_pack_result_head(msgpack_packer *pk, uint32_t msgid);
+
+/* Longest head proto_encode_result_head() writes (msgid as uint32). */
+#define PROTO_RESULT_HEAD_MAX 8
+
+/* Writes the bytes proto_pack_result_head() packs into out (room for
+ * PROTO_RESULT_HEAD_MAX bytes, caller's memory) and returns how many:
+ * always proto_size_result_head(msgid). For callers that own their output
+ * buffer and want no packer callback per field. */
+size_t proto_encode_result_head(uint32_t msgid, void *out);
 
 /* Packs a whole error response [1, msgid, [name, message], nil]; message may
  * be NULL (the code's description is sent). */

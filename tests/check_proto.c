@@ -1700,6 +1700,16 @@ START_TEST(test_sizes_match_msgpack)
             msgpack_sbuffer_clear(&o.sb);
             ck_assert_int_eq(proto_pack_result_head(&o.pk, (uint32_t)v), 0);
             ck_assert_uint_eq(proto_size_result_head((uint32_t)v), o.sb.size);
+            /* The hand-encoded head is byte for byte msgpack-c's. */
+            unsigned char head[PROTO_RESULT_HEAD_MAX];
+            size_t hn = proto_encode_result_head((uint32_t)v, head);
+            msgpack_sbuffer_clear(&o.sb);
+            msgpack_pack_array(&o.pk, 4);
+            msgpack_pack_uint8(&o.pk, 1);
+            msgpack_pack_uint32(&o.pk, (uint32_t)v);
+            msgpack_pack_nil(&o.pk);
+            ck_assert_uint_eq(hn, o.sb.size);
+            ck_assert_mem_eq(head, o.sb.data, hn);
         }
         if (v < sizeof(zeros)) {
             msgpack_sbuffer_clear(&o.sb);
