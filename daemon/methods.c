@@ -277,6 +277,27 @@ static int add_payload_copy(struct call *c, struct evbuffer *buf, const void *pr
     return M_OK;
 }
 
+/* Appends a small get's whole response, [result head, bin header,
+ * payload], to the scratch, the payload pread straight into it; the batch's
+ * responses then reach the connection's output in one obuf_flush(). On a
+ * read error nothing is appended. Returns 0, M_ERR (c->err) or M_BROKEN. */
+static int add_small_get(struct call *c, const struct store_arena *a, struct store_loc loc)
+{
+    struct obuf *b = c->io->scratch;
+    unsigned char *p = (unsigned char *)obuf_reserve(b, PROTO_RESULT_HEAD_MAX + 5 + loc.len);
+    struct store_err err;
+    size_t n;
+
+    if (p == NULL)
+        return M_BROKEN;
+    n = proto_encode_result_head(c->msgid, p);
+    n += bin_header(loc.len, p + n);
+    if (store_get(a, loc, p + n, &err) < 0)
+        return call_store_fail(c, &err); /* nothing committed */
+    obuf_commit(b, n + loc.len);
+    return M_OK;
+}
+
 /* Logs a hello's client_info map (debug level): its str values, so an
  * operator can tell clients apart. */
 static void log_client_info(const msgpack_object *map)
@@ -531,7 +552,6 @@ static int m_get(struct call *c)
     struct store_loc loc;
     const char *why = NULL;
     uint64_t h, size;
-    size_t mark;
     int rc;
 
     if (param_handle(c, 0, "arena", &h) < 0)
@@ -556,18 +576,9 @@ static int m_get(struct call *c)
             obuf_flush(io->scratch, io->out) < 0 || add_segment(io->out, a, loc) < 0)
             return M_BROKEN;
     } else {
-        /* The batch's packed bytes, the head and the payload go into one
-         * reservation: a failed read then leaves the output untouched. */
-        mark = io->scratch->len;
-        call_result(c);
-        if (io->scratch->failed)
-            return M_BROKEN;
-        rc = add_payload_copy(c, io->out, io->scratch->p, io->scratch->len, a, loc);
-        if (rc != M_OK) {
-            obuf_truncate(io->scratch, mark);
+        rc = add_small_get(c, a, loc);
+        if (rc != M_OK)
             return rc;
-        }
-        io->scratch->len = 0;
     }
     c->m->bytes_read += loc.len;
     return M_OK;

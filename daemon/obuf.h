@@ -53,9 +53,10 @@ static inline void obuf_commit(struct obuf *b, size_t n)
 /* Points pk at b. */
 void obuf_packer(struct obuf *b, msgpack_packer *pk);
 
-/* Moves b's bytes to the end of out and empties b (its memory is kept
- * unless it grew past a batch's usual size). Returns 0 or -1 (ENOMEM; b
- * unchanged). */
+/* Moves b's bytes to the end of out and empties b. A few KiB or more move
+ * without a copy: out takes b's memory (freeing it once written) and b gets
+ * a fresh buffer. Less is copied and b keeps its memory (unless it grew past
+ * a batch's usual size). Returns 0 or -1 (ENOMEM; b unchanged). */
 int obuf_flush(struct obuf *b, struct evbuffer *out);
 
 /* Cuts b back to len bytes (len <= b->len) and clears failed. */
