@@ -36,6 +36,12 @@ struct methods_limits {
  * more than the copy. */
 #define METHODS_SENDFILE_MIN (16u << 10)
 
+/* A get_many response of small items (each below METHODS_SENDFILE_MIN) up
+ * to this many bytes is assembled in the scratch obuf with one reservation;
+ * a bigger one goes through methods_out.tmp, whose chains take the payloads
+ * without a second copy. */
+#define METHODS_GATHER_MAX (1u << 20)
+
 struct methods; /* the table's state: registry, limits, counters */
 
 /* Where one call writes its response; every member is owned by the

@@ -30,7 +30,15 @@ int obuf_grow(struct obuf *b, size_t n)
         }
         ncap *= 2;
     }
-    np = realloc(b->p, ncap);
+    if (b->len == 0) {
+        /* Nothing to keep: realloc would copy the old block for nothing. */
+        free(b->p);
+        b->p = NULL;
+        b->cap = 0;
+        np = malloc(ncap);
+    } else {
+        np = realloc(b->p, ncap);
+    }
     if (np == NULL) {
         b->failed = 1;
         return -1;
