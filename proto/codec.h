@@ -51,7 +51,12 @@ struct proto_response {
 
 /* Unpacks one complete message of len bytes (as delimited by proto_scan)
  * into *out, allocating from zone, which the caller owns and may clear
- * between messages. The message's bin/str objects point into buf (no copy).
+ * between messages. The message's bin/str objects point into buf (no copy);
+ * an empty one's pointer is unspecified (may be NULL: read it through
+ * proto_read_payload / proto_read_str). Messages of nil, booleans, integers,
+ * str, bin and arrays up to 8 deep take a direct decoder that builds the
+ * same objects msgpack-c would; anything else, and every error, goes
+ * through msgpack_unpack(), whose verdict stands.
  * Returns 0, or -1 with *why set (not msgpack, trailing bytes, out of
  * memory). */
 int proto_unpack(msgpack_zone *zone, const void *buf, size_t len, msgpack_object *out,
