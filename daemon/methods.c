@@ -161,10 +161,15 @@ static void pack_kv_u64(msgpack_packer *pk, const char *key, uint64_t v)
     msgpack_pack_uint64(pk, v);
 }
 
-/* Starts the success response. */
+/* Starts the success response: the head's bytes in one write to the
+ * scratch. Out of memory sets scratch->failed, which methods_call checks. */
 static void call_result(struct call *c)
 {
-    proto_pack_result_head(&c->pk, c->msgid);
+    struct obuf *b = c->io->scratch;
+    char *p = obuf_reserve(b, PROTO_RESULT_HEAD_MAX);
+
+    if (p != NULL)
+        obuf_commit(b, proto_encode_result_head(c->msgid, p));
 }
 
 /* A result that is one handle or one unsigned number. */
@@ -214,6 +219,28 @@ static size_t bin_header(uint32_t len, unsigned char *hdr)
     return 5;
 }
 
+/* Writes the msgpack array header for n items into hdr (5 bytes of room)
+ * and returns its length. */
+static size_t array_header(uint32_t n, unsigned char *hdr)
+{
+    if (n < 16) {
+        hdr[0] = (unsigned char)(0x90 | n);
+        return 1;
+    }
+    if (n <= UINT16_MAX) {
+        hdr[0] = 0xdc;
+        hdr[1] = (unsigned char)(n >> 8);
+        hdr[2] = (unsigned char)n;
+        return 3;
+    }
+    hdr[0] = 0xdd;
+    hdr[1] = (unsigned char)(n >> 24);
+    hdr[2] = (unsigned char)(n >> 16);
+    hdr[3] = (unsigned char)(n >> 8);
+    hdr[4] = (unsigned char)n;
+    return 5;
+}
+
 /* Drops the arena reference a sendfile segment held, once libevent is done
  * with the segment. */
 static void segment_done(const struct evbuffer_file_segment *seg, int flags, void *arg)
@@ -246,14 +273,14 @@ static int add_segment(struct evbuffer *buf, struct store_arena *a, struct store
 }
 
 /* Appends [bin header, payload] for loc to buf, the payload pread straight
- * into buf's free space; prefix (plen bytes, may be 0) goes in front. On a
- * read error nothing is appended. Returns 0, M_ERR (c->err) or M_BROKEN. */
-static int add_payload_copy(struct call *c, struct evbuffer *buf, const void *prefix, size_t plen,
-                            const struct store_arena *a, struct store_loc loc)
+ * into buf's free space. On a read error nothing is appended. Returns 0,
+ * M_ERR (c->err) or M_BROKEN. */
+static int add_payload_copy(struct call *c, struct evbuffer *buf, const struct store_arena *a,
+                            struct store_loc loc)
 {
     unsigned char hdr[5];
     size_t hl = bin_header(loc.len, hdr);
-    size_t need = plen + hl + loc.len;
+    size_t need = hl + loc.len;
     struct evbuffer_iovec v;
     struct store_err err;
     char *p;
@@ -261,14 +288,33 @@ static int add_payload_copy(struct call *c, struct evbuffer *buf, const void *pr
     if (evbuffer_reserve_space(buf, (ev_ssize_t)need, &v, 1) < 1)
         return M_BROKEN;
     p = v.iov_base;
-    if (plen > 0)
-        memcpy(p, prefix, plen);
-    memcpy(p + plen, hdr, hl);
-    if (store_get(a, loc, p + plen + hl, &err) < 0)
+    memcpy(p, hdr, hl);
+    if (store_get(a, loc, p + hl, &err) < 0)
         return call_store_fail(c, &err); /* uncommitted space is discarded */
     v.iov_len = need;
     if (evbuffer_commit_space(buf, &v, 1) < 0)
         return M_BROKEN;
+    return M_OK;
+}
+
+/* Appends a small get's whole response, [result head, bin header,
+ * payload], to the scratch, the payload pread straight into it; the batch's
+ * responses then reach the connection's output in one obuf_flush(). On a
+ * read error nothing is appended. Returns 0, M_ERR (c->err) or M_BROKEN. */
+static int add_small_get(struct call *c, const struct store_arena *a, struct store_loc loc)
+{
+    struct obuf *b = c->io->scratch;
+    unsigned char *p = (unsigned char *)obuf_reserve(b, PROTO_RESULT_HEAD_MAX + 5 + loc.len);
+    struct store_err err;
+    size_t n;
+
+    if (p == NULL)
+        return M_BROKEN;
+    n = proto_encode_result_head(c->msgid, p);
+    n += bin_header(loc.len, p + n);
+    if (store_get(a, loc, p + n, &err) < 0)
+        return call_store_fail(c, &err); /* nothing committed */
+    obuf_commit(b, n + loc.len);
     return M_OK;
 }
 
@@ -526,7 +572,6 @@ static int m_get(struct call *c)
     struct store_loc loc;
     const char *why = NULL;
     uint64_t h, size;
-    size_t mark;
     int rc;
 
     if (param_handle(c, 0, "arena", &h) < 0)
@@ -551,27 +596,53 @@ static int m_get(struct call *c)
             obuf_flush(io->scratch, io->out) < 0 || add_segment(io->out, a, loc) < 0)
             return M_BROKEN;
     } else {
-        /* The batch's packed bytes, the head and the payload go into one
-         * reservation: a failed read then leaves the output untouched. */
-        mark = io->scratch->len;
-        call_result(c);
-        if (io->scratch->failed)
-            return M_BROKEN;
-        rc = add_payload_copy(c, io->out, io->scratch->p, io->scratch->len, a, loc);
-        if (rc != M_OK) {
-            obuf_truncate(io->scratch, mark);
+        rc = add_small_get(c, a, loc);
+        if (rc != M_OK)
             return rc;
-        }
-        io->scratch->len = 0;
     }
     c->m->bytes_read += loc.len;
     return M_OK;
 }
 
+/* Appends get_many's whole response (size bytes, computed by the caller)
+ * to the scratch in one reservation: head, array header, then each item's
+ * bin header with its payload pread straight behind it. Nothing is
+ * committed until every read succeeded. Returns 0 or M_ERR (c->err). */
+static int gather_small(struct call *c, const struct store_arena *a, const struct store_loc *locs,
+                        uint32_t n, size_t size)
+{
+    struct obuf *b = c->io->scratch;
+    unsigned char *p;
+    struct store_err err;
+    size_t off;
+
+    /* The batch's earlier responses go to the output first rather than be
+     * copied by a realloc: a big response would otherwise copy them on
+     * every doubling. */
+    if (b->len > 0 && size > b->cap - b->len && obuf_flush(b, c->io->out) < 0)
+        return call_fail(c, PROTO_IO_ERROR, "out of memory");
+    p = (unsigned char *)obuf_reserve(b, size);
+    if (p == NULL)
+        return call_fail(c, PROTO_IO_ERROR, "out of memory");
+    off = proto_encode_result_head(c->msgid, p);
+    off += array_header(n, p + off);
+    for (uint32_t k = 0; k < n; k++) {
+        off += bin_header(locs[k].len, p + off);
+        if (store_get(a, locs[k], p + off, &err) < 0)
+            return call_fail(c, err.code, "item %" PRIu32 ": %s", k, err.msg);
+        off += locs[k].len;
+    }
+    obuf_commit(b, off);
+    return M_OK;
+}
+
 /* get_many [arena, [location, ...]]: every location is checked and the
- * response's exact size computed before anything is read; the payloads are
- * assembled in io->tmp and moved to the output in one step, so a read error
- * half-way leaves no partial response behind. */
+ * response's exact size computed before anything is read. A response of
+ * small items only (each below METHODS_SENDFILE_MIN, the whole at most
+ * METHODS_GATHER_MAX) is assembled in the scratch by gather_small(); any
+ * other is assembled in io->tmp (sendfile segments for the large items) and
+ * moved to the output in one step. Either way a read error half-way leaves
+ * no partial response behind. */
 static int m_get_many(struct call *c)
 {
     struct methods_out *io = c->io;
@@ -581,7 +652,7 @@ static int m_get_many(struct call *c)
     struct store_err err;
     const char *why;
     uint64_t h, size, total = 0;
-    uint32_t n;
+    uint32_t n, longest = 0;
     int rc = M_OK;
 
     if (param_handle(c, 0, "arena", &h) < 0)
@@ -614,6 +685,8 @@ static int m_get_many(struct call *c)
         }
         size += proto_size_bin(locs[k].len);
         total += locs[k].len;
+        if (locs[k].len > longest)
+            longest = locs[k].len;
     }
     if (size > c->m->lim.max_message) {
         rc = call_fail(c, PROTO_TOO_LARGE,
@@ -623,6 +696,12 @@ static int m_get_many(struct call *c)
     }
     if (!c->answer)
         goto out;
+    if (longest < METHODS_SENDFILE_MIN && size <= METHODS_GATHER_MAX) {
+        rc = gather_small(c, a, locs, n, (size_t)size);
+        if (rc == M_OK)
+            c->m->bytes_read += total;
+        goto out;
+    }
     for (uint32_t k = 0; k < n && rc == M_OK; k++) {
         if (locs[k].len >= METHODS_SENDFILE_MIN) {
             unsigned char hdr[5];
@@ -630,7 +709,7 @@ static int m_get_many(struct call *c)
             if (obuf_append_to(io->tmp, hdr, hl) < 0 || add_segment(io->tmp, a, locs[k]) < 0)
                 rc = call_fail(c, PROTO_IO_ERROR, "out of memory");
         } else {
-            rc = add_payload_copy(c, io->tmp, NULL, 0, a, locs[k]);
+            rc = add_payload_copy(c, io->tmp, a, locs[k]);
             if (rc == M_ERR) {
                 err = c->err;
                 rc = call_fail(c, err.code, "item %" PRIu32 ": %s", k, err.msg);

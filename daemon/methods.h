@@ -28,11 +28,19 @@ struct methods_limits {
 
 /* Payloads at least this long are sent with sendfile from the arena's file
  * (the arena stays referenced until the bytes are on the socket); shorter
- * ones are pread straight into the output buffer. Measured by bench/: from
+ * ones are pread straight into the scratch obuf, behind their response's
+ * head, so a batch of small gets reaches the output in one obuf_flush().
+ * Measured by bench/: from
  * 16 KiB up sendfile beats pread-and-copy (64 KiB items: 97k/s against
  * 55k/s on the socket floor); below it the extra chain and syscall cost
  * more than the copy. */
 #define METHODS_SENDFILE_MIN (16u << 10)
+
+/* A get_many response of small items (each below METHODS_SENDFILE_MIN) up
+ * to this many bytes is assembled in the scratch obuf with one reservation;
+ * a bigger one goes through methods_out.tmp, whose chains take the payloads
+ * without a second copy. */
+#define METHODS_GATHER_MAX (1u << 20)
 
 struct methods; /* the table's state: registry, limits, counters */
 

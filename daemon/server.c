@@ -266,10 +266,8 @@ static int conn_send(struct conn *c)
             obuf_append_to(c->out, c->scratch.p + n, c->scratch.len - (size_t)n) < 0)
             goto nomem;
         conn_scratch_clear(c);
-    } else if (c->scratch.len > 0) {
-        if (obuf_append_to(c->out, c->scratch.p, c->scratch.len) < 0)
-            goto nomem;
-        conn_scratch_clear(c);
+    } else if (c->scratch.len > 0 && obuf_flush(&c->scratch, c->out) < 0) {
+        goto nomem;
     }
     while (budget > 0 && evbuffer_get_length(c->out) > 0) {
         int n = evbuffer_write_atmost(c->out, c->fd, (ev_ssize_t)budget);

@@ -13,8 +13,180 @@ static int fail(const char **why, const char *reason)
     return -1;
 }
 
+/* The fast path's deepest nesting; a request's is 3 (envelope, params, a
+ * location). Deeper messages take msgpack-c's path. */
+#define FAST_DEPTH 8
+
+/* Big-endian field readers for fast_unpack. */
+static uint64_t rd_be(const unsigned char *p, unsigned n)
+{
+    uint64_t v = 0;
+
+    for (unsigned i = 0; i < n; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* Decodes exactly the len bytes at p as one msgpack object built of nil,
+ * booleans, integers, str, bin and arrays, producing the same objects
+ * msgpack_unpack() does (arrays from zone, str/bin pointing into p). One
+ * difference: an empty str or bin points where its body would be, while
+ * msgpack-c gives NULL or a stale pointer into the message; no reader may
+ * use a zero-length body's pointer anyway. Returns 0, or -1 for anything
+ * else: another type (map, float, ext), nesting past FAST_DEPTH, a
+ * truncated or malformed message, trailing bytes, no memory. The caller
+ * then runs msgpack_unpack(), which decides; so this path accepts nothing
+ * msgpack-c refuses and only saves its per-object callbacks. */
+static int fast_unpack(msgpack_zone *zone, const unsigned char *p, size_t len, msgpack_object *out)
+{
+    struct {
+        msgpack_object *next;
+        uint32_t left;
+    } stack[FAST_DEPTH];
+    const unsigned char *const end = p + len;
+    msgpack_object *o = out;
+    unsigned depth = 0;
+
+    for (;;) {
+        uint64_t n;
+        unsigned w;
+        unsigned char c;
+
+        if (p >= end)
+            return -1;
+        c = *p++;
+        if (c <= 0x7f) {
+            o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+            o->via.u64 = c;
+        } else if (c >= 0xe0) {
+            o->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
+            o->via.i64 = (int8_t)c;
+        } else if (c >= 0xa0 && c <= 0xbf) {
+            n = c & 0x1fu;
+            goto str;
+        } else if (c >= 0x90 && c <= 0x9f) {
+            n = c & 0x0fu;
+            goto array;
+        } else {
+            switch (c) {
+            case 0xc0:
+                o->type = MSGPACK_OBJECT_NIL;
+                break;
+            case 0xc2:
+            case 0xc3:
+                o->type = MSGPACK_OBJECT_BOOLEAN;
+                o->via.boolean = c == 0xc3;
+                break;
+            case 0xcc:
+            case 0xcd:
+            case 0xce:
+            case 0xcf:
+                w = 1u << (c - 0xcc);
+                if ((size_t)(end - p) < w)
+                    return -1;
+                o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+                o->via.u64 = rd_be(p, w);
+                p += w;
+                break;
+            case 0xd0:
+            case 0xd1:
+            case 0xd2:
+            case 0xd3: {
+                int64_t v;
+                w = 1u << (c - 0xd0);
+                if ((size_t)(end - p) < w)
+                    return -1;
+                n = rd_be(p, w);
+                p += w;
+                /* Sign-extend the w-byte two's complement value. */
+                v = w == 8                        ? (int64_t)n
+                    : (n & (1ull << (8 * w - 1))) ? (int64_t)n - (int64_t)(1ull << (8 * w))
+                                                  : (int64_t)n;
+                if (v >= 0) {
+                    o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+                    o->via.u64 = (uint64_t)v;
+                } else {
+                    o->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
+                    o->via.i64 = v;
+                }
+                break;
+            }
+            case 0xc4:
+            case 0xc5:
+            case 0xc6:
+            case 0xd9:
+            case 0xda:
+            case 0xdb:
+                w = c <= 0xc6 ? 1u << (c - 0xc4) : 1u << (c - 0xd9);
+                if ((size_t)(end - p) < w)
+                    return -1;
+                n = rd_be(p, w);
+                p += w;
+                if (c <= 0xc6) {
+                    if ((size_t)(end - p) < n)
+                        return -1;
+                    o->type = MSGPACK_OBJECT_BIN;
+                    o->via.bin.ptr = (const char *)p;
+                    o->via.bin.size = (uint32_t)n;
+                    p += n;
+                    break;
+                }
+                goto str;
+            case 0xdc:
+            case 0xdd:
+                w = c == 0xdc ? 2 : 4;
+                if ((size_t)(end - p) < w)
+                    return -1;
+                n = rd_be(p, w);
+                p += w;
+                goto array;
+            default:
+                return -1;
+            }
+        }
+        goto done;
+
+    str:
+        if ((size_t)(end - p) < n)
+            return -1;
+        o->type = MSGPACK_OBJECT_STR;
+        o->via.str.ptr = (const char *)p;
+        o->via.str.size = (uint32_t)n;
+        p += n;
+        goto done;
+
+    array:
+        /* Every element takes at least one byte: a count the rest of the
+         * message cannot hold is refused before allocating. */
+        if (n > (size_t)(end - p) || (n > 0 && depth == FAST_DEPTH))
+            return -1;
+        o->type = MSGPACK_OBJECT_ARRAY;
+        o->via.array.size = (uint32_t)n;
+        o->via.array.ptr = msgpack_zone_malloc(zone, (size_t)n * sizeof(msgpack_object));
+        if (o->via.array.ptr == NULL)
+            return -1;
+        if (n > 0) {
+            stack[depth].next = o->via.array.ptr;
+            stack[depth].left = (uint32_t)n;
+            depth++;
+            o = stack[depth - 1].next++;
+            stack[depth - 1].left--;
+            continue;
+        }
+
+    done:
+        while (depth > 0 && stack[depth - 1].left == 0)
+            depth--;
+        if (depth == 0)
+            return p == end ? 0 : -1;
+        o = stack[depth - 1].next++;
+        stack[depth - 1].left--;
+    }
+}
+
 /* Unpacks one whole message; bytes after it are an error because the scanner
- * already cut the stream at message boundaries. */
+ * already cut the stream at message boundaries. Requests take fast_unpack();
+ * whatever it declines goes through msgpack-c, whose verdict stands. */
 int proto_unpack(msgpack_zone *zone, const void *buf, size_t len, msgpack_object *out,
                  const char **why)
 {
@@ -22,6 +194,8 @@ int proto_unpack(msgpack_zone *zone, const void *buf, size_t len, msgpack_object
 
     if (zone == NULL || out == NULL || (buf == NULL && len > 0))
         return fail(why, "invalid arguments");
+    if (len > 0 && fast_unpack(zone, buf, len, out) == 0)
+        return 0;
     switch (msgpack_unpack(buf, len, &off, zone, out)) {
     case MSGPACK_UNPACK_SUCCESS:
         return 0;
@@ -145,13 +319,42 @@ static int pack_cstr(msgpack_packer *pk, const char *s)
     return msgpack_pack_str(pk, len) || msgpack_pack_str_body(pk, s, len);
 }
 
-/* [1, msgid, nil, ... */
+/* fixarray(4), positive fixint 1, msgid in msgpack-c's smallest unsigned
+ * encoding, nil. */
+size_t proto_encode_result_head(uint32_t msgid, void *out)
+{
+    unsigned char *p = out;
+    size_t n = 2;
+
+    p[0] = 0x94;
+    p[1] = PROTO_RESPONSE;
+    if (msgid < 128) {
+        p[n++] = (unsigned char)msgid;
+    } else if (msgid <= UINT8_MAX) {
+        p[n++] = 0xcc;
+        p[n++] = (unsigned char)msgid;
+    } else if (msgid <= UINT16_MAX) {
+        p[n++] = 0xcd;
+        p[n++] = (unsigned char)(msgid >> 8);
+        p[n++] = (unsigned char)msgid;
+    } else {
+        p[n++] = 0xce;
+        p[n++] = (unsigned char)(msgid >> 24);
+        p[n++] = (unsigned char)(msgid >> 16);
+        p[n++] = (unsigned char)(msgid >> 8);
+        p[n++] = (unsigned char)msgid;
+    }
+    p[n++] = 0xc0;
+    return n;
+}
+
+/* [1, msgid, nil, ... in one write. */
 int proto_pack_result_head(msgpack_packer *pk, uint32_t msgid)
 {
-    return msgpack_pack_array(pk, 4) || msgpack_pack_uint8(pk, PROTO_RESPONSE) ||
-                   msgpack_pack_uint32(pk, msgid) || msgpack_pack_nil(pk)
-               ? -1
-               : 0;
+    unsigned char head[PROTO_RESULT_HEAD_MAX];
+    size_t n = proto_encode_result_head(msgid, head);
+
+    return pk->callback(pk->data, (const char *)head, n) == 0 ? 0 : -1;
 }
 
 /* [1, msgid, [name, message], nil] */

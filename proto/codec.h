@@ -51,7 +51,12 @@ struct proto_response {
 
 /* Unpacks one complete message of len bytes (as delimited by proto_scan)
  * into *out, allocating from zone, which the caller owns and may clear
- * between messages. The message's bin/str objects point into buf (no copy).
+ * between messages. The message's bin/str objects point into buf (no copy);
+ * an empty one's pointer is unspecified (may be NULL: read it through
+ * proto_read_payload / proto_read_str). Messages of nil, booleans, integers,
+ * str, bin and arrays up to 8 deep take a direct decoder that builds the
+ * same objects msgpack-c would; anything else, and every error, goes
+ * through msgpack_unpack(), whose verdict stands.
  * Returns 0, or -1 with *why set (not msgpack, trailing bytes, out of
  * memory). */
 int proto_unpack(msgpack_zone *zone, const void *buf, size_t len, msgpack_object *out,
@@ -75,8 +80,18 @@ int proto_request_decode(const msgpack_object *msg, struct proto_request *out, c
 int proto_response_decode(const msgpack_object *msg, struct proto_response *out, const char **why);
 
 /* Packs the head of a success response, [1, msgid, nil, ; the caller then
- * packs exactly one result object. Returns msgpack's 0 / -1. */
+ * packs exactly one result object. The head goes to the packer's write
+ * callback in one call. Returns msgpack's 0 / -1. */
 int proto_pack_result_head(msgpack_packer *pk, uint32_t msgid);
+
+/* Longest head proto_encode_result_head() writes (msgid as uint32). */
+#define PROTO_RESULT_HEAD_MAX 8
+
+/* Writes the bytes proto_pack_result_head() packs into out (room for
+ * PROTO_RESULT_HEAD_MAX bytes, caller's memory) and returns how many:
+ * always proto_size_result_head(msgid). For callers that own their output
+ * buffer and want no packer callback per field. */
+size_t proto_encode_result_head(uint32_t msgid, void *out);
 
 /* Packs a whole error response [1, msgid, [name, message], nil]; message may
  * be NULL (the code's description is sent). */

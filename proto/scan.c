@@ -133,17 +133,17 @@ static int header_uint(const uint8_t *h, uint64_t *v)
 /* Follows the envelope of the message: called for headers of the top-level
  * object and of elements 0 and 1 of a top-level array (rare, off the hot
  * path). */
-static void track_envelope(struct proto_scan *s, const uint8_t *h)
+static void track_envelope(struct proto_scan *s, int elem, const uint8_t *h)
 {
     uint64_t v;
     uint8_t c = h[0];
 
-    if (s->elem == ELEM_TOP) {
+    if (elem == ELEM_TOP) {
         int array = (c >= 0x90 && c <= 0x9f) || c == 0xdc || c == 0xdd;
         s->env = array ? ENV_ARRAY : ENV_NONE;
-    } else if (s->elem == ELEM_TYPE && s->env == ENV_ARRAY) {
+    } else if (elem == ELEM_TYPE && s->env == ENV_ARRAY) {
         s->env = (header_uint(h, &v) && v == 0) ? ENV_TYPE0 : ENV_NONE;
-    } else if (s->elem == ELEM_MSGID && s->env == ENV_TYPE0) {
+    } else if (elem == ELEM_MSGID && s->env == ENV_TYPE0) {
         if (header_uint(h, &v) && v <= UINT32_MAX) {
             s->env = ENV_MSGID;
             s->msgid = (uint32_t)v;
@@ -233,7 +233,9 @@ static enum proto_scan_status scan_fail(struct proto_scan *s, const char *reason
 
 /* The scanning loop. Per byte of header it does a table lookup and a switch;
  * bodies are skipped by count. Every check compares 64-bit sums of values
- * below 2^36, so none can overflow. */
+ * below 2^36, so none can overflow. The hot state lives in locals while the
+ * loop runs and goes back to s on every exit: kept in s, each store to a
+ * byte-sized field (elem, env) would make the compiler reload all of it. */
 enum proto_scan_status proto_scan_feed(struct proto_scan *s, const void *p, size_t n, size_t *used,
                                        const char **why)
 {
@@ -241,6 +243,16 @@ enum proto_scan_status proto_scan_feed(struct proto_scan *s, const void *p, size
     const uint8_t *const end = start + n;
     const uint8_t *b = start;
     const uint64_t max = s->lim.max_message;
+    const uint64_t max_objects = s->lim.max_objects;
+    const uint32_t max_depth = s->lim.max_depth;
+    uint32_t *const left = s->left;
+    uint64_t total = s->total, owed = s->owed, objects = s->objects, skip = s->skip;
+    uint64_t top_seen = s->top_seen;
+    uint32_t depth = s->depth;
+    int elem = s->elem;
+    enum proto_scan_status st = PROTO_SCAN_MORE;
+    const char *reason = NULL;
+    enum proto_err code = PROTO_OK;
 
     if (s->state == SCAN_FAILED)
         return scan_fail(s, s->why, s->code, 0, used, why);
@@ -254,17 +266,17 @@ enum proto_scan_status proto_scan_feed(struct proto_scan *s, const void *p, size
         unsigned hl;
         uint8_t c;
 
-        if (s->skip > 0) {
+        if (skip > 0) {
             size_t avail = (size_t)(end - b);
-            if (avail < s->skip) {
-                s->skip -= avail;
-                s->total += avail;
+            if (avail < skip) {
+                skip -= avail;
+                total += avail;
                 b = end;
                 break;
             }
-            b += s->skip;
-            s->total += s->skip;
-            s->skip = 0;
+            b += skip;
+            total += skip;
+            skip = 0;
             goto object_done;
         }
 
@@ -285,24 +297,30 @@ enum proto_scan_status proto_scan_feed(struct proto_scan *s, const void *p, size
             s->hlen = 0;
         } else {
             hl = hdr_len[*b];
-            if (hl == 0)
-                return scan_fail(s, why_c1, PROTO_BAD_REQUEST, (size_t)(b - start), used, why);
+            if (hl == 0) {
+                reason = why_c1;
+                code = PROTO_BAD_REQUEST;
+                goto fail;
+            }
             /* A new object starts: it takes one of its container's
              * declared elements. */
-            if (s->depth > 0) {
-                s->left[s->depth - 1]--;
-                s->owed--;
-                if (s->depth == 1) {
-                    uint64_t idx = s->top_seen++;
-                    s->elem = idx < 2 ? (int8_t)idx : ELEM_OTHER;
+            if (depth > 0) {
+                left[depth - 1]--;
+                owed--;
+                if (depth == 1) {
+                    uint64_t idx = top_seen++;
+                    elem = idx < 2 ? (int)idx : ELEM_OTHER;
                 } else {
-                    s->elem = ELEM_OTHER;
+                    elem = ELEM_OTHER;
                 }
             }
             /* The header's fixed part must fit too; checked on its first
              * byte so that the bytes fed never exceed max_message. */
-            if (s->total + hl + s->owed > max)
-                return scan_fail(s, why_message, PROTO_TOO_LARGE, (size_t)(b - start), used, why);
+            if (total + hl + owed > max) {
+                reason = why_message;
+                code = PROTO_TOO_LARGE;
+                goto fail;
+            }
             if ((size_t)(end - b) < hl) {
                 size_t avail = (size_t)(end - b);
                 memcpy(s->hdr, b, avail);
@@ -314,13 +332,13 @@ enum proto_scan_status proto_scan_feed(struct proto_scan *s, const void *p, size
             h = b;
             b += hl;
         }
-        s->total += hl;
-        if (s->elem != ELEM_OTHER)
-            track_envelope(s, h);
+        total += hl;
+        if (elem != ELEM_OTHER)
+            track_envelope(s, elem, h);
 
         c = h[0];
         if (c < 0x80 || c >= 0xe0 || (c >= 0xc0 && c <= 0xc3))
-            goto is_scalar;
+            goto object_done; /* a scalar: fixed size, checked above */
         if (c < 0x90) {
             count = 2u * (c & 0x0fu);
             goto is_container;
@@ -378,49 +396,74 @@ enum proto_scan_status proto_scan_feed(struct proto_scan *s, const void *p, size
             goto is_container;
         default:
             /* float32/64, uint8..64, int8..64 */
-            goto is_scalar;
+            goto object_done;
         }
 
-    is_scalar:
-        /* Fixed size, already checked on the header's first byte. */
-        goto object_done;
-
     is_body:
-        if (s->total + s->owed + body > max)
-            return scan_fail(s, why_body, PROTO_TOO_LARGE, (size_t)(b - start), used, why);
+        if (total + owed + body > max) {
+            reason = why_body;
+            code = PROTO_TOO_LARGE;
+            goto fail;
+        }
         if (body > 0) {
-            s->skip = body;
+            skip = body;
             continue;
         }
         goto object_done;
 
     is_container:
-        if (s->depth >= s->lim.max_depth)
-            return scan_fail(s, why_depth, PROTO_BAD_REQUEST, (size_t)(b - start), used, why);
-        if (s->total + s->owed + count > max)
-            return scan_fail(s, why_count, PROTO_TOO_LARGE, (size_t)(b - start), used, why);
-        if (s->objects + count > s->lim.max_objects)
-            return scan_fail(s, why_objects, PROTO_TOO_LARGE, (size_t)(b - start), used, why);
-        s->objects += count;
+        if (depth >= max_depth) {
+            reason = why_depth;
+            code = PROTO_BAD_REQUEST;
+            goto fail;
+        }
+        if (total + owed + count > max) {
+            reason = why_count;
+            code = PROTO_TOO_LARGE;
+            goto fail;
+        }
+        if (objects + count > max_objects) {
+            reason = why_objects;
+            code = PROTO_TOO_LARGE;
+            goto fail;
+        }
+        objects += count;
         if (count > 0) {
-            s->owed += count;
-            s->left[s->depth++] = (uint32_t)count;
+            owed += count;
+            left[depth++] = (uint32_t)count;
             continue;
         }
 
     object_done:
         /* Close every container whose last element just ended. */
-        while (s->depth > 0 && s->left[s->depth - 1] == 0)
-            s->depth--;
-        if (s->depth == 0) {
-            s->state = SCAN_DONE;
-            if (used != NULL)
-                *used = (size_t)(b - start);
-            return PROTO_SCAN_READY;
+        while (depth > 0 && left[depth - 1] == 0)
+            depth--;
+        if (depth == 0) {
+            st = PROTO_SCAN_READY;
+            break;
         }
     }
 
+    s->total = total;
+    s->owed = owed;
+    s->objects = objects;
+    s->skip = skip;
+    s->top_seen = top_seen;
+    s->depth = depth;
+    s->elem = (int8_t)elem;
+    if (st == PROTO_SCAN_READY)
+        s->state = SCAN_DONE;
     if (used != NULL)
-        *used = n;
-    return PROTO_SCAN_MORE;
+        *used = (size_t)(b - start);
+    return st;
+
+fail:
+    s->total = total;
+    s->owed = owed;
+    s->objects = objects;
+    s->skip = skip;
+    s->top_seen = top_seen;
+    s->depth = depth;
+    s->elem = (int8_t)elem;
+    return scan_fail(s, reason, code, (size_t)(b - start), used, why);
 }

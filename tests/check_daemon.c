@@ -4,6 +4,8 @@
  * ends by checking that the daemon shuts down cleanly (exit status 0, which
  * in the sanitizer build also means no leak). */
 #include <check.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -640,6 +642,100 @@ START_TEST(get_many_mixed_sizes_and_errors)
 }
 END_TEST
 
+/* Shrinks the daemon's data file whose descriptor links into its scratch
+ * directory to size bytes, through /proc (the file has no name). */
+static void truncate_daemon_file(const struct th_daemon *d, off_t size)
+{
+    char dir[64], path[320], link[512];
+    struct dirent *e;
+    DIR *dp;
+    int found = 0;
+
+    snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)d->pid);
+    dp = opendir(dir);
+    ck_assert_ptr_nonnull(dp);
+    while ((e = readdir(dp)) != NULL) {
+        ssize_t n;
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        n = readlink(path, link, sizeof(link) - 1);
+        if (n <= 0)
+            continue;
+        link[n] = '\0';
+        if (strncmp(link, d->scratch, strlen(d->scratch)) != 0)
+            continue;
+        int fd = open(path, O_WRONLY | O_CLOEXEC);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(ftruncate(fd, size), 0);
+        close(fd);
+        found++;
+    }
+    closedir(dp);
+    ck_assert_int_eq(found, 1);
+}
+
+/* A read that fails half-way (the data file shrank behind the daemon's
+ * back) answers io_error and leaves no partial response: every response of
+ * the same pipelined batch, before and after it, arrives whole and in
+ * order, and the connection stays usable. */
+START_TEST(failed_reads_leave_no_partial_response)
+{
+    unsigned char a1[100], a2[100];
+    struct th_client *c;
+    struct th_reply r;
+    struct proto_loc l1, l2;
+    const msgpack_object *items;
+    uint64_t w, a;
+    int64_t id[6];
+
+    pattern(a1, sizeof(a1), 3);
+    pattern(a2, sizeof(a2), 4);
+    th_must_start(&D, NULL);
+    c = th_must_connect(&D);
+    w = th_writer_new(c, 0);
+    l1 = th_push(c, w, a1, sizeof(a1));
+    l2 = th_push(c, w, a2, sizeof(a2));
+    a = th_call_u64(c, "into_arena", w);
+    truncate_daemon_file(&D, (off_t)sizeof(a1) + 10);
+    id[0] = th_queue(c, "get", "uL", a, l1);
+    id[1] = th_queue(c, "get", "uL", a, l2);
+    id[2] = th_queue(c, "get_many", "ua", a, 3u, "L", l1, "L", l2, "L", l1);
+    id[3] = th_queue(c, "get_many", "ua", a, 2u, "L", l1, "L", l1);
+    id[4] = th_queue(c, "get", "uL", a, l1);
+    id[5] = th_queue(c, "get_many", "ua", a, 1u, "L", l2);
+    ck_assert_int_eq(th_flush(c), TH_OK);
+    for (int k = 0; k < 6; k++) {
+        ck_assert_int_eq(th_recv(c, &r), TH_OK);
+        ck_assert_uint_eq(r.msgid, (uint64_t)id[k]);
+        switch (k) {
+        case 0:
+        case 4:
+            ck_assert_int_eq(r.err, PROTO_OK);
+            th_assert_bytes(r.result, a1, sizeof(a1));
+            break;
+        case 3:
+            ck_assert_int_eq(r.err, PROTO_OK);
+            items = r.result;
+            ck_assert_uint_eq(items->via.array.size, 2);
+            th_assert_bytes(&items->via.array.ptr[0], a1, sizeof(a1));
+            th_assert_bytes(&items->via.array.ptr[1], a1, sizeof(a1));
+            break;
+        default:
+            ck_assert_int_eq(r.err, PROTO_IO_ERROR);
+            if (k == 2)
+                expect_msg(&r, "item 1");
+            if (k == 5)
+                expect_msg(&r, "item 0");
+            break;
+        }
+    }
+    expect_get(c, a, l1, a1, sizeof(a1));
+    /* Only the whole responses count as read. */
+    ck_assert_uint_eq(th_stat_u64(c, "bytes_read"), 5u * sizeof(a1));
+    th_close(c);
+    th_must_stop(&D);
+}
+END_TEST
+
 /* Replies over max_message are refused, never truncated. */
 START_TEST(responses_over_max_message_are_too_large)
 {
@@ -1154,6 +1250,7 @@ static Suite *daemon_suite(void)
     tcase_add_test(tc, build_errors);
     tcase_add_test(tc, get_bounds_and_kinds);
     tcase_add_test(tc, get_many_mixed_sizes_and_errors);
+    tcase_add_test(tc, failed_reads_leave_no_partial_response);
     tcase_add_test(tc, responses_over_max_message_are_too_large);
     tcase_add_test(tc, arena_info_and_files);
     tcase_add_test(tc, open_and_release_are_counted);

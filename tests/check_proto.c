@@ -341,6 +341,24 @@ START_TEST(test_method_table)
     ck_assert_int_eq(proto_method_from_name("hell", 4), -1);
     ck_assert_int_eq(proto_method_from_name("HELLO", 5), -1);
     ck_assert_int_eq(proto_method_from_name("getx", 3), PROTO_M_GET);
+    /* Exact: any one byte changed, a byte cut or added, never matches. */
+    for (int i = 0; i < PROTO_M_COUNT; i++) {
+        const char *name = proto_method_name((enum proto_method)i);
+        size_t n = strlen(name);
+        char buf[PROTO_MAX_METHOD_LEN + 2];
+        memcpy(buf, name, n);
+        buf[n] = 'x';
+        ck_assert_int_eq(proto_method_from_name(buf, n + 1), -1);
+        ck_assert_int_eq(proto_method_from_name(buf, n - 1), -1);
+        for (size_t k = 0; k < n; k++) {
+            buf[k] ^= 0x20;
+            ck_assert_int_eq(proto_method_from_name(buf, n), -1);
+            buf[k] = (char)(buf[k] ^ 0x01 ^ 0x20);
+            ck_assert_int_eq(proto_method_from_name(buf, n), -1);
+            buf[k] = name[k];
+        }
+        ck_assert_int_eq(proto_method_from_name(buf, n), i);
+    }
 }
 END_TEST
 
@@ -1212,6 +1230,185 @@ START_TEST(test_unpack)
 }
 END_TEST
 
+/* Whether two unpacked objects are the same: types, values, and for str,
+ * bin and ext the same pointer into the message (an empty one's pointer is
+ * unspecified: msgpack-c itself gives NULL or a stale one). */
+static int obj_same(const msgpack_object *a, const msgpack_object *b)
+{
+    if (a->type != b->type)
+        return 0;
+    switch (a->type) {
+    case MSGPACK_OBJECT_NIL:
+        return 1;
+    case MSGPACK_OBJECT_BOOLEAN:
+        return a->via.boolean == b->via.boolean;
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        return a->via.u64 == b->via.u64;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        return a->via.i64 == b->via.i64;
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64:
+        return memcmp(&a->via.f64, &b->via.f64, sizeof(double)) == 0;
+    case MSGPACK_OBJECT_STR:
+        return a->via.str.size == b->via.str.size &&
+               (a->via.str.size == 0 || a->via.str.ptr == b->via.str.ptr);
+    case MSGPACK_OBJECT_BIN:
+        return a->via.bin.size == b->via.bin.size &&
+               (a->via.bin.size == 0 || a->via.bin.ptr == b->via.bin.ptr);
+    case MSGPACK_OBJECT_EXT:
+        return a->via.ext.type == b->via.ext.type && a->via.ext.size == b->via.ext.size &&
+               a->via.ext.ptr == b->via.ext.ptr;
+    case MSGPACK_OBJECT_ARRAY:
+        if (a->via.array.size != b->via.array.size)
+            return 0;
+        for (uint32_t i = 0; i < a->via.array.size; i++)
+            if (!obj_same(&a->via.array.ptr[i], &b->via.array.ptr[i]))
+                return 0;
+        return 1;
+    case MSGPACK_OBJECT_MAP:
+        if (a->via.map.size != b->via.map.size)
+            return 0;
+        for (uint32_t i = 0; i < a->via.map.size; i++)
+            if (!obj_same(&a->via.map.ptr[i].key, &b->via.map.ptr[i].key) ||
+                !obj_same(&a->via.map.ptr[i].val, &b->via.map.ptr[i].val))
+                return 0;
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* Appends a random msgpack object of every kind (any width, minimal or
+ * not; containers up to depth levels) to buf at *n (cap bytes). */
+static void gen_obj(uint64_t *rng, uint8_t *buf, size_t *n, size_t cap, int depth)
+{
+    static const uint8_t markers[] = {0x00, 0x7f, 0xe0, 0xff, 0xc0, 0xc2, 0xc3, 0xcc,
+                                      0xcd, 0xce, 0xcf, 0xd0, 0xd1, 0xd2, 0xd3, 0xca,
+                                      0xcb, 0xa0, 0xd9, 0xda, 0xdb, 0xc4, 0xc5, 0xc6,
+                                      0xd4, 0xc7, 0x90, 0xdc, 0xdd, 0x80, 0xde};
+    uint64_t r = rng_next(rng);
+    uint8_t c = markers[r % sizeof(markers)];
+    unsigned len = (unsigned)(r >> 8) % 6;
+    unsigned k;
+
+    if (cap - *n < 64)
+        c = 0xc0;
+    if (depth == 0 && (c == 0x90 || c == 0xdc || c == 0xdd || c == 0x80 || c == 0xde))
+        c = 0x01;
+    if (c == 0x00 || c == 0x7f || c == 0xe0 || c == 0xff) {
+        buf[(*n)++] = (uint8_t)(c ^ (r >> 16 & 0x1f));
+        return;
+    }
+    if (c == 0x90 || c == 0x80)
+        buf[(*n)++] = (uint8_t)(c | len);
+    else if (c == 0xa0)
+        buf[(*n)++] = (uint8_t)(c | len);
+    else
+        buf[(*n)++] = c;
+    switch (c) {
+    case 0xcc:
+    case 0xcd:
+    case 0xce:
+    case 0xcf:
+    case 0xd0:
+    case 0xd1:
+    case 0xd2:
+    case 0xd3:
+    case 0xca:
+    case 0xcb:
+        k = c >= 0xd0 ? 1u << (c - 0xd0) : c >= 0xcc ? 1u << (c - 0xcc) : c == 0xca ? 4 : 8;
+        for (unsigned i = 0; i < k; i++)
+            buf[(*n)++] = (uint8_t)(rng_next(rng) >> 24);
+        return;
+    case 0xd9:
+    case 0xc4:
+    case 0xc7:
+        buf[(*n)++] = (uint8_t)len;
+        break;
+    case 0xda:
+    case 0xc5:
+    case 0xdc:
+    case 0xde:
+        buf[(*n)++] = 0;
+        buf[(*n)++] = (uint8_t)len;
+        break;
+    case 0xdb:
+    case 0xc6:
+    case 0xdd:
+        buf[(*n)++] = 0;
+        buf[(*n)++] = 0;
+        buf[(*n)++] = 0;
+        buf[(*n)++] = (uint8_t)len;
+        break;
+    case 0xd4:
+        len = 1;
+        break;
+    default:
+        break;
+    }
+    if (c == 0xc7 || c == 0xd4)
+        buf[(*n)++] = 5; /* ext type */
+    if (c == 0x90 || c == 0xdc || c == 0xdd || c == 0x80 || c == 0xde) {
+        unsigned items = (c == 0x80 || c == 0xde) ? 2 * len : len;
+        for (unsigned i = 0; i < items; i++)
+            gen_obj(rng, buf, n, cap, depth - 1);
+        return;
+    }
+    if (c == 0xc0 || c == 0xc2 || c == 0xc3)
+        return;
+    for (unsigned i = 0; i < len; i++)
+        buf[(*n)++] = (uint8_t)('a' + i);
+}
+
+/* proto_unpack takes a faster path for most messages; whatever it returns
+ * must be exactly what msgpack-c gives (same verdict, same objects), for
+ * random messages of every type and encoding, each prefix of them, and
+ * each with a trailing byte. */
+START_TEST(test_unpack_matches_msgpack)
+{
+    static uint8_t buf[1 << 16];
+    uint64_t rng = 0x5eed;
+    msgpack_zone z1, z2;
+    msgpack_object a, b;
+    const char *why;
+
+    ck_assert(msgpack_zone_init(&z1, 4096));
+    ck_assert(msgpack_zone_init(&z2, 4096));
+    for (int iter = 0; iter < 3000; iter++) {
+        size_t n = 0;
+        gen_obj(&rng, buf, &n, sizeof(buf) - 1, 1 + iter % 12);
+        buf[n] = 0xc0;
+        for (size_t len = 0; len <= n + 1; len += (len < 64 || len + 1 >= n ? 1 : n / 16)) {
+            size_t off = 0;
+            why = NULL;
+            int rc = proto_unpack(&z1, buf, len, &a, &why);
+            msgpack_unpack_return mr = msgpack_unpack((const char *)buf, len, &off, &z2, &b);
+            ck_assert_int_eq(rc == 0, mr == MSGPACK_UNPACK_SUCCESS);
+            if (rc == 0)
+                ck_assert_msg(obj_same(&a, &b), "iteration %d, %zu bytes: objects differ", iter,
+                              len);
+            else
+                ck_assert_ptr_nonnull(why);
+            msgpack_zone_clear(&z1);
+            msgpack_zone_clear(&z2);
+        }
+    }
+    /* Empty str and bin: size 0, and the payload reader never gives NULL. */
+    ck_assert_int_eq(proto_unpack(&z1, "\x92\xa0\xc4\x00", 4, &a, &why), 0);
+    ck_assert_uint_eq(a.via.array.ptr[0].via.str.size, 0);
+    ck_assert_uint_eq(a.via.array.ptr[1].via.bin.size, 0);
+    {
+        const void *d = NULL;
+        size_t dl = 1;
+        ck_assert_int_eq(proto_read_payload(&a.via.array.ptr[1], &d, &dl, &why), 0);
+        ck_assert_ptr_nonnull(d);
+        ck_assert_uint_eq(dl, 0);
+    }
+    msgpack_zone_destroy(&z1);
+    msgpack_zone_destroy(&z2);
+}
+END_TEST
+
 #define PUSH "a4 70757368"
 
 /* One envelope case: hex, expected rc, expected answerable. */
@@ -1682,6 +1879,16 @@ START_TEST(test_sizes_match_msgpack)
             msgpack_sbuffer_clear(&o.sb);
             ck_assert_int_eq(proto_pack_result_head(&o.pk, (uint32_t)v), 0);
             ck_assert_uint_eq(proto_size_result_head((uint32_t)v), o.sb.size);
+            /* The hand-encoded head is byte for byte msgpack-c's. */
+            unsigned char head[PROTO_RESULT_HEAD_MAX];
+            size_t hn = proto_encode_result_head((uint32_t)v, head);
+            msgpack_sbuffer_clear(&o.sb);
+            msgpack_pack_array(&o.pk, 4);
+            msgpack_pack_uint8(&o.pk, 1);
+            msgpack_pack_uint32(&o.pk, (uint32_t)v);
+            msgpack_pack_nil(&o.pk);
+            ck_assert_uint_eq(hn, o.sb.size);
+            ck_assert_mem_eq(head, o.sb.data, hn);
         }
         if (v < sizeof(zeros)) {
             msgpack_sbuffer_clear(&o.sb);
@@ -2074,6 +2281,7 @@ static Suite *proto_suite(void)
     t = tcase_create("codec");
     tcase_set_timeout(t, 60);
     tcase_add_test(t, test_unpack);
+    tcase_add_test(t, test_unpack_matches_msgpack);
     tcase_add_loop_test(t, test_request_envelopes, 0,
                         (int)(sizeof(env_cases) / sizeof(env_cases[0])));
     tcase_add_test(t, test_request_fields);
