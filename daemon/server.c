@@ -487,21 +487,16 @@ static void conn_message_done(struct conn *c, size_t len)
     msgpack_zone_clear(&c->zone);
 }
 
-/* Decodes and executes the complete message of len bytes at p. */
-static void conn_dispatch(struct conn *c, const void *p, size_t len)
+/* Executes an unpacked message. */
+static void conn_dispatch(struct conn *c, const msgpack_object *obj)
 {
     struct server *s = c->srv;
     struct proto_request req;
-    msgpack_object obj;
     const char *why = NULL;
     int shutting;
 
-    if (proto_unpack(&c->zone, p, len, &obj, &why) < 0) {
-        conn_reject(c, "malformed message", why, PROTO_BAD_REQUEST);
-        return;
-    }
     memset(&req, 0, sizeof(req));
-    if (proto_request_decode(&obj, &req, &why) < 0) {
+    if (proto_request_decode(obj, &req, &why) < 0) {
         /* A request with a readable msgid gets its bad_request; a malformed
          * notification is only counted (never answered); both keep the
          * connection. */
@@ -523,16 +518,35 @@ static void conn_dispatch(struct conn *c, const void *p, size_t len)
 }
 
 /* Handles the next buffered message. Returns 1 if one was handled and c is
- * still open, 0 if no whole message is buffered, -1 if c is closing. */
+ * still open, 0 if no whole message is buffered, -1 if c is closing.
+ *
+ * A request that arrived whole is decoded in one pass, which also finds
+ * its end (proto_unpack_prefix applies the scanner's limits); anything
+ * else, a message split across reads included, is delimited by the
+ * pre-scanner first, so hostile declared sizes are refused before their
+ * bytes are awaited, and then unpacked. */
 static int conn_next(struct conn *c)
 {
-    int rc = conn_scan(c);
-    size_t len;
+    const char *p = c->in.p + c->in.start;
+    const char *why = NULL;
+    msgpack_object obj;
+    size_t len = 0;
+    int rc;
 
-    if (rc <= 0)
-        return rc;
-    len = proto_scan_total(c->scan);
-    conn_dispatch(c, c->in.p + c->in.start, len);
+    if (c->in.fed == 0)
+        len = proto_unpack_prefix(&c->zone, p, c->in.end - c->in.start, &c->srv->cfg.limits, &obj);
+    if (len == 0) {
+        rc = conn_scan(c);
+        if (rc <= 0)
+            return rc;
+        len = proto_scan_total(c->scan);
+        if (proto_unpack(&c->zone, p, len, &obj, &why) < 0) {
+            conn_reject(c, "malformed message", why, PROTO_BAD_REQUEST);
+            conn_message_done(c, len);
+            return -1;
+        }
+    }
+    conn_dispatch(c, &obj);
     conn_message_done(c, len);
     return c->dead || c->closing ? -1 : 1;
 }

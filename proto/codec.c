@@ -27,6 +27,16 @@ static uint64_t rd_be(const unsigned char *p, unsigned n)
     return v;
 }
 
+/* The guards fast_decode() applies, in proto_scan's terms: containers open
+ * at once, and objects (the root plus every element). */
+struct fast_bounds {
+    unsigned depth;
+    uint64_t objects;
+};
+
+static int fast_decode(msgpack_zone *zone, const unsigned char *p, size_t len,
+                       const struct fast_bounds *b, msgpack_object *out, size_t *used);
+
 /* Decodes exactly the len bytes at p as one msgpack object built of nil,
  * booleans, integers, str, bin and arrays, producing the same objects
  * msgpack_unpack() does (arrays from zone, str/bin pointing into p). One
@@ -39,12 +49,28 @@ static uint64_t rd_be(const unsigned char *p, unsigned n)
  * msgpack-c refuses and only saves its per-object callbacks. */
 static int fast_unpack(msgpack_zone *zone, const unsigned char *p, size_t len, msgpack_object *out)
 {
+    const struct fast_bounds b = {FAST_DEPTH, UINT64_MAX};
+    size_t used;
+
+    return fast_decode(zone, p, len, &b, out, &used) == 0 && used == len ? 0 : -1;
+}
+
+/* fast_unpack()'s decoder: decodes one object from the start of the len
+ * bytes at p, setting *used to its length; bytes after it are left alone.
+ * Opening a container beyond b->depth levels (empty ones included, as the
+ * scanner counts them) or counting more than b->objects objects declines
+ * (-1), like every type it does not handle and a message cut short. */
+static int fast_decode(msgpack_zone *zone, const unsigned char *p, size_t len,
+                       const struct fast_bounds *b, msgpack_object *out, size_t *used)
+{
     struct {
         msgpack_object *next;
         uint32_t left;
     } stack[FAST_DEPTH];
+    const unsigned char *const begin = p;
     const unsigned char *const end = p + len;
     msgpack_object *o = out;
+    uint64_t objects = 1;
     unsigned depth = 0;
 
     for (;;) {
@@ -158,8 +184,10 @@ static int fast_unpack(msgpack_zone *zone, const unsigned char *p, size_t len, m
     array:
         /* Every element takes at least one byte: a count the rest of the
          * message cannot hold is refused before allocating. */
-        if (n > (size_t)(end - p) || (n > 0 && depth == FAST_DEPTH))
+        if (n > (size_t)(end - p) || (n > 0 && depth == FAST_DEPTH) || depth >= b->depth ||
+            n > b->objects - objects)
             return -1;
+        objects += n;
         o->type = MSGPACK_OBJECT_ARRAY;
         o->via.array.size = (uint32_t)n;
         o->via.array.ptr = msgpack_zone_malloc(zone, (size_t)n * sizeof(msgpack_object));
@@ -177,8 +205,10 @@ static int fast_unpack(msgpack_zone *zone, const unsigned char *p, size_t len, m
     done:
         while (depth > 0 && stack[depth - 1].left == 0)
             depth--;
-        if (depth == 0)
-            return p == end ? 0 : -1;
+        if (depth == 0) {
+            *used = (size_t)(p - begin);
+            return 0;
+        }
         o = stack[depth - 1].next++;
         stack[depth - 1].left--;
     }
@@ -209,6 +239,26 @@ int proto_unpack(msgpack_zone *zone, const void *buf, size_t len, msgpack_object
     default:
         return fail(why, "not msgpack");
     }
+}
+
+/* Decodes a request-shaped message at the start of the stream; see
+ * codec.h. Within the limits it accepts only what proto_scan would: no
+ * container deeper than max_depth, no more than max_objects objects, no
+ * more than max_message bytes; and no array is allocated for more elements
+ * than there are bytes left, so the zone grows with the input at most. */
+size_t proto_unpack_prefix(msgpack_zone *zone, const void *buf, size_t avail,
+                           const struct proto_limits *lim, msgpack_object *out)
+{
+    struct fast_bounds b;
+    size_t used;
+
+    if (zone == NULL || buf == NULL || lim == NULL || out == NULL || avail == 0)
+        return 0;
+    b.depth = lim->max_depth < FAST_DEPTH ? lim->max_depth : FAST_DEPTH;
+    b.objects = lim->max_objects;
+    if (fast_decode(zone, buf, avail, &b, out, &used) < 0 || used > lim->max_message)
+        return 0;
+    return used;
 }
 
 /* The bytes of a str or bin. msgpack-c leaves the pointer of an empty one

@@ -10,6 +10,7 @@
 #include <msgpack.h>
 
 #include "errors.h"
+#include "limits.h"
 #include "methods.h"
 
 enum proto_msg_type { PROTO_REQUEST = 0, PROTO_RESPONSE = 1, PROTO_NOTIFY = 2 };
@@ -61,6 +62,18 @@ struct proto_response {
  * memory). */
 int proto_unpack(msgpack_zone *zone, const void *buf, size_t len, msgpack_object *out,
                  const char **why);
+
+/* The one-pass path for the common case, over bytes not yet scanned: when
+ * the stream's next message starts at buf, lies whole within its avail
+ * bytes and is request-shaped (nil, booleans, integers, str, bin, arrays up
+ * to 8 deep) within lim (max_message, max_depth, max_objects, counted as
+ * proto_scan counts them), decodes it into *out as proto_unpack would and
+ * returns its length. Returns 0 otherwise (incomplete, another type, past a
+ * limit, out of memory): the caller then delimits the message with
+ * proto_scan, which decides, and unpacks it with proto_unpack. What it
+ * allocated from zone stays there until the caller clears it. */
+size_t proto_unpack_prefix(msgpack_zone *zone, const void *buf, size_t avail,
+                           const struct proto_limits *lim, msgpack_object *out);
 
 /* Decodes a request [0, msgid, method, params] or a notification
  * [2, method, params] with strict validation. Returns 0, or -1 with *why

@@ -1409,6 +1409,72 @@ START_TEST(test_unpack_matches_msgpack)
 }
 END_TEST
 
+/* The daemon's one-pass path must accept exactly what the pre-scanner
+ * would have delimited and proto_unpack decoded: for random messages with
+ * trailing bytes, each prefix, under the default limits and tight ones,
+ * a message proto_unpack_prefix takes has the scanner's length and
+ * proto_unpack's objects, and one the scanner rejects is never taken. */
+START_TEST(test_unpack_prefix_agrees_with_scanner)
+{
+    static uint8_t buf[1 << 16];
+    const struct proto_limits lims[] = {
+        limits(PROTO_MAX_MESSAGE_DEFAULT, PROTO_MAX_DEPTH_DEFAULT, PROTO_MAX_OBJECTS_DEFAULT),
+        limits(64, 3, 12),
+        limits(20, 2, 5),
+        limits(1 << 16, 1, 3),
+        limits(9, PROTO_MAX_DEPTH_DEFAULT, 1000),
+    };
+    uint64_t rng = 0xfa57;
+    msgpack_zone z1, z2;
+    msgpack_object a, b;
+    const char *why;
+    int taken = 0;
+
+    ck_assert(msgpack_zone_init(&z1, 4096));
+    ck_assert(msgpack_zone_init(&z2, 4096));
+    for (int iter = 0; iter < 2000; iter++) {
+        const struct proto_limits *lim = &lims[iter % 5];
+        size_t n = 0;
+        gen_obj(&rng, buf, &n, sizeof(buf) - 8, 1 + iter % 10);
+        for (int t = 0; t < 4; t++)
+            buf[n + (size_t)t] = (uint8_t)rng_next(&rng);
+        for (size_t len = 0; len <= n + 4; len += (len < 64 || len + 1 >= n ? 1 : n / 16)) {
+            size_t total = 0;
+            enum proto_scan_status st = scan_once(lim, buf, len, &total, NULL, NULL);
+            size_t k = proto_unpack_prefix(&z1, buf, len, lim, &a);
+            if (k > 0) {
+                taken++;
+                ck_assert_msg(st == PROTO_SCAN_READY && total == k,
+                              "iteration %d, %zu bytes: prefix took %zu, scanner %d/%zu", iter, len,
+                              k, (int)st, total);
+                why = NULL;
+                ck_assert_int_eq(proto_unpack(&z2, buf, k, &b, &why), 0);
+                ck_assert_msg(obj_same(&a, &b), "iteration %d: objects differ", iter);
+            }
+            if (st == PROTO_SCAN_REJECT)
+                ck_assert_uint_eq(k, 0);
+            msgpack_zone_clear(&z1);
+            msgpack_zone_clear(&z2);
+        }
+    }
+    /* The random messages exercise the path, not only its refusals. */
+    ck_assert_int_gt(taken, 1000);
+    /* A typical request is taken whole, with the next one's bytes behind it;
+     * one byte short, it is not. */
+    {
+        static const uint8_t get[] = {0x94, 0x00, 0x07, 0xa3, 'g',  'e',  't', 0x92,
+                                      0x05, 0x93, 0x00, 0x10, 0x20, 0x94, 0x00};
+        ck_assert_uint_eq(proto_unpack_prefix(&z1, get, sizeof(get), &lims[0], &a), 13);
+        ck_assert_uint_eq(proto_unpack_prefix(&z1, get, 12, &lims[0], &a), 0);
+        /* Hostile counts are declined without allocating for them. */
+        ck_assert_uint_eq(proto_unpack_prefix(&z1, "\xdd\xff\xff\xff\xff\x00", 6, &lims[0], &a), 0);
+        ck_assert_uint_eq(proto_unpack_prefix(&z1, "\xc6\xff\xff\xff\xff\x00", 6, &lims[0], &a), 0);
+    }
+    msgpack_zone_destroy(&z1);
+    msgpack_zone_destroy(&z2);
+}
+END_TEST
+
 #define PUSH "a4 70757368"
 
 /* One envelope case: hex, expected rc, expected answerable. */
@@ -2282,6 +2348,7 @@ static Suite *proto_suite(void)
     tcase_set_timeout(t, 60);
     tcase_add_test(t, test_unpack);
     tcase_add_test(t, test_unpack_matches_msgpack);
+    tcase_add_test(t, test_unpack_prefix_agrees_with_scanner);
     tcase_add_loop_test(t, test_request_envelopes, 0,
                         (int)(sizeof(env_cases) / sizeof(env_cases[0])));
     tcase_add_test(t, test_request_fields);

@@ -218,9 +218,10 @@ size_t fuzz_pipeline_run(const uint8_t *data, size_t size)
 {
     struct proto_limits lim;
     struct proto_scan *s;
-    msgpack_zone zone;
+    msgpack_zone zone, pzone;
+    msgpack_object po;
     const uint8_t *stream;
-    size_t n, pos = 0, msg_start = 0, count = 0;
+    size_t n, pos = 0, msg_start = 0, count = 0, expect = 0, expect_at = (size_t)-1;
     uint64_t rng;
 
     if (size < 2)
@@ -232,12 +233,21 @@ size_t fuzz_pipeline_run(const uint8_t *data, size_t size)
     s = proto_scan_new(&lim);
     CHECK(s != NULL);
     CHECK(msgpack_zone_init(&zone, 2048));
+    CHECK(msgpack_zone_init(&pzone, 2048));
 
     while (pos < n) {
         size_t k = next_chunk(&rng, data[1], n - pos);
         size_t off = 0;
         while (off < k) {
             size_t used = (size_t)-1;
+            /* The daemon's one-pass path, given the rest of the stream at
+             * each message start: whatever it takes, the scanner must
+             * delimit identically, and never reject. */
+            if (expect_at != msg_start) {
+                expect = proto_unpack_prefix(&pzone, stream + msg_start, n - msg_start, &lim, &po);
+                expect_at = msg_start;
+                msgpack_zone_clear(&pzone);
+            }
             const char *why = NULL;
             enum proto_scan_status st =
                 proto_scan_feed(s, stream + pos + off, k - off, &used, &why);
@@ -252,6 +262,7 @@ size_t fuzz_pipeline_run(const uint8_t *data, size_t size)
             if (st == PROTO_SCAN_REJECT) {
                 uint32_t id;
                 CHECK(why != NULL);
+                CHECK(expect == 0);
                 (void)proto_scan_msgid(s, &id);
                 /* A rejected stream stays rejected. */
                 CHECK(proto_scan_feed(s, stream, 1, &used, &why) == PROTO_SCAN_REJECT);
@@ -262,6 +273,7 @@ size_t fuzz_pipeline_run(const uint8_t *data, size_t size)
             size_t len = proto_scan_total(s);
             CHECK(len >= 1 && len <= lim.max_message);
             CHECK(len == pos + off - msg_start);
+            CHECK(expect == 0 || expect == len);
             uint8_t *copy = malloc(len);
             CHECK(copy != NULL);
             memcpy(copy, stream + msg_start, len);
@@ -276,6 +288,7 @@ size_t fuzz_pipeline_run(const uint8_t *data, size_t size)
     }
 out:
     msgpack_zone_destroy(&zone);
+    msgpack_zone_destroy(&pzone);
     proto_scan_free(s);
     return count;
 }
