@@ -17,14 +17,22 @@ static int fail(const char **why, const char *reason)
  * location). Deeper messages take msgpack-c's path. */
 #define FAST_DEPTH 8
 
-/* Big-endian field readers for fast_unpack. */
+/* Reads the n-byte (1, 2, 4 or 8) big-endian field at p; a switch on the
+ * width lets the compiler load each field whole. */
 static uint64_t rd_be(const unsigned char *p, unsigned n)
 {
-    uint64_t v = 0;
-
-    for (unsigned i = 0; i < n; i++)
-        v = v << 8 | p[i];
-    return v;
+    switch (n) {
+    case 1:
+        return p[0];
+    case 2:
+        return (uint64_t)p[0] << 8 | p[1];
+    case 4:
+        return (uint64_t)p[0] << 24 | (uint64_t)p[1] << 16 | (uint64_t)p[2] << 8 | p[3];
+    default:
+        return (uint64_t)p[0] << 56 | (uint64_t)p[1] << 48 | (uint64_t)p[2] << 40 |
+               (uint64_t)p[3] << 32 | (uint64_t)p[4] << 24 | (uint64_t)p[5] << 16 |
+               (uint64_t)p[6] << 8 | p[7];
+    }
 }
 
 /* The guards fast_decode() applies, in proto_scan's terms: containers open
