@@ -46,7 +46,9 @@
 /* Most bytes written to one socket per loop turn, so one client fetching
  * large payloads cannot starve the others. */
 #define CONN_WRITE_MAX (4u << 20)
-/* Past this, the packing buffer's memory is given back after a batch. */
+/* The packing buffer keeps its memory across batches (fresh pages cost
+ * more than the copies they would save); past CONN_SCRATCH_KEEP it is given
+ * back once idle for CONN_IN_IDLE_MS, past SERVER_OUT_HIGH after the batch. */
 #define CONN_SCRATCH_KEEP (256u << 10)
 /* The unpacking zone's first chunk. msgpack_zone_clear() frees every chunk
  * but that first one, so one big request does not pin its size for the
@@ -231,14 +233,18 @@ static size_t conn_pending(const struct conn *c)
     return evbuffer_get_length(c->out) + c->scratch.len;
 }
 
-/* Empties the packing buffer, giving back its memory if a large reply
- * grew it. */
+/* Empties the packing buffer; see CONN_SCRATCH_KEEP. */
 static void conn_scratch_clear(struct conn *c)
 {
-    if (c->scratch.cap > CONN_SCRATCH_KEEP)
+    static const struct timeval idle = {CONN_IN_IDLE_MS / 1000, (CONN_IN_IDLE_MS % 1000) * 1000};
+
+    if (c->scratch.cap > SERVER_OUT_HIGH) {
         obuf_fini(&c->scratch);
-    else
-        obuf_truncate(&c->scratch, 0);
+        return;
+    }
+    obuf_truncate(&c->scratch, 0);
+    if (c->scratch.cap > CONN_SCRATCH_KEEP)
+        evtimer_add(c->shrink_ev, &idle);
 }
 
 /* Writes what the socket takes: the queued output first, then the packed
@@ -252,22 +258,34 @@ static int conn_send(struct conn *c)
     int want;
 
     if (c->scratch.len > 0 && evbuffer_get_length(c->out) == 0) {
-        ssize_t n = send(c->fd, c->scratch.p, c->scratch.len, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        size_t sent = 0;
+        /* A Unix socket takes at most its buffer's worth per call, and
+         * often more right after: retry until it says EAGAIN. */
+        while (sent < c->scratch.len && budget > 0) {
+            size_t want_n = c->scratch.len - sent < budget ? c->scratch.len - sent : budget;
+            ssize_t n = send(c->fd, c->scratch.p + sent, want_n, MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+                break;
+            if (n < 0) {
                 log_debug("connection %" PRIu64 ": send: %s", c->id, strerror(errno));
                 conn_kill(c);
                 return -1;
             }
-            n = 0;
+            sent += (size_t)n;
+            budget -= (size_t)n;
         }
-        budget = (size_t)n < budget ? budget - (size_t)n : 0;
-        if ((size_t)n < c->scratch.len &&
-            obuf_append_to(c->out, c->scratch.p + n, c->scratch.len - (size_t)n) < 0)
+        if (sent < c->scratch.len &&
+            obuf_append_to(c->out, c->scratch.p + sent, c->scratch.len - sent) < 0)
             goto nomem;
         conn_scratch_clear(c);
-    } else if (c->scratch.len > 0 && obuf_flush(&c->scratch, c->out) < 0) {
-        goto nomem;
+    } else if (c->scratch.len > 0) {
+        /* Copied rather than handed over: the packing buffer keeps its
+         * pages for the next batch. */
+        if (obuf_append_to(c->out, c->scratch.p, c->scratch.len) < 0)
+            goto nomem;
+        conn_scratch_clear(c);
     }
     while (budget > 0 && evbuffer_get_length(c->out) > 0) {
         int n = evbuffer_write_atmost(c->out, c->fd, (ev_ssize_t)budget);
@@ -453,12 +471,16 @@ static void conn_in_shrink(struct conn *c)
     }
 }
 
-/* The input buffer was not needed for CONN_IN_IDLE_MS. */
+/* The large buffers were not needed for CONN_IN_IDLE_MS: give them back. */
 static void conn_shrink_cb(evutil_socket_t fd, short what, void *arg)
 {
+    struct conn *c = arg;
+
     (void)fd;
     (void)what;
-    conn_in_shrink(arg);
+    conn_in_shrink(c);
+    if (c->scratch.len == 0 && c->scratch.cap > CONN_SCRATCH_KEEP)
+        obuf_fini(&c->scratch);
 }
 
 /* Forgets the current message's bytes and unpacked objects. */

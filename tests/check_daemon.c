@@ -642,6 +642,49 @@ START_TEST(get_many_mixed_sizes_and_errors)
 }
 END_TEST
 
+/* Pipelined gets whose sizes straddle the sendfile threshold (copied into
+ * the batch's packing buffer below it, queued as file segments from it on)
+ * arrive whole and in request order, within one batch and across batches.
+ * Both batches (64 requests, then 13) end with copied replies behind queued
+ * segments, so sending the packing buffer ahead of the queue would show. */
+START_TEST(pipelined_gets_across_the_sendfile_threshold)
+{
+    static const uint32_t sizes[] = {1,     100,   16383, 16384,  32767, 32768,
+                                     32769, 65536, 0,     300000, 7};
+    enum { FILE_BYTES = 1 << 20, ROUNDS = 7 };
+    const int n = (int)(sizeof(sizes) / sizeof(sizes[0]));
+    unsigned char *data = malloc(FILE_BYTES);
+    struct th_client *c;
+    struct th_reply r;
+    uint64_t w, a;
+    int64_t first = -1;
+
+    pattern(data, FILE_BYTES, 21);
+    th_must_start(&D, NULL);
+    c = th_must_connect(&D);
+    w = th_writer_new(c, 0);
+    th_push(c, w, data, FILE_BYTES);
+    a = th_call_u64(c, "into_arena", w);
+    for (int k = 0; k < ROUNDS * n; k++) {
+        uint32_t len = sizes[(k * 3) % n], off = (uint32_t)(k * 4099) % (FILE_BYTES - len);
+        int64_t id = th_queue(c, "get", "uL", a, loc_at(0, off, len));
+        if (first < 0)
+            first = id;
+    }
+    ck_assert_int_eq(th_flush(c), TH_OK);
+    for (int k = 0; k < ROUNDS * n; k++) {
+        uint32_t len = sizes[(k * 3) % n], off = (uint32_t)(k * 4099) % (FILE_BYTES - len);
+        ck_assert_int_eq(th_recv(c, &r), TH_OK);
+        ck_assert_uint_eq(r.msgid, (uint64_t)first + (uint64_t)k);
+        ck_assert_msg(r.err == 0, "get %d: %s %s", k, r.code, r.msg);
+        th_assert_bytes(r.result, data + off, len);
+    }
+    th_close(c);
+    free(data);
+    th_must_stop(&D);
+}
+END_TEST
+
 /* Shrinks the daemon's data file whose descriptor links into its scratch
  * directory to size bytes, through /proc (the file has no name). */
 static void truncate_daemon_file(const struct th_daemon *d, off_t size)
@@ -1250,6 +1293,7 @@ static Suite *daemon_suite(void)
     tcase_add_test(tc, build_errors);
     tcase_add_test(tc, get_bounds_and_kinds);
     tcase_add_test(tc, get_many_mixed_sizes_and_errors);
+    tcase_add_test(tc, pipelined_gets_across_the_sendfile_threshold);
     tcase_add_test(tc, failed_reads_leave_no_partial_response);
     tcase_add_test(tc, responses_over_max_message_are_too_large);
     tcase_add_test(tc, arena_info_and_files);
