@@ -288,11 +288,26 @@ static int conn_send(struct conn *c)
         conn_scratch_clear(c);
     }
     while (budget > 0 && evbuffer_get_length(c->out) > 0) {
-        int n = evbuffer_write_atmost(c->out, c->fd, (ev_ssize_t)budget);
+        int n;
+
+        errno = 0;
+        n = evbuffer_write_atmost(c->out, c->fd, (ev_ssize_t)budget);
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
                 break;
             log_debug("connection %" PRIu64 ": write: %s", c->id, strerror(errno));
+            conn_kill(c);
+            return -1;
+        }
+        if (n == 0 && errno == 0) {
+            /* libevent reports a full socket and a sendfile that met the
+             * end of its file alike, as 0; only the latter leaves errno
+             * alone. The file shrank behind the daemon's back (nothing but
+             * a process of our uid can do that): the reply can never be
+             * completed, and waiting for it would spin on EV_WRITE. */
+            log_err("connection %" PRIu64 ": a payload's file ended early (changed behind the "
+                    "daemon's back); closing it",
+                    c->id);
             conn_kill(c);
             return -1;
         }

@@ -779,6 +779,44 @@ START_TEST(failed_reads_leave_no_partial_response)
 }
 END_TEST
 
+/* A payload sent with sendfile whose file shrank behind the daemon's back
+ * (after its bounds were checked) can never be completed: that connection
+ * is closed mid-reply, promptly and without the daemon spinning, and every
+ * other connection is served as before. */
+START_TEST(a_sendfile_reply_cut_short_closes_only_that_connection)
+{
+    enum { BIG = 256 << 10, LEN = 200 << 10 };
+    unsigned char *big = malloc(BIG);
+    struct th_client *c, *c2;
+    struct th_reply r;
+    uint64_t w, a;
+    long t0, t1;
+
+    pattern(big, BIG, 8);
+    th_must_start(&D, NULL);
+    c = th_must_connect(&D);
+    c2 = th_must_connect(&D);
+    w = th_writer_new(c, 0);
+    th_push(c, w, big, BIG);
+    a = th_call_u64(c, "into_arena", w);
+    truncate_daemon_file(&D, 100 << 10);
+    th_set_timeout(c, 3000);
+    ck_assert_int_ge(th_queue(c, "get", "uL", a, loc_at(0, 0, LEN)), 0);
+    ck_assert_int_eq(th_flush(c), TH_OK);
+    /* Closed part-way through the reply: an error, not a timeout. */
+    ck_assert_int_eq(th_recv(c, &r), TH_ERR);
+    t0 = th_proc_cpu_ticks(D.pid);
+    th_sleep_ms(500);
+    t1 = th_proc_cpu_ticks(D.pid);
+    ck_assert_msg(t0 >= 0 && t1 - t0 < 20, "daemon used %ld ticks while idle", t1 - t0);
+    TH_OK_CALL(c2, &r, "hello", "");
+    th_close(c);
+    th_close(c2);
+    free(big);
+    th_must_stop(&D);
+}
+END_TEST
+
 /* Replies over max_message are refused, never truncated. */
 START_TEST(responses_over_max_message_are_too_large)
 {
@@ -1294,6 +1332,7 @@ static Suite *daemon_suite(void)
     tcase_add_test(tc, get_bounds_and_kinds);
     tcase_add_test(tc, get_many_mixed_sizes_and_errors);
     tcase_add_test(tc, pipelined_gets_across_the_sendfile_threshold);
+    tcase_add_test(tc, a_sendfile_reply_cut_short_closes_only_that_connection);
     tcase_add_test(tc, failed_reads_leave_no_partial_response);
     tcase_add_test(tc, responses_over_max_message_are_too_large);
     tcase_add_test(tc, arena_info_and_files);
