@@ -391,26 +391,32 @@ static void conn_reject(struct conn *c, const char *what, const char *why,
 }
 
 /* Makes room for a read of at least CONN_IN_MIN_READ bytes: the unhandled
- * bytes move to the front, or the buffer doubles. It never needs to exceed
- * max_message by much, since reading stops while whole messages wait and
- * the pre-scanner rejects a message that cannot fit max_message. Returns 0
- * or -1 (out of memory). */
+ * bytes move to the front when that frees at least as much as it moves (or
+ * the buffer is at its cap), else the buffer doubles, up to max_message +
+ * CONN_IN_MIN_READ. That cap always leaves room: reading stops while whole
+ * messages wait, so the unhandled bytes are one incomplete message, which
+ * the pre-scanner keeps within max_message. Returns 0 or -1 (out of
+ * memory). */
 static int conn_in_room(struct conn *c)
 {
     struct conn_in *in = &c->in;
     size_t used = in->end - in->start;
+    size_t limit = (size_t)c->srv->cfg.limits.max_message + CONN_IN_MIN_READ;
     size_t ncap;
     char *np;
 
     if (in->cap - in->end >= CONN_IN_MIN_READ)
         return 0;
-    if (in->start > 0 && in->cap - used >= CONN_IN_MIN_READ && used <= in->cap / 2) {
+    if (in->start > 0 && (in->start >= used || in->cap >= limit)) {
         memmove(in->p, in->p + in->start, used);
         in->start = 0;
         in->end = used;
-        return 0;
+        if (in->cap - in->end >= CONN_IN_MIN_READ)
+            return 0;
     }
     ncap = in->cap != 0 ? in->cap * 2 : CONN_IN_START;
+    if (ncap > limit)
+        ncap = limit > in->cap ? limit : in->cap + CONN_IN_MIN_READ;
     np = realloc(in->p, ncap);
     if (np == NULL)
         return -1;

@@ -193,7 +193,7 @@ static int fast_decode(msgpack_zone *zone, const unsigned char *p, size_t len,
         /* Every element takes at least one byte: a count the rest of the
          * message cannot hold is refused before allocating. */
         if (n > (size_t)(end - p) || (n > 0 && depth == FAST_DEPTH) || depth >= b->depth ||
-            n > b->objects - objects)
+            objects + n > b->objects)
             return -1;
         objects += n;
         o->type = MSGPACK_OBJECT_ARRAY;

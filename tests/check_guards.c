@@ -499,6 +499,44 @@ START_TEST(large_request_memory_is_given_back)
 }
 END_TEST
 
+/* The input buffer never grows much past max_message: a message just
+ * under the limit arriving right behind another large one moves to the
+ * buffer's front rather than doubling it (it once reached almost 4x). */
+START_TEST(input_buffer_stays_near_max_message)
+{
+    enum { MAXMSG = 2100 << 10, A = 2090 << 10, B = 2040 << 10 };
+    unsigned char *data = malloc(A);
+    struct th_client *c;
+    struct th_reply r;
+    uint64_t w;
+    long before, after;
+
+    pattern(data, A, 17);
+    th_must_start(&D, (const char *const[]){"--max-message", "2100K", NULL});
+    c = th_must_connect(&D);
+    w = th_writer_new(c, 0);
+    th_push(c, w, data, A);
+    before = th_proc_status_kib(D.pid, "VmPeak");
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_ge(th_queue(c, "push", "ub", w, data, (size_t)B), 0);
+        ck_assert_int_ge(th_queue(c, "push", "ub", w, data, (size_t)A), 0);
+        ck_assert_int_eq(th_flush(c), TH_OK);
+        for (int k = 0; k < 2; k++) {
+            ck_assert_int_eq(th_recv(c, &r), TH_OK);
+            ck_assert_msg(r.err == 0, "push: %s %s", r.code, r.msg);
+        }
+    }
+    after = th_proc_status_kib(D.pid, "VmPeak");
+    fprintf(stderr, "pushes near max_message (%d KiB): daemon VmPeak %ld -> %ld KiB\n",
+            MAXMSG >> 10, before, after);
+    ck_assert_int_gt(before, 0);
+    ck_assert_msg(after - before < 3 * 1024, "VmPeak grew by %ld KiB", after - before);
+    th_close(c);
+    free(data);
+    th_must_stop(&D);
+}
+END_TEST
+
 /* ---- quota ---- */
 
 START_TEST(quota_refuses_pushes_and_keeps_old_data)
@@ -694,6 +732,7 @@ static Suite *guards_suite(void)
     tcase_add_test(tc, back_pressure_bounds_memory_copy_path);
     tcase_add_test(tc, sendfile_replies_do_not_inflate_address_space);
     tcase_add_test(tc, large_request_memory_is_given_back);
+    tcase_add_test(tc, input_buffer_stays_near_max_message);
     tcase_add_test(tc, quota_refuses_pushes_and_keeps_old_data);
     suite_add_tcase(s, tc);
     return s;

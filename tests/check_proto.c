@@ -1423,6 +1423,7 @@ START_TEST(test_unpack_prefix_agrees_with_scanner)
         limits(20, 2, 5),
         limits(1 << 16, 1, 3),
         limits(9, PROTO_MAX_DEPTH_DEFAULT, 1000),
+        limits(1 << 16, PROTO_MAX_DEPTH_DEFAULT, 0),
     };
     uint64_t rng = 0xfa57;
     msgpack_zone z1, z2;
@@ -1433,7 +1434,7 @@ START_TEST(test_unpack_prefix_agrees_with_scanner)
     ck_assert(msgpack_zone_init(&z1, 4096));
     ck_assert(msgpack_zone_init(&z2, 4096));
     for (int iter = 0; iter < 2000; iter++) {
-        const struct proto_limits *lim = &lims[iter % 5];
+        const struct proto_limits *lim = &lims[iter % 6];
         size_t n = 0;
         gen_obj(&rng, buf, &n, sizeof(buf) - 8, 1 + iter % 10);
         for (int t = 0; t < 4; t++)
