@@ -78,7 +78,7 @@ struct conn {
                                 socket did not take */
     struct event *more_ev;   /* zero-delay timer: resumes processing next turn */
     struct event *drain_ev;  /* bounds the wait for a closing connection's flush */
-    struct event *shrink_ev; /* gives a large idle input buffer back */
+    struct event *shrink_ev; /* gives large idle input and packing buffers back */
     struct conn_in in;
     struct evbuffer *out; /* replies the socket has not taken yet; DRAINS_TO_FD */
     struct proto_scan *scan;
@@ -233,18 +233,24 @@ static size_t conn_pending(const struct conn *c)
     return evbuffer_get_length(c->out) + c->scratch.len;
 }
 
-/* Empties the packing buffer; see CONN_SCRATCH_KEEP. */
-static void conn_scratch_clear(struct conn *c)
+/* (Re)starts the countdown after which large idle buffers are given back. */
+static void conn_shrink_later(struct conn *c)
 {
     static const struct timeval idle = {CONN_IN_IDLE_MS / 1000, (CONN_IN_IDLE_MS % 1000) * 1000};
 
+    evtimer_add(c->shrink_ev, &idle);
+}
+
+/* Empties the packing buffer; see CONN_SCRATCH_KEEP. */
+static void conn_scratch_clear(struct conn *c)
+{
     if (c->scratch.cap > SERVER_OUT_HIGH) {
         obuf_fini(&c->scratch);
         return;
     }
     obuf_truncate(&c->scratch, 0);
     if (c->scratch.cap > CONN_SCRATCH_KEEP)
-        evtimer_add(c->shrink_ev, &idle);
+        conn_shrink_later(c);
 }
 
 /* Writes what the socket takes: the queued output first, then the packed
@@ -515,12 +521,10 @@ static void conn_message_done(struct conn *c, size_t len)
         in->start = 0;
         in->end = 0;
         if (in->cap > CONN_IN_KEEP) {
-            static const struct timeval idle = {CONN_IN_IDLE_MS / 1000,
-                                                (CONN_IN_IDLE_MS % 1000) * 1000};
             if (len < in->cap / 4)
                 conn_in_shrink(c);
             else
-                evtimer_add(c->shrink_ev, &idle);
+                conn_shrink_later(c);
         }
     }
     c->consumed += len;
