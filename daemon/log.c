@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -72,13 +74,29 @@ static void log_from_libevent(int severity, const char *msg)
     log_msg(lvl, "libevent: %s", msg);
 }
 
+/* Tells whether stderr is the journal stream systemd set up for us. Children
+ * inherit JOURNAL_STREAM, so systemd.exec(5) says to trust it only when its
+ * "DEVICE:INODE" (decimal) names the file fd 2 is open on; a farenad started
+ * from a shell inside a service writes to that shell's terminal instead. */
+static int log_stderr_is_journal(void)
+{
+    const char *js = getenv("JOURNAL_STREAM");
+    unsigned long long dev, ino;
+    struct stat st;
+    int used = 0;
+
+    if (js == NULL || sscanf(js, "%llu:%llu%n", &dev, &ino, &used) != 2 || js[used] != '\0')
+        return 0;
+    if (fstat(STDERR_FILENO, &st) < 0)
+        return 0;
+    return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
+
 /* Sets the level and output style; see log.h. */
 void log_init(enum log_level max_level)
 {
-    const char *js = getenv("JOURNAL_STREAM");
-
     log_max = max_level;
-    log_journal = js != NULL && js[0] != '\0';
+    log_journal = log_stderr_is_journal();
     event_set_log_callback(log_from_libevent);
 }
 

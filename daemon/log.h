@@ -1,5 +1,6 @@
 /* farenad's logging: one line per event on stderr, with <N> syslog priority
- * prefixes when stderr goes to the journal (JOURNAL_STREAM set). */
+ * prefixes when stderr goes to the journal (JOURNAL_STREAM names fd 2's
+ * device and inode, as systemd.exec(5) describes). */
 #ifndef FARENA_DAEMON_LOG_H
 #define FARENA_DAEMON_LOG_H
 

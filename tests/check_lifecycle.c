@@ -464,12 +464,11 @@ START_TEST(raises_the_open_file_soft_limit)
 }
 END_TEST
 
-/* Under JOURNAL_STREAM lines carry <N> prefixes; -q silences info lines. */
+/* When JOURNAL_STREAM names stderr, lines carry <N> prefixes; -q silences
+ * info lines. */
 START_TEST(journal_prefixes_and_quiet)
 {
-    char env[] = "JOURNAL_STREAM=8:12345";
-    const char *const envs[] = {env, NULL};
-    struct th_opts o = {.env = envs};
+    struct th_opts o = {.journal_stream = 1};
     const char *const qargs[] = {"-q", NULL};
     char *log;
 
@@ -483,6 +482,28 @@ START_TEST(journal_prefixes_and_quiet)
     ck_assert_msg(log != NULL && strstr(log, "listening") == NULL, "-q still logs: %s", log);
     free(log);
     th_daemon_cleanup(&D);
+}
+END_TEST
+
+/* A JOURNAL_STREAM inherited from a service (naming another file than
+ * stderr), or malformed, leaves the lines plain. */
+START_TEST(journal_stream_of_another_file_is_ignored)
+{
+    static const char *const values[] = {"JOURNAL_STREAM=8:12345", "JOURNAL_STREAM=junk"};
+
+    for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+        const char *const envs[] = {values[i], NULL};
+        struct th_opts o = {.env = envs};
+        char *log;
+
+        ck_assert_int_eq(th_daemon_start_opts(&D, &o), 0);
+        expect_log(&D, "farenad listening on ");
+        th_must_exit_clean(&D);
+        log = th_daemon_log(&D);
+        ck_assert_msg(log != NULL && strstr(log, "<6>") == NULL, "%s: %s", values[i], log);
+        free(log);
+        th_daemon_cleanup(&D);
+    }
 }
 END_TEST
 
@@ -551,6 +572,7 @@ static Suite *lifecycle_suite(void)
     tcase_add_test(tc, sizes_with_suffixes_are_accepted);
     tcase_add_test(tc, raises_the_open_file_soft_limit);
     tcase_add_test(tc, journal_prefixes_and_quiet);
+    tcase_add_test(tc, journal_stream_of_another_file_is_ignored);
     tcase_add_test(tc, warns_when_scratch_is_in_memory);
     tcase_add_test(tc, missing_scratch_directory_fails_start_up);
     suite_add_tcase(s, tc);

@@ -309,6 +309,15 @@ static void th_daemon_child(const struct th_daemon *d, const struct th_opts *o, 
     }
     for (const char *const *e = o->env; e != NULL && *e != NULL; e++)
         putenv((char *)(uintptr_t)*e);
+    if (o->journal_stream) {
+        struct stat st;
+        char js[64];
+        if (fstat(2, &st) < 0)
+            _exit(124);
+        snprintf(js, sizeof(js), "%llu:%llu", (unsigned long long)st.st_dev,
+                 (unsigned long long)st.st_ino);
+        setenv("JOURNAL_STREAM", js, 1);
+    }
     /* A sanitizer build keeps freed memory in quarantine (256 MiB by
      * default), which would drown the RSS measurements. */
     prev = getenv("ASAN_OPTIONS");

@@ -55,6 +55,8 @@ struct th_opts {
     int no_socket_arg;       /* do not pass --socket (tests of the defaults) */
     int no_dir_arg;          /* do not pass --dir */
     const char *const *env;  /* extra NAME=value entries, NULL-terminated */
+    int journal_stream;      /* set JOURNAL_STREAM to the log's device:inode,
+                                as systemd does for a service's stderr */
     int no_wait;             /* return right after the fork */
 };
 
