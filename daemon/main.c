@@ -456,7 +456,7 @@ int main(int argc, char **argv)
     const char *dir;
     char *path, msg[512];
     sigset_t stop_sigs;
-    int fd, level, activated;
+    int fd, level, activated, loop_failed;
 
     parse_options(argc, argv, &o);
     level = LOG_LVL_INFO + o.verbosity;
@@ -493,7 +493,11 @@ int main(int argc, char **argv)
     snprintf(msg, sizeof(msg), "READY=1\nSTATUS=serving on %s", path);
     if (sysd_notify(msg) < 0)
         log_warn("cannot notify systemd: %s", strerror(errno));
-    if (event_base_dispatch(base) < 0)
+    /* A loop that fails (its epoll_wait broke) ends the service: the exit
+     * status says so after the usual clean-up, since 0 means a clean
+     * shutdown. */
+    loop_failed = event_base_dispatch(base) < 0;
+    if (loop_failed)
         log_err("event loop failed");
     log_info("farenad stopped");
 
@@ -510,5 +514,5 @@ int main(int argc, char **argv)
     sock_unlink(&bound);
     sock_forget(&bound);
     free(path);
-    return 0;
+    return loop_failed ? 1 : 0;
 }
