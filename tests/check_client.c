@@ -1612,7 +1612,7 @@ START_TEST(error_tables)
     ck_assert_ptr_null(farena_errname(-99));
     ck_assert_ptr_null(farena_errname(FARENA_ETIMEDOUT - 1));
     ck_assert_ptr_nonnull(farena_strerror(INT32_MIN));
-    ck_assert_int_eq(farena_loc_is_none((farena_loc){UINT16_MAX, UINT32_MAX, UINT32_MAX}), 1);
+    ck_assert_int_eq(farena_loc_is_none((farena_loc)FARENA_LOC_NONE), 1);
     ck_assert_int_eq(farena_loc_is_none((farena_loc){0, 0, 0}), 0);
 }
 END_TEST

@@ -332,10 +332,14 @@ FARENA_API int farena_push_many(farena_client *c, farena_handle writer, const st
                                 size_t n, farena_loc *locs);
 
 /* The location push_many stores for an item that was not stored: a length
- * no file can hold at that offset. */
+ * no file can hold at that offset. FARENA_LOC_NONE is its initializer
+ * (farena_loc l = FARENA_LOC_NONE;), made of the three fields below. */
 #define FARENA_LOC_NONE_INDEX  UINT16_MAX
 #define FARENA_LOC_NONE_OFFSET UINT32_MAX
 #define FARENA_LOC_NONE_LEN    UINT32_MAX
+/* clang-format off */
+#define FARENA_LOC_NONE {FARENA_LOC_NONE_INDEX, FARENA_LOC_NONE_OFFSET, FARENA_LOC_NONE_LEN}
+/* clang-format on */
 
 /* Returns 1 when loc is FARENA_LOC_NONE, else 0. */
 FARENA_API int farena_loc_is_none(farena_loc loc);
