@@ -232,20 +232,30 @@ static void reg_arena_unref(struct reg *r, struct reg_obj *obj)
 /* Frees every name, their references, and the store. */
 void reg_free(struct reg *r)
 {
-    size_t pos = 0;
-    uint64_t k;
-    void *v;
+    struct reg_name *batch[64];
 
     if (r == NULL)
         return;
     assert(r->nowners == 0);
-    /* Collect the arenas first: unbinding changes the name table. */
+    /* Unbinding changes the name table, so names are collected first (a
+     * batch at a time, without allocating) and unbound after the iteration.
+     * Unbinding one name frees only that name (an arena ends with its last),
+     * so the others collected stay valid. */
     while (r->nnames > 0) {
-        pos = 0;
-        if (!u64map_next(&r->names, &pos, &k, &v))
-            break;
-        struct reg_name *nm = v;
-        (void)reg_unname(r, nm->text, nm->len, &(struct store_err){0});
+        size_t pos = 0, n = 0;
+        uint64_t k;
+        void *v;
+
+        while (n < sizeof(batch) / sizeof(batch[0]) && u64map_next(&r->names, &pos, &k, &v)) {
+            for (struct reg_name *nm = v; nm != NULL && n < sizeof(batch) / sizeof(batch[0]);
+                 nm = nm->hnext)
+                batch[n++] = nm;
+        }
+        assert(n > 0);
+        if (n == 0)
+            break; /* cannot happen: nnames counts the table's names */
+        for (size_t i = 0; i < n; i++)
+            (void)reg_unname(r, batch[i]->text, batch[i]->len, &(struct store_err){0});
     }
     u64map_fini(&r->names);
     u64map_fini(&r->objs);
@@ -311,6 +321,8 @@ void reg_owner_free(struct reg_owner *o)
     r = o->r;
     while (o->owned != NULL)
         reg_owner_drop_obj(o, o->owned);
+    /* Iterating o->arefs is safe: dropping arenas changes r's tables, never
+     * o->arefs, which goes whole afterwards. */
     while (u64map_next(&o->arefs, &pos, &k, &v)) {
         struct reg_obj *obj = reg_find(r, k, REG_ARENA);
         uintptr_t n = (uintptr_t)v;

@@ -30,9 +30,9 @@ int u64map_put(struct u64map *m, uint64_t k, void *v);
 void *u64map_del(struct u64map *m, uint64_t k);
 
 /* Iterates: start with *pos = 0; each call returns 1 with the next key and
- * value, or 0 at the end. The map must not change during an iteration,
- * except that u64map_del() of the entry just returned is not allowed either:
- * collect keys first when deleting. */
+ * value, or 0 at the end. No put of a new key and no del may happen until
+ * the iteration ends (u64map_del can move entries and shrink the table), so
+ * to delete, collect the keys first and delete after the last call. */
 int u64map_next(const struct u64map *m, size_t *pos, uint64_t *k, void **v);
 
 #endif
