@@ -9,13 +9,13 @@ add_library(farena_daemon STATIC
     server.c
     sock.c)
 target_include_directories(farena_daemon PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})
-target_compile_definitions(farena_daemon PRIVATE FARENAD_VERSION="${PROJECT_VERSION}")
+# Public, so main.c (--version) sees the same definition as hello's reply.
+target_compile_definitions(farena_daemon PUBLIC FARENAD_VERSION="${PROJECT_VERSION}")
 target_link_libraries(farena_daemon
     PUBLIC farena_store farena_proto PkgConfig::LIBEVENT
     PRIVATE farena_warnings)
 
 add_executable(farenad main.c)
-target_compile_definitions(farenad PRIVATE FARENAD_VERSION="${PROJECT_VERSION}")
 target_link_libraries(farenad PRIVATE farena_daemon farena_sysd farena_warnings)
 install(TARGETS farenad RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(FILES farenad.8 DESTINATION ${CMAKE_INSTALL_MANDIR}/man8)

@@ -2,7 +2,7 @@
 # pkg-config and with find_package(farena) run against the installed farenad.
 # Not in sanitized builds: an ASan-instrumented libfarena cannot be linked
 # into an uninstrumented consumer.
-if(NOT CMAKE_C_FLAGS MATCHES "-fsanitize")
+if(NOT FARENA_SANITIZE)
     add_test(NAME install_consumers
              COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/test_install.sh ${PROJECT_BINARY_DIR}
                      ${PROJECT_SOURCE_DIR})
