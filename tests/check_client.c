@@ -2013,7 +2013,6 @@ static Suite *client_suite(void)
 
     tc = tcase_create("crate");
     tcase_add_checked_fixture(tc, NULL, stop);
-    tcase_set_timeout(tc, 60);
     tcase_add_test(tc, crate_usage);
     tcase_add_test(tc, crate_builder_any_order);
     tcase_add_test(tc, crate_arena_new_low_level);
@@ -2030,14 +2029,12 @@ static Suite *client_suite(void)
 
     tc = tcase_create("sharing");
     tcase_add_checked_fixture(tc, NULL, stop);
-    tcase_set_timeout(tc, 60);
     tcase_add_test(tc, fork_child_reads_parent_data);
     tcase_add_test(tc, use_after_fork_refused);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("batches");
     tcase_add_checked_fixture(tc, NULL, stop);
-    tcase_set_timeout(tc, 120);
     tcase_add_test(tc, batch_megabytes_round_trip);
     tcase_add_test(tc, batch_many_small_default_limits);
     tcase_add_test(tc, batch_many_small_small_messages);
@@ -2047,14 +2044,12 @@ static Suite *client_suite(void)
 
     tc = tcase_create("memory");
     tcase_add_checked_fixture(tc, NULL, stop);
-    tcase_set_timeout(tc, 60);
     tcase_add_test(tc, enomem_get_keeps_connection);
     tcase_add_test(tc, enomem_push_many_mid_pipeline);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("failures");
     tcase_add_checked_fixture(tc, NULL, stop);
-    tcase_set_timeout(tc, 60);
     tcase_add_test(tc, no_daemon);
     tcase_add_test(tc, protocol_errors_real_daemon);
     tcase_add_test(tc, push_many_file_full);
@@ -2069,7 +2064,6 @@ static Suite *client_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("fake_peer");
-    tcase_set_timeout(tc, 60);
     tcase_add_test(tc, fake_every_error_code);
     tcase_add_test(tc, fake_timeout);
     tcase_add_test(tc, fake_malformed_replies);

@@ -1310,7 +1310,6 @@ static Suite *daemon_suite(void)
     TCase *tc;
 
     tc = tcase_create("dispatch");
-    tcase_set_timeout(tc, 30);
     tcase_add_test(tc, hello_reports_server_limits_and_methods);
     tcase_add_test(tc, unknown_method_keeps_the_connection);
     tcase_add_test(tc, bad_envelopes_inside_valid_msgpack);
@@ -1320,7 +1319,6 @@ static Suite *daemon_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("methods");
-    tcase_set_timeout(tc, 30);
     tcase_add_test(tc, writer_new_params);
     tcase_add_test(tc, push_and_writer_len);
     tcase_add_test(tc, push_many_in_order_and_checked_first);
@@ -1342,7 +1340,6 @@ static Suite *daemon_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("crate");
-    tcase_set_timeout(tc, 30);
     tcase_add_test(tc, crate_one_writer_round_trip);
     tcase_add_test(tc, crate_three_writers_built_shuffled);
     tcase_add_test(tc, crate_arena_new_in_and_out_of_order);
@@ -1350,7 +1347,6 @@ static Suite *daemon_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("sharing");
-    tcase_set_timeout(tc, 30);
     tcase_add_test(tc, share_by_open_survives_the_builder);
     tcase_add_test(tc, share_by_name_outlives_the_producer);
     tcase_add_test(tc, unshared_arena_dies_with_its_connection);

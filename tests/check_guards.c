@@ -708,7 +708,6 @@ static Suite *guards_suite(void)
     TCase *tc;
 
     tc = tcase_create("connections");
-    tcase_set_timeout(tc, 30);
     tcase_add_test(tc, disconnect_releases_every_descriptor);
     tcase_add_test(tc, two_thousand_pipelined_requests);
     tcase_add_test(tc, pipelined_reads_after_other_replies_answer_once);
@@ -720,14 +719,12 @@ static Suite *guards_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("input");
-    tcase_set_timeout(tc, 30);
     tcase_add_test(tc, hostile_input_closes_only_that_connection);
     tcase_add_test(tc, push_over_max_message_is_refused_early);
     tcase_add_test(tc, client_text_in_the_log_has_no_control_characters);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("resources");
-    tcase_set_timeout(tc, 60);
     tcase_add_test(tc, back_pressure_bounds_memory_sendfile_path);
     tcase_add_test(tc, back_pressure_bounds_memory_copy_path);
     tcase_add_test(tc, sendfile_replies_do_not_inflate_address_space);

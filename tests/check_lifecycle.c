@@ -549,7 +549,6 @@ static Suite *lifecycle_suite(void)
     TCase *tc;
 
     tc = tcase_create("socket");
-    tcase_set_timeout(tc, 30);
     tcase_add_test(tc, socket_directory_0700_and_socket_0600);
     tcase_add_test(tc, default_socket_paths_from_the_environment);
     tcase_add_test(tc, default_scratch_from_the_environment);
@@ -559,14 +558,12 @@ static Suite *lifecycle_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("signals");
-    tcase_set_timeout(tc, 30);
     tcase_add_test(tc, sigterm_and_sigint_exit_zero_and_remove_the_socket);
     tcase_add_test(tc, shutdown_answers_what_was_received_then_shutting_down);
     tcase_add_test(tc, shutdown_is_bounded_when_a_client_never_reads);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("options");
-    tcase_set_timeout(tc, 30);
     tcase_add_test(tc, bad_options_exit_two);
     tcase_add_test(tc, help_and_version);
     tcase_add_test(tc, sizes_with_suffixes_are_accepted);

@@ -2316,13 +2316,11 @@ static Suite *proto_suite(void)
     TCase *t;
 
     t = tcase_create("tables");
-    tcase_set_timeout(t, 60);
     tcase_add_test(t, test_err_table);
     tcase_add_test(t, test_method_table);
     suite_add_tcase(s, t);
 
     t = tcase_create("scan");
-    tcase_set_timeout(t, 60);
     tcase_add_test(t, test_scan_every_format);
     tcase_add_test(t, test_scan_large_formats);
     tcase_add_test(t, test_scan_stream_byte_at_a_time);
@@ -2333,7 +2331,6 @@ static Suite *proto_suite(void)
     suite_add_tcase(s, t);
 
     t = tcase_create("guards");
-    tcase_set_timeout(t, 60);
     tcase_add_test(t, test_scan_c1);
     tcase_add_test(t, test_scan_depth);
     tcase_add_test(t, test_scan_depth_byte_at_a_time);
@@ -2346,7 +2343,6 @@ static Suite *proto_suite(void)
     suite_add_tcase(s, t);
 
     t = tcase_create("codec");
-    tcase_set_timeout(t, 60);
     tcase_add_test(t, test_unpack);
     tcase_add_test(t, test_unpack_matches_msgpack);
     tcase_add_test(t, test_unpack_prefix_agrees_with_scanner);
@@ -2362,7 +2358,6 @@ static Suite *proto_suite(void)
     suite_add_tcase(s, t);
 
     t = tcase_create("readers");
-    tcase_set_timeout(t, 60);
     tcase_add_test(t, test_read_uint);
     tcase_add_test(t, test_read_handle_and_index);
     tcase_add_test(t, test_read_loc);
@@ -2370,7 +2365,6 @@ static Suite *proto_suite(void)
     suite_add_tcase(s, t);
 
     t = tcase_create("fuzz_corpus");
-    tcase_set_timeout(t, 60);
     tcase_add_test(t, test_fuzz_corpus_replay);
     suite_add_tcase(s, t);
     return s;

@@ -650,7 +650,6 @@ static Suite *registry_suite(void)
     TCase *tc = tcase_create("lifetimes");
 
     tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 30);
     tcase_add_test(tc, handles_count_from_one_and_are_never_reused);
     tcase_add_test(tc, writers_belong_to_their_owner);
     tcase_add_test(tc, live_files_are_usable_by_any_owner);
@@ -670,7 +669,6 @@ static Suite *registry_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("u64map");
-    tcase_set_timeout(tc, 30);
     tcase_add_test(tc, u64map_matches_a_reference);
     tcase_add_test(tc, u64map_replace_never_reallocates);
     suite_add_tcase(s, tc);
