@@ -332,12 +332,12 @@ START_TEST(crate_parallel_writers)
     ck_assert_msg(rc_release == FARENA_ENOSUCHHANDLE, "release -> %s", ename(rc_release));
 
     /* The workers' connections are gone; the arenas hold the files. */
-    end = th_now_ms() + 5000;
+    end = th_deadline(5000);
     do {
         OK(c, farena_stat(c, &st));
         if (st.connections > 1)
             th_sleep_ms(5);
-    } while (st.connections > 1 && th_now_ms() < end);
+    } while (st.connections > 1 && th_ms_left(end) > 0);
     ck_assert_uint_eq(st.connections, 1);
     ck_assert_uint_eq(st.files, NWORKERS);
     for (unsigned i = 0; i < NWORKERS; i++) {
@@ -642,12 +642,12 @@ START_TEST(close_drops_references)
     OK(b, farena_arena_info(b, arena, &info));
     ck_assert_uint_eq(info.refs, 1);
     farena_close(a);
-    end = th_now_ms() + 5000;
+    end = th_deadline(5000);
     do {
         rc = farena_arena_info(b, arena, &info);
         if (rc == 0)
             th_sleep_ms(5);
-    } while (rc == 0 && th_now_ms() < end);
+    } while (rc == 0 && th_ms_left(end) > 0);
     FAILS(b, FARENA_ENOSUCHHANDLE, rc);
     farena_close(b);
 }
@@ -837,15 +837,6 @@ END_TEST
 
 /* ---- batches far above max_message (daemon with --max-message 256K) ---- */
 
-/* A deterministic pseudo-random generator (xorshift). */
-static uint64_t rnd(uint64_t *s)
-{
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
-
 /* Several MiB of large items both ways, split into many requests. */
 START_TEST(batch_megabytes_round_trip)
 {
@@ -864,9 +855,9 @@ START_TEST(batch_megabytes_round_trip)
     data = malloc((size_t)N * 200000);
     ck_assert_ptr_nonnull(data);
     for (size_t i = 0; i < N; i++) {
-        size_t len = 1 + rnd(&seed) % 200000;
+        size_t len = 1 + th_rand(&seed) % 200000;
         for (size_t k = 0; k < len; k++)
-            data[total + k] = (uint8_t)(rnd(&seed) >> 24);
+            data[total + k] = (uint8_t)(th_rand(&seed) >> 24);
         iov[i].iov_base = data + total;
         iov[i].iov_len = len;
         total += len;

@@ -588,13 +588,6 @@ START_TEST(get_bounds_and_kinds)
 }
 END_TEST
 
-/* Fills p with a pattern that depends on the position and a seed. */
-static void pattern(unsigned char *p, size_t n, unsigned seed)
-{
-    for (size_t i = 0; i < n; i++)
-        p[i] = (unsigned char)((i * 131u + seed * 7u + (i >> 9)) & 0xff);
-}
-
 /* get_many mixes sendfile and copied payloads; any bad location fails it whole. */
 START_TEST(get_many_mixed_sizes_and_errors)
 {
@@ -606,8 +599,8 @@ START_TEST(get_many_mixed_sizes_and_errors)
     const msgpack_object *items;
     uint64_t w, a;
 
-    pattern(big, BIG, 1);
-    pattern(small, 1000, 2);
+    th_pattern(big, BIG, 1);
+    th_pattern(small, 1000, 2);
     th_must_start(&D, NULL);
     c = th_must_connect(&D);
     w = th_writer_new(c, 0);
@@ -659,7 +652,7 @@ START_TEST(pipelined_gets_across_the_sendfile_threshold)
     uint64_t w, a;
     int64_t first = -1;
 
-    pattern(data, FILE_BYTES, 21);
+    th_pattern(data, FILE_BYTES, 21);
     th_must_start(&D, NULL);
     c = th_must_connect(&D);
     w = th_writer_new(c, 0);
@@ -730,8 +723,8 @@ START_TEST(failed_reads_leave_no_partial_response)
     uint64_t w, a;
     int64_t id[6];
 
-    pattern(a1, sizeof(a1), 3);
-    pattern(a2, sizeof(a2), 4);
+    th_pattern(a1, sizeof(a1), 3);
+    th_pattern(a2, sizeof(a2), 4);
     th_must_start(&D, NULL);
     c = th_must_connect(&D);
     w = th_writer_new(c, 0);
@@ -792,7 +785,7 @@ START_TEST(a_sendfile_reply_cut_short_closes_only_that_connection)
     uint64_t w, a;
     long t0, t1;
 
-    pattern(big, BIG, 8);
+    th_pattern(big, BIG, 8);
     th_must_start(&D, NULL);
     c = th_must_connect(&D);
     c2 = th_must_connect(&D);
@@ -1242,7 +1235,7 @@ static void reader_child(const char *sock, uint64_t arena, unsigned seed)
         uint32_t len = (uint32_t)rand_r(&seed) % (i % 10 == 0 ? 400000u : 5000u);
         uint32_t off = (uint32_t)rand_r(&seed) % (RD_FILE_BYTES - len + 1);
         struct proto_loc loc = {(uint16_t)fi, off, len};
-        pattern(want, RD_FILE_BYTES, fi + 10);
+        th_pattern(want, RD_FILE_BYTES, fi + 10);
         if (i % 3 == 0) {
             if (th_call(c, &r, "get_many", "ua", arena, 2u, "L", loc, "L", loc) != TH_OK ||
                 r.err != 0 || r.result->via.array.size != 2)
@@ -1278,7 +1271,7 @@ START_TEST(eight_concurrent_readers_see_exact_bytes)
     c = th_must_connect(&D);
     for (unsigned i = 0; i < RD_FILES; i++) {
         uint64_t w = th_writer_new(c, i);
-        pattern(data, RD_FILE_BYTES, i + 10);
+        th_pattern(data, RD_FILE_BYTES, i + 10);
         for (size_t off = 0; off < RD_FILE_BYTES; off += 256 << 10)
             th_push(c, w, data + off, 256 << 10);
         files[i] = th_call_u64(c, "finish", w);
@@ -1290,10 +1283,9 @@ START_TEST(eight_concurrent_readers_see_exact_bytes)
         if (kids[k] == 0)
             reader_child(D.sock, a, 1000u + (unsigned)k);
     }
-    uint64_t end = th_now_ms() + 60000;
+    uint64_t end = th_deadline(60000);
     for (int k = 0; k < RD_CLIENTS; k++) {
-        uint64_t now = th_now_ms();
-        if (th_wait_child(kids[k], now < end ? (int)(end - now) : 0) != 0)
+        if (th_wait_child(kids[k], th_ms_left(end)) != 0)
             mismatches++;
     }
     ck_assert_int_eq(mismatches, 0);

@@ -18,20 +18,13 @@
 
 static struct th_daemon D;
 
-/* Fills p with a pattern that depends on the position and a seed. */
-static void pattern(unsigned char *p, size_t n, unsigned seed)
-{
-    for (size_t i = 0; i < n; i++)
-        p[i] = (unsigned char)((i * 167u + seed * 13u + (i >> 11)) & 0xff);
-}
-
 /* Polls the daemon's descriptor count until it equals want (bounded). */
 static int wait_fd_count(pid_t pid, int want, int timeout_ms)
 {
-    uint64_t end = th_now_ms() + (uint64_t)timeout_ms;
+    uint64_t end = th_deadline(timeout_ms);
     int n;
 
-    while ((n = th_proc_fd_count(pid)) != want && th_now_ms() < end)
+    while ((n = th_proc_fd_count(pid)) != want && th_ms_left(end) > 0)
         th_sleep_ms(10);
     return n;
 }
@@ -126,7 +119,7 @@ START_TEST(pipelined_reads_after_other_replies_answer_once)
     uint64_t w, a;
     int64_t first, last;
 
-    pattern(big, BIG, 5);
+    th_pattern(big, BIG, 5);
     th_must_start(&D, NULL);
     c = th_must_connect(&D);
     w = th_writer_new(c, 0);
@@ -357,7 +350,7 @@ static long pipelined_gets(uint32_t len, int n)
     uint64_t w, a;
     long rss, peak = 0;
 
-    pattern(data, FILE_BYTES, 3);
+    th_pattern(data, FILE_BYTES, 3);
     c = th_must_connect(&D);
     w = th_writer_new(c, 0);
     for (size_t off = 0; off < FILE_BYTES; off += 512 << 10)
@@ -433,7 +426,7 @@ START_TEST(sendfile_replies_do_not_inflate_address_space)
     uint64_t w, a;
     long before, after;
 
-    pattern(data, CHUNK, 11);
+    th_pattern(data, CHUNK, 11);
     th_must_start(&D, NULL);
     c = th_must_connect(&D);
     w = th_writer_new(c, 0);
@@ -473,7 +466,7 @@ START_TEST(large_request_memory_is_given_back)
     long rss = -1, base;
     uint64_t w, start;
 
-    pattern(data, BIG, 13);
+    th_pattern(data, BIG, 13);
     th_must_start(&D, NULL);
     c = th_must_connect(&D);
     w = th_writer_new(c, 0);
@@ -511,7 +504,7 @@ START_TEST(input_buffer_stays_near_max_message)
     uint64_t w;
     long before, after;
 
-    pattern(data, A, 17);
+    th_pattern(data, A, 17);
     th_must_start(&D, (const char *const[]){"--max-message", "2100K", NULL});
     c = th_must_connect(&D);
     w = th_writer_new(c, 0);
@@ -548,7 +541,7 @@ START_TEST(quota_refuses_pushes_and_keeps_old_data)
     struct proto_loc l0, l1, l2;
     uint64_t w, w2, a;
 
-    pattern(chunk, CHUNK, 9);
+    th_pattern(chunk, CHUNK, 9);
     th_must_start(&D, (const char *const[]){"--max-bytes", "1M", NULL});
     c = th_must_connect(&D);
     w = th_writer_new(c, 0);
@@ -641,8 +634,8 @@ START_TEST(emfile_pauses_accepting_without_spinning)
     for (int i = 0; i < n; i++)
         th_close(flood[i]);
     /* Serves again once descriptors are free. */
-    uint64_t end = th_now_ms() + TH_TIMEOUT_MS;
-    while (th_now_ms() < end) {
+    uint64_t end = th_deadline(TH_TIMEOUT_MS);
+    while (th_ms_left(end) > 0) {
         c = th_connect(D.sock, 1000);
         if (c != NULL) {
             th_set_timeout(c, 2000);

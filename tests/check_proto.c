@@ -13,6 +13,7 @@
 
 #include "codec.h"
 #include "fuzz/pipeline.h"
+#include "harness.h"
 #include "limits.h"
 #include "scan.h"
 
@@ -269,17 +270,6 @@ static int resp_hex(struct pool *p, const char *hex, struct proto_response *r, c
     if (rc != 0)
         ck_assert_ptr_nonnull(*why);
     return rc;
-}
-
-/* A small deterministic generator (xorshift64*) for the random splits. */
-static uint64_t rng_next(uint64_t *state)
-{
-    uint64_t x = *state;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *state = x;
-    return x * 0x2545f4914f6cdd1dULL;
 }
 
 /* ---- tables ---- */
@@ -624,7 +614,7 @@ static size_t chunk_next(struct chunker *c, size_t pos, size_t remaining)
     if (c->kind == 0) {
         k = c->size;
     } else if (c->kind == 1) {
-        uint64_t r = rng_next(&c->rng);
+        uint64_t r = th_rand(&c->rng);
         k = (r & 7) == 0 ? 1 + (size_t)(r >> 8) % 600 : 1 + (size_t)(r >> 8) % 24;
     } else {
         k = pos < c->split ? c->split - pos : remaining;
@@ -1286,7 +1276,7 @@ static void gen_obj(uint64_t *rng, uint8_t *buf, size_t *n, size_t cap, int dept
                                       0xcd, 0xce, 0xcf, 0xd0, 0xd1, 0xd2, 0xd3, 0xca,
                                       0xcb, 0xa0, 0xd9, 0xda, 0xdb, 0xc4, 0xc5, 0xc6,
                                       0xd4, 0xc7, 0x90, 0xdc, 0xdd, 0x80, 0xde};
-    uint64_t r = rng_next(rng);
+    uint64_t r = th_rand(rng);
     uint8_t c = markers[r % sizeof(markers)];
     unsigned len = (unsigned)(r >> 8) % 6;
     unsigned k;
@@ -1318,7 +1308,7 @@ static void gen_obj(uint64_t *rng, uint8_t *buf, size_t *n, size_t cap, int dept
     case 0xcb:
         k = c >= 0xd0 ? 1u << (c - 0xd0) : c >= 0xcc ? 1u << (c - 0xcc) : c == 0xca ? 4 : 8;
         for (unsigned i = 0; i < k; i++)
-            buf[(*n)++] = (uint8_t)(rng_next(rng) >> 24);
+            buf[(*n)++] = (uint8_t)(th_rand(rng) >> 24);
         return;
     case 0xd9:
     case 0xc4:
@@ -1438,7 +1428,7 @@ START_TEST(test_unpack_prefix_agrees_with_scanner)
         size_t n = 0;
         gen_obj(&rng, buf, &n, sizeof(buf) - 8, 1 + iter % 10);
         for (int t = 0; t < 4; t++)
-            buf[n + (size_t)t] = (uint8_t)rng_next(&rng);
+            buf[n + (size_t)t] = (uint8_t)th_rand(&rng);
         for (size_t len = 0; len <= n + 4; len += (len < 64 || len + 1 >= n ? 1 : n / 16)) {
             size_t total = 0;
             enum proto_scan_status st = scan_once(lim, buf, len, &total, NULL, NULL);

@@ -3,29 +3,17 @@
  * lifetime rule of protocol 1 and the per-connection caps. No networking. */
 #include <check.h>
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "harness.h"
 #include "registry.h"
 #include "u64map.h"
 
 static char scratch[128];
 static struct reg *R;
-
-/* Removes one entry of the scratch tree. */
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)ftw;
-    if (flag == FTW_DP)
-        rmdir(path);
-    else
-        unlink(path);
-    return 0;
-}
 
 /* A registry over a fresh scratch directory with the given caps. */
 static void reg_setup_caps(uint32_t max_writers, uint32_t max_handles)
@@ -54,7 +42,7 @@ static void teardown(void)
 {
     reg_free(R);
     R = NULL;
-    nftw(scratch, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    (void)th_rm_tree(scratch);
 }
 
 /* The store's counters. */
@@ -520,7 +508,7 @@ START_TEST(writer_cap)
     uint64_t w1, w2, w3, f;
 
     reg_free(R);
-    nftw(scratch, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    (void)th_rm_tree(scratch);
     reg_setup_caps(2, 100);
     a = reg_owner_new(R);
     b = reg_owner_new(R);
@@ -546,7 +534,7 @@ START_TEST(handle_cap)
     uint64_t w1, w2, w3, ah, bh;
 
     reg_free(R);
-    nftw(scratch, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    (void)th_rm_tree(scratch);
     reg_setup_caps(10, 3);
     a = reg_owner_new(R);
     b = reg_owner_new(R);

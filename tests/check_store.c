@@ -7,7 +7,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -25,6 +24,7 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 
+#include "harness.h"
 #include "store.h"
 
 #if defined(__x86_64__)
@@ -38,15 +38,6 @@
 static char run_dir[4096];
 static char scratch[4200];
 
-/* Removes one entry of a scratch tree (nftw callback). */
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 /* Fixture: a fresh scratch directory per test, inside the run's directory
  * (main removes that one at the end, so a test that fails or times out, and
  * never reaches its teardown, leaves nothing behind either). */
@@ -59,7 +50,7 @@ static void scratch_setup(void)
 /* Fixture: removes the scratch directory and anything left in it. */
 static void scratch_teardown(void)
 {
-    ck_assert_int_eq(nftw(scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
+    ck_assert_int_eq(th_rm_tree(scratch), 0);
 }
 
 /* Number of entries in the scratch directory (anonymous files leave none). */
@@ -1602,7 +1593,7 @@ int main(void)
     srunner_run_all(sr, CK_ENV);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);
-    if (nftw(run_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0) {
+    if (th_rm_tree(run_dir) != 0) {
         fprintf(stderr, "check_store: cannot remove %s: %s\n", run_dir, strerror(errno));
         failed++;
     }

@@ -1,7 +1,7 @@
 # farenad's suites (farena_testharness is in CMakeLists.txt).
 
 # Unit: the registry's lifetimes and caps, no networking.
-farena_check(check_registry SOURCES check_registry.c LIBS farena_daemon TIMEOUT 60 CASE_TIMEOUT 30)
+farena_check(check_registry SOURCES check_registry.c LIBS farena_daemon farena_testharness TIMEOUT 60 CASE_TIMEOUT 30)
 # Every method, its results and every error it can return; the crate's
 # scenarios end to end; sharing between connections; concurrent readers.
 farena_check(check_daemon SOURCES check_daemon.c LIBS farena_testharness TIMEOUT 120 CASE_TIMEOUT 30)

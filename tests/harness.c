@@ -30,6 +30,7 @@ static char th_run_dir[128];
 
 /* ---- small utilities ---- */
 
+/* Milliseconds on the monotonic clock. */
 uint64_t th_now_ms(void)
 {
     struct timespec ts;
@@ -45,6 +46,71 @@ void th_sleep_ms(int ms)
 
     while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
         ;
+}
+
+/* A deadline; see harness.h. */
+uint64_t th_deadline(int timeout_ms)
+{
+    return th_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
+}
+
+/* Milliseconds left until a deadline; see harness.h. */
+int th_ms_left(uint64_t deadline)
+{
+    uint64_t now = th_now_ms();
+
+    return now < deadline ? (int)(deadline - now) : 0;
+}
+
+/* Position- and seed-dependent bytes; see harness.h. */
+void th_pattern(void *p, size_t n, unsigned seed)
+{
+    unsigned char *b = p;
+
+    for (size_t i = 0; i < n; i++)
+        b[i] = (unsigned char)((i * 131u + seed * 7u + (i >> 9)) & 0xff);
+}
+
+/* xorshift64*; see harness.h. */
+uint64_t th_rand(uint64_t *state)
+{
+    uint64_t x = *state;
+
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *state = x;
+    return x * 0x2545f4914f6cdd1dULL;
+}
+
+/* Whether th_rm_tree's walk failed to remove an entry. */
+static _Thread_local int th_rm_failed;
+static _Thread_local int th_rm_errno;
+
+/* Removes one entry of a tree (depth-first, so directories come empty). */
+static int th_rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    if (remove(path) < 0 && !th_rm_failed) {
+        th_rm_failed = 1;
+        th_rm_errno = errno;
+    }
+    return 0;
+}
+
+/* Removes a directory tree; see harness.h. */
+int th_rm_tree(const char *dir)
+{
+    th_rm_failed = 0;
+    if (nftw(dir, th_rm_entry, 16, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT)
+        return -1;
+    if (th_rm_failed) {
+        errno = th_rm_errno;
+        return -1;
+    }
+    return 0;
 }
 
 /* The farenad under test; see harness.h. */
@@ -66,24 +132,6 @@ static const char *th_tmp_base(void)
     return "/tmp";
 }
 
-/* Removes one entry of a tree (depth-first). */
-static int th_rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)ftw;
-    if (flag == FTW_DP || flag == FTW_D)
-        rmdir(path);
-    else
-        unlink(path);
-    return 0;
-}
-
-/* Removes a directory tree; missing is fine. */
-static void th_rm_tree(const char *dir)
-{
-    nftw(dir, th_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 /* Creates the run directory; see harness.h. */
 int th_run_begin(void)
 {
@@ -103,7 +151,7 @@ int th_run_begin(void)
 void th_run_end(void)
 {
     if (th_run_dir[0] != '\0')
-        th_rm_tree(th_run_dir);
+        (void)th_rm_tree(th_run_dir);
     th_run_dir[0] = '\0';
 }
 
@@ -198,7 +246,7 @@ static int th_exit_code(int wstatus)
  * cannot be waited for. */
 static int th_reap_within(pid_t pid, int timeout_ms, int *wstatus)
 {
-    uint64_t end = th_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
+    uint64_t end = th_deadline(timeout_ms);
 
     for (;;) {
         pid_t r = waitpid(pid, wstatus, WNOHANG);
@@ -206,7 +254,7 @@ static int th_reap_within(pid_t pid, int timeout_ms, int *wstatus)
             return 1;
         if (r < 0 && errno != EINTR)
             return -1;
-        if (th_now_ms() >= end)
+        if (th_ms_left(end) == 0)
             return 0;
         th_sleep_ms(5);
     }
@@ -357,9 +405,9 @@ static int th_args_quiet(const char *const *args)
  * succeeds. */
 static int th_daemon_wait_ready(struct th_daemon *d, int quiet, int timeout_ms)
 {
-    uint64_t end = th_now_ms() + (uint64_t)timeout_ms;
+    uint64_t end = th_deadline(timeout_ms);
 
-    while (th_now_ms() < end) {
+    while (th_ms_left(end) > 0) {
         if (!th_daemon_alive(d))
             return -1;
         if (quiet) {
@@ -487,7 +535,7 @@ void th_daemon_cleanup(struct th_daemon *d)
     if (d->pid != 0)
         th_daemon_stop(d);
     if (d->dir[0] != '\0')
-        th_rm_tree(d->dir);
+        (void)th_rm_tree(d->dir);
     d->dir[0] = '\0';
 }
 
@@ -531,7 +579,7 @@ static int th_out_write(void *data, const char *buf, size_t len)
 struct th_client *th_connect(const char *path, int timeout_ms)
 {
     struct proto_limits lim = {PROTO_MAX_MESSAGE_MAX + 4096u, PROTO_MAX_DEPTH_MAX, 1u << 24};
-    uint64_t end = th_now_ms() + (uint64_t)timeout_ms;
+    uint64_t end = th_deadline(timeout_ms);
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     struct th_client *c;
     int fd;
@@ -547,7 +595,7 @@ struct th_client *th_connect(const char *path, int timeout_ms)
             break;
         /* EAGAIN: the listener's backlog is full; ENOENT/ECONNREFUSED: not
          * up yet. Retry until the deadline. */
-        if ((errno != EAGAIN && errno != ENOENT && errno != ECONNREFUSED) || th_now_ms() >= end) {
+        if ((errno != EAGAIN && errno != ENOENT && errno != ECONNREFUSED) || th_ms_left(end) == 0) {
             close(fd);
             return NULL;
         }
@@ -597,11 +645,11 @@ void th_set_timeout(struct th_client *c, int timeout_ms)
 static int th_wait(const struct th_client *c, short events, uint64_t end)
 {
     for (;;) {
-        uint64_t now = th_now_ms();
-        if (now >= end)
+        int left = th_ms_left(end);
+        if (left == 0)
             return 0;
         struct pollfd p = {c->fd, events, 0};
-        int r = poll(&p, 1, (int)(end - now));
+        int r = poll(&p, 1, left);
         if (r > 0)
             return 1;
         if (r < 0 && errno != EINTR)
@@ -612,7 +660,7 @@ static int th_wait(const struct th_client *c, short events, uint64_t end)
 /* Sends all n bytes, polling for room until the deadline. */
 int th_send_raw(struct th_client *c, const void *p, size_t n)
 {
-    uint64_t end = th_now_ms() + (uint64_t)c->timeout_ms;
+    uint64_t end = th_deadline(c->timeout_ms);
     const char *b = p;
 
     while (n > 0) {
@@ -818,7 +866,7 @@ static int th_decode(struct th_client *c, size_t len, struct th_reply *r)
 /* Reads until the scanner delimits one response, then decodes it. */
 int th_recv(struct th_client *c, struct th_reply *r)
 {
-    uint64_t end = th_now_ms() + (uint64_t)c->timeout_ms;
+    uint64_t end = th_deadline(c->timeout_ms);
 
     /* The previous reply's objects are dead now: reclaim its bytes. */
     if (c->in_off > 0) {
@@ -946,12 +994,12 @@ uint64_t th_stat_u64(struct th_client *c, const char *key)
 /* Polls one stat counter until it equals want. */
 int th_wait_stat(struct th_client *c, const char *key, uint64_t want, int timeout_ms)
 {
-    uint64_t end = th_now_ms() + (uint64_t)timeout_ms;
+    uint64_t end = th_deadline(timeout_ms);
 
     for (;;) {
         if (th_stat_u64(c, key) == want)
             return 0;
-        if (th_now_ms() >= end)
+        if (th_ms_left(end) == 0)
             return -1;
         th_sleep_ms(5);
     }

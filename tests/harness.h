@@ -108,9 +108,32 @@ long th_proc_rss_kib(pid_t pid);
 long th_proc_status_kib(pid_t pid, const char *key);
 long th_proc_cpu_ticks(pid_t pid);
 
+/* ---- small utilities the suites share ---- */
+
 /* Milliseconds on the monotonic clock; sleeps. */
 uint64_t th_now_ms(void);
 void th_sleep_ms(int ms);
+
+/* A deadline timeout_ms from now (negative counts as 0), and the
+ * milliseconds left until it (0 once past), for every bounded wait:
+ *     uint64_t end = th_deadline(5000);
+ *     while (!done() && th_ms_left(end) > 0)
+ *         th_sleep_ms(5); */
+uint64_t th_deadline(int timeout_ms);
+int th_ms_left(uint64_t deadline);
+
+/* Fills p[0..n) with bytes that depend on the position and seed, so data
+ * read back can be compared with a second call. */
+void th_pattern(void *p, size_t n, unsigned seed);
+
+/* A deterministic pseudo-random generator (xorshift64*): advances *state
+ * (seed it with any non-zero value) and returns the next number. */
+uint64_t th_rand(uint64_t *state);
+
+/* Removes dir and everything under it, not following symbolic links; a
+ * missing dir is fine. Goes on past an entry it cannot remove, then returns
+ * -1 with errno from the first failure; 0 when everything is gone. */
+int th_rm_tree(const char *dir);
 
 /* ---- a raw MessagePack-RPC client ---- */
 

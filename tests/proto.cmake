@@ -1,6 +1,6 @@
 # The protocol module: tables, scanner guards, codec, and a replay of the
 # fuzzing corpus through the same harness the fuzzer runs.
-farena_check(check_proto SOURCES check_proto.c fuzz/pipeline.c LIBS farena_proto TIMEOUT 120 CASE_TIMEOUT 60)
+farena_check(check_proto SOURCES check_proto.c fuzz/pipeline.c LIBS farena_proto farena_testharness TIMEOUT 120 CASE_TIMEOUT 60)
 target_compile_definitions(check_proto PRIVATE
     FARENA_FUZZ_CORPUS="${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus")
 

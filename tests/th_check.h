@@ -10,13 +10,6 @@
 
 #include "harness.h"
 
-/* Starts a daemon with args or fails the test. */
-#define TH_START(d, ...)                                                                           \
-    do {                                                                                           \
-        const char *const th_args_[] = {__VA_ARGS__, NULL};                                        \
-        ck_assert_msg(th_daemon_start((d), th_args_) == 0, "farenad did not start");               \
-    } while (0)
-
 /* Starts a daemon with args (NULL-terminated, may be NULL) or fails the
  * test. */
 static inline void th_must_start(struct th_daemon *d, const char *const *args)
