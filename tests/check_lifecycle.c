@@ -542,6 +542,32 @@ START_TEST(missing_scratch_directory_fails_start_up)
 }
 END_TEST
 
+/* A failing event loop ends farenad with status 1, not the 0 of a clean
+ * shutdown, after the usual clean-up (the socket is gone, nothing leaks).
+ * The preloaded module makes every epoll_wait fail. */
+START_TEST(failing_event_loop_exits_1)
+{
+    const char *prev = getenv("ASAN_OPTIONS");
+    char preload[512], asan[1024];
+
+    snprintf(preload, sizeof(preload), "LD_PRELOAD=%s", FARENA_FAIL_EPOLL);
+    /* The sanitizer runtime wants to come first among the libraries; the
+     * module replaces nothing it relies on. */
+    snprintf(asan, sizeof(asan), "ASAN_OPTIONS=%s%sverify_asan_link_order=0",
+             prev != NULL ? prev : "", prev != NULL && prev[0] != '\0' ? ":" : "");
+    const char *const envs[] = {preload, asan, NULL};
+    struct th_opts o = {.env = envs, .no_wait = 1};
+
+    ck_assert_int_eq(th_daemon_start_opts(&D, &o), 0);
+    ck_assert_int_eq(th_daemon_wait_exit(&D, TH_TIMEOUT_MS), 1);
+    expect_log(&D, "farenad listening on ");
+    expect_log(&D, "event loop failed");
+    expect_log(&D, "farenad stopped");
+    ck_assert_int_eq(access(D.sock, F_OK), -1);
+    th_daemon_cleanup(&D);
+}
+END_TEST
+
 /* The lifecycle suite. */
 static Suite *lifecycle_suite(void)
 {
@@ -572,6 +598,7 @@ static Suite *lifecycle_suite(void)
     tcase_add_test(tc, journal_stream_of_another_file_is_ignored);
     tcase_add_test(tc, warns_when_scratch_is_in_memory);
     tcase_add_test(tc, missing_scratch_directory_fails_start_up);
+    tcase_add_test(tc, failing_event_loop_exits_1);
     suite_add_tcase(s, tc);
     return s;
 }

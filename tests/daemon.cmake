@@ -11,3 +11,9 @@ farena_check(check_guards SOURCES check_guards.c LIBS farena_testharness TIMEOUT
 # Start-up and shutdown: socket placement and modes, stale sockets, a second
 # daemon, signals and shutting_down, options, start-up warnings.
 farena_check(check_lifecycle SOURCES check_lifecycle.c LIBS farena_testharness TIMEOUT 120 CASE_TIMEOUT 30)
+# Preloaded into a farenad to make its event loop fail (exit status 1).
+add_library(farena_fail_epoll MODULE fail_epoll.c)
+target_link_libraries(farena_fail_epoll PRIVATE farena_warnings)
+target_compile_definitions(check_lifecycle PRIVATE
+    FARENA_FAIL_EPOLL="$<TARGET_FILE:farena_fail_epoll>")
+add_dependencies(check_lifecycle farena_fail_epoll)
