@@ -52,28 +52,9 @@ note() { notes+=("$1"); echo "run.sh: $1" >&2; }
 
 # ---- build ----
 if [ -z "$build_dir" ]; then
-    if grep -q 'add_subdirectory(bench)' "$root/CMakeLists.txt"; then
-        build_dir="$root/build/release"
-        cmake -S "$root" -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DFARENA_TESTS=OFF >/dev/null
-    else
-        # The top level does not add bench/ yet: wrap it in a tiny project
-        # that adds the top level and then bench/.
-        build_dir="$root/build/release-bench"
-        wrap="$build_dir/wrapper"
-        mkdir -p "$wrap"
-        cat >"$wrap/CMakeLists.txt" <<EOF
-cmake_minimum_required(VERSION 3.25)
-project(farena_bench_wrapper LANGUAGES C)
-add_subdirectory("$root" farena)
-add_subdirectory("$root/bench" bench)
-EOF
-        cmake -S "$wrap" -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DFARENA_TESTS=OFF >/dev/null
-    fi
-    targets=(farena-bench)
-    if cmake --build "$build_dir" --target help | grep -qw farenad; then
-        targets+=(farenad)
-    fi
-    cmake --build "$build_dir" --target "${targets[@]}" -j2 >/dev/null
+    build_dir="$root/build/release"
+    cmake -S "$root" -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DFARENA_TESTS=OFF >/dev/null
+    cmake --build "$build_dir" --target farena-bench farenad -j2 >/dev/null
 fi
 find_bin() { find "$build_dir" -name "$1" -type f -perm -u+x -not -path '*/CMakeFiles/*' | head -n1; }
 farenad=$(find_bin farenad)
