@@ -4,6 +4,10 @@ add_library(farena_daemon STATIC
     log.c
     u64map.c
     obuf.c
+    outq.c
+    io.c
+    io_ring.c
+    io_pool.c
     registry.c
     methods.c
     server.c
@@ -13,7 +17,7 @@ target_include_directories(farena_daemon PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})
 target_compile_definitions(farena_daemon PUBLIC FARENAD_VERSION="${PROJECT_VERSION}")
 target_link_libraries(farena_daemon
     PUBLIC farena_store farena_proto PkgConfig::LIBEVENT
-    PRIVATE farena_warnings)
+    PRIVATE PkgConfig::LIBURING Threads::Threads farena_warnings)
 
 add_executable(farenad main.c)
 target_link_libraries(farenad PRIVATE farena_daemon farena_sysd farena_warnings)

@@ -19,6 +19,7 @@
 #include <event2/event.h>
 
 #include "../proto/limits.h"
+#include "io.h"
 #include "log.h"
 #include "methods.h"
 #include "registry.h"
@@ -40,6 +41,8 @@ struct options {
     uint64_t max_writers;
     uint64_t max_handles;
     uint64_t file_max;
+    enum io_kind io_engine;
+    uint64_t io_depth;
     int verbosity; /* -v adds one, -q takes one away */
 };
 
@@ -74,6 +77,9 @@ static void usage(FILE *f)
             "                     (default 65536)\n"
             "  --file-max N       largest data file, 1..4294967295 (default 4294967295);\n"
             "                     for testing file_full without writing 4 GiB\n"
+            "  --io-engine E      file I/O engine: auto (io_uring, else threads; the\n"
+            "                     default), uring (fail if unavailable), threads\n"
+            "  --io-depth N       reads and writes in flight at once, 1..%u (default %u)\n"
             "  -v, --verbose      log more (per-connection events); repeatable\n"
             "  -q, --quiet        log less (warnings only; twice: errors only)\n"
             "  --version          print the version and exit\n"
@@ -81,7 +87,8 @@ static void usage(FILE *f)
             "\n"
             "Sizes take an optional K, M or G suffix (powers of 1024).\n"
             "Exit status: 0 after a clean shutdown, 1 if start-up fails, 2 on bad usage.\n",
-            PROTO_VERSION, PROTO_MAX_MESSAGE_MIN >> 10, PROTO_MAX_MESSAGE_MAX >> 20);
+            PROTO_VERSION, PROTO_MAX_MESSAGE_MIN >> 10, PROTO_MAX_MESSAGE_MAX >> 20, IO_DEPTH_MAX,
+            IO_DEPTH_DEFAULT);
 }
 
 /* Reports a usage error and exits 2. */
@@ -153,6 +160,8 @@ enum {
     OPT_MAX_WRITERS,
     OPT_MAX_HANDLES,
     OPT_FILE_MAX,
+    OPT_IO_ENGINE,
+    OPT_IO_DEPTH,
     OPT_VERSION,
     OPT_HELP
 };
@@ -170,6 +179,8 @@ static void parse_options(int argc, char **argv, struct options *o)
         {"max-writers", required_argument, NULL, OPT_MAX_WRITERS},
         {"max-handles", required_argument, NULL, OPT_MAX_HANDLES},
         {"file-max", required_argument, NULL, OPT_FILE_MAX},
+        {"io-engine", required_argument, NULL, OPT_IO_ENGINE},
+        {"io-depth", required_argument, NULL, OPT_IO_DEPTH},
         {"verbose", no_argument, NULL, 'v'},
         {"quiet", no_argument, NULL, 'q'},
         {"version", no_argument, NULL, OPT_VERSION},
@@ -185,6 +196,7 @@ static void parse_options(int argc, char **argv, struct options *o)
         .max_writers = REG_MAX_WRITERS_DEFAULT,
         .max_handles = REG_MAX_HANDLES_DEFAULT,
         .file_max = PROTO_FILE_MAX,
+        .io_depth = IO_DEPTH_DEFAULT,
     };
     opterr = 0;
     while ((ch = getopt_long(argc, argv, ":vq", longopts, NULL)) != -1) {
@@ -217,6 +229,19 @@ static void parse_options(int argc, char **argv, struct options *o)
             break;
         case OPT_MAX_HANDLES:
             o->max_handles = parse_size("--max-handles", optarg, 1, UINT32_MAX, 0);
+            break;
+        case OPT_IO_ENGINE:
+            if (strcmp(optarg, "auto") == 0)
+                o->io_engine = IO_AUTO;
+            else if (strcmp(optarg, "uring") == 0 || strcmp(optarg, "io_uring") == 0)
+                o->io_engine = IO_URING;
+            else if (strcmp(optarg, "threads") == 0)
+                o->io_engine = IO_THREADS;
+            else
+                usage_error("--io-engine: \"%s\" is not auto, uring or threads", optarg);
+            break;
+        case OPT_IO_DEPTH:
+            o->io_depth = parse_size("--io-depth", optarg, 1, IO_DEPTH_MAX, 0);
             break;
         case OPT_FILE_MAX:
             o->file_max = parse_size("--file-max", optarg, 1, PROTO_FILE_MAX, 1);
@@ -343,8 +368,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 /* Creates the registry (with its store) and the method table from the
  * options; exits on failure. Both are freed by main(). */
-static void start_registry(const struct options *o, const char *dir, struct reg **reg,
-                           struct methods **m)
+static void start_registry(const struct options *o, const char *dir, struct io *io,
+                           struct reg **reg, struct methods **m)
 {
     struct store_config scfg = {0};
     struct reg_config rcfg = {0};
@@ -374,7 +399,8 @@ static void start_registry(const struct options *o, const char *dir, struct reg 
     ml.max_handles = (uint32_t)o->max_handles;
     ml.max_bytes = o->max_bytes;
     ml.min_free = o->min_free;
-    *m = methods_new(*reg, &ml);
+    ml.io_depth = io_depth(io);
+    *m = methods_new(*reg, io, &ml);
     if (*m == NULL)
         fatal("out of memory");
 }
@@ -412,21 +438,19 @@ static char *open_listener(const struct options *o, int *fd, struct sock_bound *
 /* Creates the event loop, the server on fd and the signal events; exits on
  * failure (removing the socket file first). */
 static struct server *start_server(const struct options *o, int fd, const char *path,
-                                   struct reg *reg, struct methods *m, struct sigctx *sctx,
-                                   struct event_base **base, struct event *sigs[2])
+                                   struct reg *reg, struct methods *m, struct io *io,
+                                   struct sigctx *sctx, struct event_base **base,
+                                   struct event *sigs[2])
 {
     struct server_config svc;
     struct server *srv;
 
     memset(&svc, 0, sizeof(svc));
-    *base = event_base_new();
-    if (*base == NULL)
-        fatal("cannot create the event loop");
     svc.limits.max_message = (uint32_t)o->max_message;
     svc.limits.max_depth = PROTO_MAX_DEPTH_DEFAULT;
     svc.limits.max_objects = PROTO_MAX_OBJECTS_DEFAULT;
     svc.max_clients = (uint32_t)o->max_clients;
-    srv = server_new(*base, fd, &svc, reg, m);
+    srv = server_new(*base, fd, &svc, reg, m, io);
     if (srv == NULL) {
         sock_unlink(sctx->bound);
         fatal("cannot listen on %s: %s", path, strerror(errno));
@@ -442,6 +466,22 @@ static struct server *start_server(const struct options *o, int fd, const char *
     return srv;
 }
 
+/* Runs the event loop one turn at a time, ending each turn with
+ * server_turn_end() (the I/O engine's one submission for the turn), until
+ * the server asks it to exit. Returns 0, or -1 when the loop failed. */
+static int serve(struct event_base *base, struct server *srv)
+{
+    for (;;) {
+        int rc = event_base_loop(base, EVLOOP_ONCE);
+
+        if (rc < 0)
+            return -1;
+        server_turn_end(srv);
+        if (rc == 1 || event_base_got_exit(base) || event_base_got_break(base))
+            return 0;
+    }
+}
+
 /* Parses options, starts up, serves until a signal, shuts down. */
 int main(int argc, char **argv)
 {
@@ -451,10 +491,12 @@ int main(int argc, char **argv)
     struct methods *m;
     struct server *srv;
     struct event_base *base;
+    struct io *io;
+    struct io_config icfg = {0};
     struct event *sigs[2];
     struct sigctx sctx;
     const char *dir;
-    char *path, msg[512];
+    char *path, msg[512], why[256];
     sigset_t stop_sigs;
     int fd, level, activated, loop_failed;
 
@@ -480,10 +522,19 @@ int main(int argc, char **argv)
     raise_nofile();
 
     dir = scratch_dir(&o);
-    start_registry(&o, dir, &reg, &m);
+    base = event_base_new();
+    if (base == NULL)
+        fatal("cannot create the event loop");
+    icfg.kind = o.io_engine;
+    icfg.depth = (uint32_t)o.io_depth;
+    io = io_new(base, &icfg, why, sizeof(why));
+    if (io == NULL)
+        fatal("cannot start the I/O engine: %s", why);
+    log_info("I/O engine: %s, depth %" PRIu32, io_engine_name(io), io_depth(io));
+    start_registry(&o, dir, io, &reg, &m);
     path = open_listener(&o, &fd, &bound, &activated);
     sctx.bound = &bound;
-    srv = start_server(&o, fd, path, reg, m, &sctx, &base, sigs);
+    srv = start_server(&o, fd, path, reg, m, io, &sctx, &base, sigs);
     sigprocmask(SIG_UNBLOCK, &stop_sigs, NULL);
 
     log_info("farenad listening on %s (scratch %s)%s", path, dir,
@@ -496,14 +547,13 @@ int main(int argc, char **argv)
     /* A loop that fails (its epoll_wait broke) ends the service: the exit
      * status says so after the usual clean-up, since 0 means a clean
      * shutdown. */
-    loop_failed = event_base_dispatch(base) < 0;
+    loop_failed = serve(base, srv) < 0;
     if (loop_failed)
         log_err("event loop failed");
     log_info("farenad stopped");
 
-    /* The event base goes before the registry: libevent finishes freeing
-     * closed connections' buffers (and their sendfile segments' arena
-     * references) only from its loop or from event_base_free. */
+    /* The engine drains first: a completion must find its connection. */
+    io_free(io);
     server_free(srv);
     event_free(sigs[0]);
     event_free(sigs[1]);

@@ -4,6 +4,7 @@
  * method answers exactly once. */
 #include "methods.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,10 +14,13 @@
 #include <unistd.h>
 
 #include "../proto/limits.h"
+#include "io.h"
 #include "log.h"
+#include "outq.h"
 
 struct methods {
     struct reg *reg;
+    struct io *io;
     struct methods_limits lim;
     uint64_t started_ms; /* CLOCK_MONOTONIC, for uptime */
     uint64_t connections, connections_total;
@@ -35,12 +39,15 @@ struct call {
     uint32_t msgid;
     int answer; /* 0 for a notification */
     struct methods_out *io;
-    msgpack_packer pk; /* packs into io->scratch */
+    struct obuf *tail; /* outq_tail(io->q): replies complete now */
+    msgpack_packer pk; /* packs into tail */
     struct store_err err;
 };
 
-/* A method's outcome: done, failed with c->err, or the output is broken. */
-enum { M_OK = 0, M_ERR = -1, M_BROKEN = -2 };
+/* A method's outcome: done (its reply packed in the tail), failed with
+ * c->err, the output is broken, or answered through a slot (the reply waits
+ * for the I/O engine; the slot owns it from now on, errors included). */
+enum { M_OK = 0, M_ERR = -1, M_BROKEN = -2, M_SLOT = 1 };
 
 typedef int (*method_fn)(struct call *c);
 
@@ -54,13 +61,14 @@ static uint64_t methods_now_ms(void)
 }
 
 /* Creates the table; see methods.h. */
-struct methods *methods_new(struct reg *r, const struct methods_limits *lim)
+struct methods *methods_new(struct reg *r, struct io *io, const struct methods_limits *lim)
 {
     struct methods *m = calloc(1, sizeof(*m));
 
     if (m == NULL)
         return NULL;
     m->reg = r;
+    m->io = io;
     m->lim = *lim;
     m->started_ms = methods_now_ms();
     return m;
@@ -138,13 +146,6 @@ static int param_name(struct call *c, uint32_t i, const char **s, size_t *len)
     return 0;
 }
 
-/* Copies a store or registry error into the call. */
-static int call_store_fail(struct call *c, const struct store_err *err)
-{
-    c->err = *err;
-    return M_ERR;
-}
-
 /* Packs a NUL-terminated string. */
 static void pack_cstr(msgpack_packer *pk, const char *s)
 {
@@ -165,7 +166,7 @@ static void pack_kv_u64(msgpack_packer *pk, const char *key, uint64_t v)
  * scratch. Out of memory sets scratch->failed, which methods_call checks. */
 static void call_result(struct call *c)
 {
-    struct obuf *b = c->io->scratch;
+    struct obuf *b = c->tail;
     char *p = obuf_reserve(b, PROTO_RESULT_HEAD_MAX);
 
     if (p != NULL)
@@ -241,81 +242,259 @@ static size_t array_header(uint32_t n, unsigned char *hdr)
     return 5;
 }
 
-/* Drops the arena reference a sendfile segment held, once libevent is done
- * with the segment. */
-static void segment_done(const struct evbuffer_file_segment *seg, int flags, void *arg)
+/* ---- replies that wait for the I/O engine ----
+ *
+ * A get reserves its whole reply in a slot of the connection's outq (head,
+ * bin header, and room for the payload, which the engine reads straight
+ * into it); a push's reply waits in a blocking slot until its write is
+ * done. The completions below finish those slots. */
+
+/* Reads into one slot: a get (one item) or a get_many (one per non-empty
+ * item). Allocated by the method, freed by the last completion. */
+struct rd_batch {
+    struct methods *m;
+    struct outq_slot *s;
+    enum proto_method method;
+    uint32_t left;  /* reads not yet complete */
+    uint64_t bytes; /* payload bytes, for bytes_read */
+    int failed;
+    struct rd_item {
+        struct rd_batch *b;
+        uint32_t k;   /* the item's index (get_many's messages) */
+        uint32_t len; /* bytes asked */
+    } it[];
+};
+
+/* A read into a slot completed (res bytes, or -errno). */
+static void rd_done(void *arg, ssize_t res)
 {
-    (void)seg;
-    (void)flags;
-    store_arena_unref(arg);
+    struct rd_item *it = arg;
+    struct rd_batch *b = it->b;
+
+    if (res == (ssize_t)it->len) {
+        outq_slot_done(b->s);
+    } else {
+        char msg[160], item[24] = "";
+
+        if (b->method == PROTO_M_GET_MANY)
+            snprintf(item, sizeof(item), "item %" PRIu32 ": ", it->k);
+        if (res < 0)
+            snprintf(msg, sizeof(msg), "%sread of %" PRIu32 " bytes failed: %s", item, it->len,
+                     strerror((int)-res));
+        else
+            snprintf(msg, sizeof(msg),
+                     "%sshort read: %zd of %" PRIu32
+                     " bytes (the file ended early: changed behind the daemon's back)",
+                     item, res, it->len);
+        if (!b->failed) {
+            b->failed = 1;
+            b->m->errors[b->method]++;
+            log_warn("%s: %s", proto_method_name(b->method), msg);
+        }
+        outq_slot_fail(b->s, PROTO_IO_ERROR, msg);
+    }
+    if (--b->left == 0) {
+        if (!b->failed)
+            b->m->bytes_read += b->bytes;
+        free(b);
+    }
 }
 
-/* Appends loc's bytes of a to buf as a sendfile segment. The segment holds a
- * reference to a, so the descriptor stays open until the bytes are sent or
- * the buffer is freed. Returns 0 or -1 (out of memory). */
-static int add_segment(struct evbuffer *buf, struct store_arena *a, struct store_loc loc)
+/* Issues the reads of a slot's payloads: n locations of a, each read into
+ * dst[k] (items of length 0 have nothing to read). The slot holds one part
+ * on entry; it ends up with one per read. Returns M_SLOT. */
+static int rd_issue(struct call *c, struct outq_slot *s, const struct store_arena *a,
+                    const struct store_loc *locs, char *const *dst, uint32_t n)
 {
-    int fd = store_arena_fd(a, loc.file_index);
-    struct evbuffer_file_segment *seg;
-    int rc;
+    struct rd_batch *b;
+    uint32_t nreads = 0, j = 0;
 
-    if (fd < 0)
-        return -1;
-    seg = evbuffer_file_segment_new(fd, loc.offset, loc.len, EVBUF_FS_DISABLE_LOCKING);
-    if (seg == NULL)
-        return -1;
-    store_arena_ref(a);
-    evbuffer_file_segment_add_cleanup_cb(seg, segment_done, a);
-    rc = evbuffer_add_file_segment(buf, seg, 0, loc.len);
-    /* The buffer's chain holds its own reference to seg. */
-    evbuffer_file_segment_free(seg);
-    return rc;
+    for (uint32_t k = 0; k < n; k++)
+        nreads += locs[k].len > 0;
+    if (nreads == 0) {
+        outq_slot_done(s);
+        return M_SLOT;
+    }
+    b = malloc(sizeof(*b) + nreads * sizeof(b->it[0]));
+    if (b == NULL) {
+        c->m->errors[c->method]++;
+        outq_slot_fail(s, PROTO_IO_ERROR, "out of memory");
+        return M_SLOT;
+    }
+    b->m = c->m;
+    b->s = s;
+    b->method = c->method;
+    b->left = nreads;
+    b->bytes = 0;
+    b->failed = 0;
+    outq_slot_add(s, nreads - 1);
+    for (uint32_t k = 0; k < n; k++) {
+        if (locs[k].len == 0)
+            continue;
+        b->it[j].b = b;
+        b->it[j].k = k;
+        b->it[j].len = locs[k].len;
+        b->bytes += locs[k].len;
+        j++;
+    }
+    j = 0;
+    for (uint32_t k = 0; k < n; k++) {
+        struct store_file *f;
+
+        if (locs[k].len == 0)
+            continue;
+        f = store_arena_file(a, locs[k].file_index);
+        if (io_read(c->m->io, f, locs[k].offset, dst[k], locs[k].len, rd_done, &b->it[j]) < 0) {
+            /* Out of memory half-way: this read and every later one fail
+             * here (the earlier ones complete as usual). */
+            for (uint32_t r = j; r < nreads; r++)
+                rd_done(&b->it[r], -ENOMEM);
+            break;
+        }
+        j++;
+    }
+    return M_SLOT;
 }
 
-/* Appends [bin header, payload] for loc to buf, the payload pread straight
- * into buf's free space. On a read error nothing is appended. Returns 0,
- * M_ERR (c->err) or M_BROKEN. */
-static int add_payload_copy(struct call *c, struct evbuffer *buf, const struct store_arena *a,
-                            struct store_loc loc)
+/* A write in flight for push, push_many, finish or into_arena: what its
+ * completion needs to answer. Allocated by the method, freed by wr_done. */
+struct wr {
+    struct methods *m;
+    struct reg_owner *o;
+    struct outq_slot *s;
+    struct store_writer *w;
+    struct store_wreq req;
+    enum proto_method method;
+    int answer;
+    uint32_t msgid;
+    uint64_t h;     /* finish / into_arena: the writer's handle */
+    uint64_t start; /* push_many: the writer's length before item 0 */
+    uint32_t n;     /* push_many: items */
+    uint32_t *lens; /* push_many: their lengths (owned) */
+    int refused;    /* push_many: item refused_k was refused before the write */
+    uint32_t refused_k;
+    struct store_err refused_err;
+};
+
+/* Ends x's slot with an error (a notification's slot just ends). */
+static void wr_fail(struct wr *x, enum proto_err code, const char *msg)
 {
-    unsigned char hdr[5];
-    size_t hl = bin_header(loc.len, hdr);
-    size_t need = hl + loc.len;
-    struct evbuffer_iovec v;
+    x->m->errors[x->method]++;
+    if (!x->answer) {
+        obuf_truncate(outq_slot_buf(x->s), 0);
+        outq_slot_done(x->s);
+        return;
+    }
+    outq_slot_fail(x->s, code, msg);
+}
+
+/* push_many: the item that starts at offset off (the first byte a failed
+ * write lost). */
+static uint32_t wr_item_at(const struct wr *x, uint64_t off)
+{
+    uint64_t pos = x->start;
+
+    for (uint32_t k = 0; k < x->n; k++) {
+        if (pos >= off && x->lens[k] > 0)
+            return k;
+        pos += x->lens[k];
+    }
+    return x->n > 0 ? x->n - 1 : 0;
+}
+
+/* A write completed (res bytes, or -errno). */
+static void wr_done(void *arg, ssize_t res)
+{
+    struct wr *x = arg;
     struct store_err err;
-    char *p;
+    char msg[sizeof(err.msg) + 24];
+    int errnum = res < 0 ? (int)-res : ((uint64_t)res != x->req.bytes ? EIO : 0);
 
-    if (evbuffer_reserve_space(buf, (ev_ssize_t)need, &v, 1) < 1)
-        return M_BROKEN;
-    p = v.iov_base;
-    memcpy(p, hdr, hl);
-    if (store_get(a, loc, p + hl, &err) < 0)
-        return call_store_fail(c, &err); /* uncommitted space is discarded */
-    v.iov_len = need;
-    if (evbuffer_commit_space(buf, &v, 1) < 0)
-        return M_BROKEN;
-    return M_OK;
+    if (store_write_done(x->w, &x->req, errnum, &err) < 0) {
+        if (x->method == PROTO_M_PUSH_MANY) {
+            snprintf(msg, sizeof(msg), "item %" PRIu32 ": %s",
+                     wr_item_at(x, store_writer_len(x->w)), err.msg);
+            wr_fail(x, err.code, msg);
+        } else {
+            wr_fail(x, err.code, err.msg);
+        }
+    } else if (x->refused) {
+        snprintf(msg, sizeof(msg), "item %" PRIu32 ": %s", x->refused_k, x->refused_err.msg);
+        wr_fail(x, x->refused_err.code, msg);
+    } else if (x->method == PROTO_M_FINISH || x->method == PROTO_M_INTO_ARENA) {
+        uint64_t out;
+        int rc = x->method == PROTO_M_FINISH ? reg_finish(x->o, x->h, &out, &err)
+                                             : reg_into_arena(x->o, x->h, &out, &err);
+        if (rc < 0) {
+            wr_fail(x, err.code, err.msg);
+        } else if (x->answer) {
+            struct obuf *b = outq_slot_buf(x->s);
+            char *p = obuf_reserve(b, PROTO_RESULT_HEAD_MAX);
+            msgpack_packer pk;
+
+            if (p != NULL)
+                obuf_commit(b, proto_encode_result_head(x->msgid, p));
+            obuf_packer(b, &pk);
+            msgpack_pack_uint64(&pk, out);
+            outq_slot_done(x->s); /* a failed pack becomes io_error there */
+        } else {
+            outq_slot_done(x->s);
+        }
+    } else {
+        if (!x->answer)
+            obuf_truncate(outq_slot_buf(x->s), 0);
+        outq_slot_done(x->s);
+    }
+    free(x->lens);
+    free(x);
 }
 
-/* Appends a small get's whole response, [result head, bin header,
- * payload], to the scratch, the payload pread straight into it; the batch's
- * responses then reach the connection's output in one obuf_flush(). On a
- * read error nothing is appended. Returns 0, M_ERR (c->err) or M_BROKEN. */
-static int add_small_get(struct call *c, const struct store_arena *a, struct store_loc loc)
+/* Sends req (taken from w) to the engine, answering through a new blocking
+ * slot. x is filled by the caller beyond what this sets, or NULL for a
+ * plain push. The slot holds result bytes the caller packs after this
+ * returns (answer only). Returns M_SLOT, or M_BROKEN when out of memory
+ * before anything was queued (the write is then rolled back). */
+static int wr_start(struct call *c, struct store_writer *w, const struct store_wreq *req,
+                    struct wr *x)
 {
-    struct obuf *b = c->io->scratch;
-    unsigned char *p = (unsigned char *)obuf_reserve(b, PROTO_RESULT_HEAD_MAX + 5 + loc.len);
     struct store_err err;
-    size_t n;
 
-    if (p == NULL)
-        return M_BROKEN;
-    n = proto_encode_result_head(c->msgid, p);
-    n += bin_header(loc.len, p + n);
-    if (store_get(a, loc, p + n, &err) < 0)
-        return call_store_fail(c, &err); /* nothing committed */
-    obuf_commit(b, n + loc.len);
-    return M_OK;
+    x->m = c->m;
+    x->o = c->o;
+    x->w = w;
+    x->req = *req;
+    x->method = c->method;
+    x->answer = c->answer;
+    x->msgid = c->msgid;
+    x->s = outq_slot_new(c->io->q, c->msgid, 0, OUTQ_BLOCKING);
+    if (x->s == NULL ||
+        io_write(c->m->io, req->fd, req->off, req->iov, req->iovcnt, wr_done, x) < 0) {
+        /* Nothing went to the kernel: undo as a failed write would. A slot
+         * already made still answers (with the error). */
+        store_write_done(w, req, ENOMEM, &err);
+        if (x->s == NULL) {
+            free(x->lens);
+            free(x);
+            return M_BROKEN;
+        }
+        wr_fail(x, PROTO_IO_ERROR, "out of memory");
+        free(x->lens);
+        free(x);
+        return M_SLOT;
+    }
+    return M_SLOT;
+}
+
+/* Packs the start of a success reply into a write's slot: its head. The
+ * caller packs the result behind it with pk (pointed at the slot). */
+static void wr_result(struct call *c, struct wr *x, msgpack_packer *pk)
+{
+    struct obuf *b = outq_slot_buf(x->s);
+    char *p = obuf_reserve(b, PROTO_RESULT_HEAD_MAX);
+
+    if (p != NULL)
+        obuf_commit(b, proto_encode_result_head(c->msgid, p));
+    obuf_packer(b, pk);
 }
 
 /* Logs a hello's client_info map (debug level): its str values, so an
@@ -361,7 +540,7 @@ static int m_hello(struct call *c)
     pack_cstr(pk, FARENAD_VERSION);
     pack_kv_u64(pk, "protocol", PROTO_VERSION);
     pack_cstr(pk, "limits");
-    msgpack_pack_map(pk, 11);
+    msgpack_pack_map(pk, 12);
     pack_kv_u64(pk, "max_message", l->max_message);
     pack_kv_u64(pk, "max_batch", l->max_batch);
     pack_kv_u64(pk, "max_depth", l->max_depth);
@@ -373,6 +552,7 @@ static int m_hello(struct call *c)
     pack_kv_u64(pk, "max_handles", l->max_handles);
     pack_kv_u64(pk, "max_bytes", l->max_bytes);
     pack_kv_u64(pk, "min_free", l->min_free);
+    pack_kv_u64(pk, "io_depth", l->io_depth);
     pack_cstr(pk, "methods");
     msgpack_pack_array(pk, PROTO_M_COUNT);
     for (int i = 0; i < PROTO_M_COUNT; i++)
@@ -394,48 +574,75 @@ static int m_writer_new(struct call *c)
     return call_result_u64(c, h);
 }
 
-/* push [writer, data]. */
+/* push [writer, data]. A payload that fits in the writer's buffer is
+ * answered at once; one that makes the buffer flush is answered once its
+ * write is done, and the connection waits for it (its bytes are in the
+ * connection's input buffer). */
 static int m_push(struct call *c)
 {
     const char *why = NULL;
     struct store_writer *w;
+    struct store_wreq req;
     struct store_loc loc;
+    msgpack_packer pk;
     const void *data;
+    struct wr *x;
     size_t len;
     uint64_t h;
+    int rc;
 
     if (param_handle(c, 0, "writer", &h) < 0)
         return M_ERR;
     if (proto_read_payload(&c->p[1], &data, &len, &why) < 0)
         return call_bad_param(c, 1, "data", why);
     w = reg_writer(c->o, h, &c->err);
-    if (w == NULL || store_push(w, data, len, &loc, &c->err) < 0)
+    if (w == NULL || store_stage(w, data, len, &loc, &c->err) < 0)
         return M_ERR;
-    call_result(c);
-    pack_loc(&c->pk, loc);
-    return M_OK;
+    rc = store_write_take(w, 0, &req, &c->err);
+    if (rc < 0)
+        return M_ERR;
+    if (rc == 0) {
+        call_result(c);
+        pack_loc(&c->pk, loc);
+        return M_OK;
+    }
+    x = calloc(1, sizeof(*x));
+    if (x == NULL) {
+        store_write_done(w, &req, ENOMEM, &c->err);
+        return M_ERR;
+    }
+    rc = wr_start(c, w, &req, x);
+    if (rc == M_SLOT && c->answer) {
+        wr_result(c, x, &pk);
+        pack_loc(&pk, loc);
+    }
+    return rc;
 }
 
 /* push_many [writer, [data, ...]]: every item's type is checked before the
- * first byte is written; a store failure at item k leaves items before k
- * written and reports item k. */
+ * first byte is accepted; a store failure at item k leaves items before k
+ * written and reports item k. The items that make the buffer flush go to
+ * the file in one write, by reference. */
 static int m_push_many(struct call *c)
 {
     const msgpack_object *items;
     struct store_writer *w;
+    struct store_wreq req;
     struct store_loc loc;
-    struct store_err err;
+    msgpack_packer pk;
     const void *data;
     const char *why;
+    struct wr *x;
     size_t len;
-    uint32_t n;
+    uint32_t n, k;
     uint64_t h, size, off;
+    int rc;
 
     if (param_handle(c, 0, "writer", &h) < 0)
         return M_ERR;
     if (param_array(c, 1, "data", c->m->lim.max_batch, &items, &n) < 0)
         return M_ERR;
-    for (uint32_t k = 0; k < n; k++) {
+    for (k = 0; k < n; k++) {
         why = NULL;
         if (proto_read_payload(&items[k], &data, &len, &why) < 0)
             return call_fail(c, PROTO_BAD_REQUEST,
@@ -448,7 +655,7 @@ static int m_push_many(struct call *c)
      * exact size is too: refuse now rather than write and lose the reply. */
     size = proto_size_result_head(c->msgid) + proto_size_array(n);
     off = store_writer_len(w);
-    for (uint32_t k = 0; k < n; k++) {
+    for (k = 0; k < n; k++) {
         proto_read_payload(&items[k], &data, &len, &why);
         struct proto_loc pl = {store_writer_index(w), (uint32_t)off, (uint32_t)len};
         size += proto_size_loc(pl);
@@ -459,15 +666,55 @@ static int m_push_many(struct call *c)
                          "push_many: the reply would take %" PRIu64
                          " bytes, max_message is %" PRIu32,
                          size, c->m->lim.max_message);
+    x = calloc(1, sizeof(*x));
+    if (x == NULL || (n > 0 && (x->lens = malloc(n * sizeof(*x->lens))) == NULL)) {
+        free(x);
+        return call_fail(c, PROTO_IO_ERROR, "out of memory");
+    }
+    x->n = n;
+    x->start = store_writer_len(w);
+    /* The reply goes to the tail for now; it moves to the write's slot if
+     * one is needed. */
+    size_t mark = c->tail->len;
     call_result(c);
     msgpack_pack_array(&c->pk, n);
-    for (uint32_t k = 0; k < n; k++) {
+    for (k = 0; k < n; k++) {
         proto_read_payload(&items[k], &data, &len, &why);
-        if (store_push(w, data, len, &loc, &err) < 0)
-            return call_fail(c, err.code, "item %" PRIu32 ": %s", k, err.msg);
+        x->lens[k] = (uint32_t)len;
+        if (store_stage(w, data, len, &loc, &x->refused_err) < 0) {
+            x->refused = 1;
+            x->refused_k = k;
+            break;
+        }
         pack_loc(&c->pk, loc);
     }
-    return M_OK;
+    rc = store_write_take(w, 0, &req, &c->err);
+    if (rc <= 0) {
+        /* Nothing to write: the reply packed above stands, unless an item
+         * was refused. */
+        if (rc == 0 && x->refused) {
+            obuf_truncate(c->tail, mark);
+            call_fail(c, x->refused_err.code, "item %" PRIu32 ": %s", x->refused_k,
+                      x->refused_err.msg);
+        }
+        rc = rc == 0 && !x->refused ? M_OK : M_ERR;
+        free(x->lens);
+        free(x);
+        return rc;
+    }
+    obuf_truncate(c->tail, mark);
+    rc = wr_start(c, w, &req, x);
+    if (rc == M_SLOT && c->answer && !x->refused) {
+        wr_result(c, x, &pk);
+        msgpack_pack_array(&pk, n);
+        off = x->start;
+        for (k = 0; k < n; k++) {
+            struct store_loc l = {store_writer_index(w), (uint32_t)off, x->lens[k]};
+            pack_loc(&pk, l);
+            off += x->lens[k];
+        }
+    }
+    return rc;
 }
 
 /* writer_len [writer]. */
@@ -484,28 +731,53 @@ static int m_writer_len(struct call *c)
     return call_result_u64(c, store_writer_len(w));
 }
 
-/* finish [writer]. */
-static int m_finish(struct call *c)
+/* finish [writer] and into_arena [writer]: bytes still in the writer's
+ * buffer are written first (through the engine; the reply waits for it). */
+static int finish_common(struct call *c)
 {
-    uint64_t h, fh;
+    struct store_writer *w;
+    struct store_wreq req;
+    struct wr *x;
+    uint64_t h, out;
+    int rc;
 
     if (param_handle(c, 0, "writer", &h) < 0)
         return M_ERR;
-    if (reg_finish(c->o, h, &fh, &c->err) < 0)
+    w = reg_writer(c->o, h, &c->err);
+    if (w == NULL)
         return M_ERR;
-    return call_result_u64(c, fh);
+    if (c->method == PROTO_M_INTO_ARENA && store_writer_index(w) != 0) {
+        /* Refused before any write, as the registry would. */
+        rc = reg_into_arena(c->o, h, &out, &c->err);
+        return rc < 0 ? M_ERR : call_result_u64(c, out);
+    }
+    rc = store_write_take(w, 1, &req, &c->err);
+    if (rc < 0)
+        return M_ERR;
+    if (rc == 0) {
+        rc = c->method == PROTO_M_FINISH ? reg_finish(c->o, h, &out, &c->err)
+                                         : reg_into_arena(c->o, h, &out, &c->err);
+        return rc < 0 ? M_ERR : call_result_u64(c, out);
+    }
+    x = calloc(1, sizeof(*x));
+    if (x == NULL) {
+        store_write_done(w, &req, ENOMEM, &c->err);
+        return M_ERR;
+    }
+    x->h = h;
+    return wr_start(c, w, &req, x);
+}
+
+/* finish [writer]. */
+static int m_finish(struct call *c)
+{
+    return finish_common(c);
 }
 
 /* into_arena [writer]. */
 static int m_into_arena(struct call *c)
 {
-    uint64_t h, ah;
-
-    if (param_handle(c, 0, "writer", &h) < 0)
-        return M_ERR;
-    if (reg_into_arena(c->o, h, &ah, &c->err) < 0)
-        return M_ERR;
-    return call_result_u64(c, ah);
+    return finish_common(c);
 }
 
 /* build [[file, ...]] and arena_new [[file, ...]]. */
@@ -564,15 +836,34 @@ static int read_loc(const msgpack_object *o, struct store_loc *out, const char *
     return 0;
 }
 
-/* get [arena, location]. */
+/* Reserves a get's or get_many's whole reply (size bytes) in a new slot
+ * and packs its head; *p is where the next byte goes. Returns the slot, or
+ * NULL when out of memory. */
+static struct outq_slot *get_slot(struct call *c, size_t size, unsigned char **p)
+{
+    struct outq_slot *s = outq_slot_new(c->io->q, c->msgid, size, 0);
+    struct obuf *b;
+
+    if (s == NULL)
+        return NULL;
+    b = outq_slot_buf(s);
+    *p = (unsigned char *)obuf_reserve(b, size); /* the slot has room: no move */
+    obuf_commit(b, size);
+    *p += proto_encode_result_head(c->msgid, *p);
+    return s;
+}
+
+/* get [arena, location]: the reply is reserved in a slot and the payload
+ * read into it by the engine (a cached one within this loop turn). */
 static int m_get(struct call *c)
 {
-    struct methods_out *io = c->io;
+    struct outq_slot *s;
     struct store_arena *a;
     struct store_loc loc;
     const char *why = NULL;
+    unsigned char *p;
+    char *dst;
     uint64_t h, size;
-    int rc;
 
     if (param_handle(c, 0, "arena", &h) < 0)
         return M_ERR;
@@ -588,71 +879,35 @@ static int m_get(struct call *c)
                          c->m->lim.max_message);
     if (!c->answer)
         return M_OK;
-    if (loc.len >= METHODS_SENDFILE_MIN) {
+    if (loc.len == 0) {
         unsigned char hdr[5];
-        size_t hl = bin_header(loc.len, hdr);
         call_result(c);
-        if (obuf_write(io->scratch, (const char *)hdr, hl) < 0 ||
-            obuf_flush(io->scratch, io->out) < 0 || add_segment(io->out, a, loc) < 0)
-            return M_BROKEN;
-    } else {
-        rc = add_small_get(c, a, loc);
-        if (rc != M_OK)
-            return rc;
+        return obuf_write(c->tail, (const char *)hdr, bin_header(0, hdr)) < 0 ? M_BROKEN : M_OK;
     }
-    c->m->bytes_read += loc.len;
-    return M_OK;
-}
-
-/* Appends get_many's whole response (size bytes, computed by the caller)
- * to the scratch in one reservation: head, array header, then each item's
- * bin header with its payload pread straight behind it. Nothing is
- * committed until every read succeeded. Returns 0 or M_ERR (c->err). */
-static int gather_small(struct call *c, const struct store_arena *a, const struct store_loc *locs,
-                        uint32_t n, size_t size)
-{
-    struct obuf *b = c->io->scratch;
-    unsigned char *p;
-    struct store_err err;
-    size_t off;
-
-    /* The batch's earlier responses go to the output first rather than be
-     * copied by a realloc: a big response would otherwise copy them on
-     * every doubling. */
-    if (b->len > 0 && size > b->cap - b->len && obuf_flush(b, c->io->out) < 0)
-        return call_fail(c, PROTO_IO_ERROR, "out of memory");
-    p = (unsigned char *)obuf_reserve(b, size);
-    if (p == NULL)
-        return call_fail(c, PROTO_IO_ERROR, "out of memory");
-    off = proto_encode_result_head(c->msgid, p);
-    off += array_header(n, p + off);
-    for (uint32_t k = 0; k < n; k++) {
-        off += bin_header(locs[k].len, p + off);
-        if (store_get(a, locs[k], p + off, &err) < 0)
-            return call_fail(c, err.code, "item %" PRIu32 ": %s", k, err.msg);
-        off += locs[k].len;
-    }
-    obuf_commit(b, off);
-    return M_OK;
+    s = get_slot(c, (size_t)size, &p);
+    if (s == NULL)
+        return M_BROKEN;
+    p += bin_header(loc.len, p);
+    dst = (char *)p;
+    return rd_issue(c, s, a, &loc, &dst, 1);
 }
 
 /* get_many [arena, [location, ...]]: every location is checked and the
- * response's exact size computed before anything is read. A response of
- * small items only (each below METHODS_SENDFILE_MIN, the whole at most
- * METHODS_GATHER_MAX) is assembled in the scratch by gather_small(); any
- * other is assembled in io->tmp (sendfile segments for the large items) and
- * moved to the output in one step. Either way a read error half-way leaves
- * no partial response behind. */
+ * response's exact size computed before anything is read; the whole
+ * response is one slot, every payload read straight into its place. A
+ * read error fails the whole response (no partial response goes out). */
 static int m_get_many(struct call *c)
 {
-    struct methods_out *io = c->io;
     const msgpack_object *items;
     struct store_loc *locs = NULL;
+    struct outq_slot *s;
     struct store_arena *a;
     struct store_err err;
+    unsigned char *p;
+    char **dst = NULL;
     const char *why;
-    uint64_t h, size, total = 0;
-    uint32_t n, longest = 0;
+    uint64_t h, size;
+    uint32_t n;
     int rc = M_OK;
 
     if (param_handle(c, 0, "arena", &h) < 0)
@@ -661,8 +916,11 @@ static int m_get_many(struct call *c)
         return M_ERR;
     if (n > 0) {
         locs = calloc(n, sizeof(*locs));
-        if (locs == NULL)
-            return call_fail(c, PROTO_IO_ERROR, "out of memory");
+        dst = calloc(n, sizeof(*dst));
+        if (locs == NULL || dst == NULL) {
+            rc = call_fail(c, PROTO_IO_ERROR, "out of memory");
+            goto out;
+        }
     }
     for (uint32_t k = 0; k < n; k++) {
         why = NULL;
@@ -684,9 +942,6 @@ static int m_get_many(struct call *c)
             goto out;
         }
         size += proto_size_bin(locs[k].len);
-        total += locs[k].len;
-        if (locs[k].len > longest)
-            longest = locs[k].len;
     }
     if (size > c->m->lim.max_message) {
         rc = call_fail(c, PROTO_TOO_LARGE,
@@ -696,43 +951,21 @@ static int m_get_many(struct call *c)
     }
     if (!c->answer)
         goto out;
-    if (longest < METHODS_SENDFILE_MIN && size <= METHODS_GATHER_MAX) {
-        rc = gather_small(c, a, locs, n, (size_t)size);
-        if (rc == M_OK)
-            c->m->bytes_read += total;
-        goto out;
-    }
-    for (uint32_t k = 0; k < n && rc == M_OK; k++) {
-        if (locs[k].len >= METHODS_SENDFILE_MIN) {
-            unsigned char hdr[5];
-            size_t hl = bin_header(locs[k].len, hdr);
-            if (obuf_append_to(io->tmp, hdr, hl) < 0 || add_segment(io->tmp, a, locs[k]) < 0)
-                rc = call_fail(c, PROTO_IO_ERROR, "out of memory");
-        } else {
-            rc = add_payload_copy(c, io->tmp, a, locs[k]);
-            if (rc == M_ERR) {
-                err = c->err;
-                rc = call_fail(c, err.code, "item %" PRIu32 ": %s", k, err.msg);
-            } else if (rc == M_BROKEN) {
-                rc = call_fail(c, PROTO_IO_ERROR, "out of memory");
-            }
-        }
-    }
-    if (rc != M_OK) {
-        evbuffer_drain(io->tmp, evbuffer_get_length(io->tmp));
-        goto out;
-    }
-    call_result(c);
-    msgpack_pack_array(&c->pk, n);
-    if (io->scratch->failed || obuf_flush(io->scratch, io->out) < 0 ||
-        evbuffer_add_buffer(io->out, io->tmp) < 0) {
-        evbuffer_drain(io->tmp, evbuffer_get_length(io->tmp));
+    s = get_slot(c, (size_t)size, &p);
+    if (s == NULL) {
         rc = M_BROKEN;
         goto out;
     }
-    c->m->bytes_read += total;
+    p += array_header(n, p);
+    for (uint32_t k = 0; k < n; k++) {
+        p += bin_header(locs[k].len, p);
+        dst[k] = (char *)p;
+        p += locs[k].len;
+    }
+    rc = rd_issue(c, s, a, locs, dst, n);
 out:
     free(locs);
+    free(dst);
     return rc;
 }
 
@@ -927,10 +1160,12 @@ int methods_call(struct methods *m, struct reg_owner *o, const struct proto_requ
                  int shutting_down, struct methods_out *io)
 {
     struct call c = {.m = m, .o = o, .p = req->params, .np = req->nparams, .io = io};
+    struct obuf *tail = outq_tail(io->q);
     const struct method_def *def;
-    size_t mark = io->scratch->len;
+    size_t mark = tail->len;
     int mi, rc;
 
+    c.tail = tail;
     c.answer = req->type == PROTO_REQUEST;
     c.msgid = c.answer ? req->msgid : 0;
     mi = proto_method_from_name(req->method, req->method_len);
@@ -947,7 +1182,7 @@ int methods_call(struct methods *m, struct reg_owner *o, const struct proto_requ
         call_fail(&c, PROTO_SHUTTING_DOWN, "the daemon is shutting down");
         return call_answer_error(&c) < 0 ? -1 : 0;
     }
-    obuf_packer(io->scratch, &c.pk);
+    obuf_packer(tail, &c.pk);
     if (c.np < def->min_params || c.np > def->max_params) {
         call_fail(&c, PROTO_BAD_REQUEST, "%s: expected params %s, got %" PRIu32 " params",
                   proto_method_name(c.method), def->params, c.np);
@@ -957,27 +1192,27 @@ int methods_call(struct methods *m, struct reg_owner *o, const struct proto_requ
     }
     if (rc == M_BROKEN)
         return -1;
+    if (rc == M_SLOT)
+        return 0; /* the slot answers, errors included */
     if (rc == M_OK && !c.answer)
-        obuf_truncate(io->scratch, mark); /* a notification's result is dropped */
-    if (rc == M_OK && io->scratch->len >= mark && io->scratch->len - mark > m->lim.max_message) {
+        obuf_truncate(tail, mark); /* a notification's result is dropped */
+    if (rc == M_OK && tail->len - mark > m->lim.max_message) {
         /* Methods with side effects check their reply's size before acting;
-         * this net only catches the side-effect-free rest. get and get_many
-         * check theirs too and move the batch's replies to io->out
-         * themselves, which can leave the scratch shorter than mark. */
-        obuf_truncate(io->scratch, mark);
+         * this net only catches the side-effect-free rest. */
+        obuf_truncate(tail, mark);
         call_fail(&c, PROTO_TOO_LARGE, "%s: the reply is over max_message (%" PRIu32 " bytes)",
                   proto_method_name(c.method), m->lim.max_message);
         rc = M_ERR;
     }
-    if (rc == M_OK && io->scratch->failed) {
+    if (rc == M_OK && tail->failed) {
         /* The packed result is incomplete: answer with an error instead. */
-        obuf_truncate(io->scratch, mark);
+        obuf_truncate(tail, mark);
         call_fail(&c, PROTO_IO_ERROR, "out of memory");
         rc = M_ERR;
     }
     if (rc == M_ERR) {
         m->errors[mi]++;
-        obuf_truncate(io->scratch, mark);
+        obuf_truncate(tail, mark);
         if (call_answer_error(&c) < 0)
             return -1;
     }
@@ -1009,13 +1244,14 @@ int methods_reject(struct methods *m, const struct proto_request *req, const cha
 /* Packs an error response; see methods.h. */
 int methods_error(struct methods_out *io, uint32_t msgid, enum proto_err code, const char *message)
 {
+    struct obuf *tail = outq_tail(io->q);
     msgpack_packer pk;
-    size_t mark = io->scratch->len;
+    size_t mark = tail->len;
 
-    obuf_packer(io->scratch, &pk);
+    obuf_packer(tail, &pk);
     proto_pack_error(&pk, msgid, code, message);
-    if (io->scratch->failed) {
-        obuf_truncate(io->scratch, mark);
+    if (tail->failed) {
+        obuf_truncate(tail, mark);
         return -1;
     }
     return 0;

@@ -6,10 +6,9 @@
 
 #include <stdint.h>
 
-#include <event2/buffer.h>
-
 #include "../proto/codec.h"
-#include "obuf.h"
+#include "io.h"
+#include "outq.h"
 #include "registry.h"
 
 /* The limits hello reports and the methods enforce; plain values, copied by
@@ -24,36 +23,21 @@ struct methods_limits {
     uint32_t max_handles;
     uint64_t max_bytes;
     uint64_t min_free;
+    uint32_t io_depth; /* the I/O engine's queue depth */
 };
-
-/* Payloads at least this long are sent with sendfile from the arena's file
- * (the arena stays referenced until the bytes are on the socket); shorter
- * ones are pread straight into the packing buffer and leave with the
- * batch's other replies in one send. Measured by bench/ (pinned, ratio to
- * Redis GET at depth 1 / 16): 16 KiB items 1.04 / 1.17 copied against
- * 0.96 / 0.85 by sendfile (a header write and a sendfile per reply); 32 KiB
- * items 1.02 / 0.97 copied against 1.06 / 1.09 by sendfile. */
-#define METHODS_SENDFILE_MIN (32u << 10)
-
-/* A get_many response of small items (each below METHODS_SENDFILE_MIN) up
- * to this many bytes is assembled in the scratch obuf with one reservation;
- * a bigger one goes through methods_out.tmp, whose chains take the payloads
- * without a second copy. */
-#define METHODS_GATHER_MAX (1u << 20)
 
 struct methods; /* the table's state: registry, limits, counters */
 
-/* Where one call writes its response; every member is owned by the
- * connection and outlives the call. */
+/* Where one call writes its response: the connection's reply queue (owned
+ * by the connection, which stays allocated until every slot in it has
+ * completed). */
 struct methods_out {
-    struct obuf *scratch; /* packed bytes not yet in out */
-    struct evbuffer *out; /* the connection's output (drains to its socket) */
-    struct evbuffer *tmp; /* empty on entry and on return; DRAINS_TO_FD set */
+    struct outq *q;
 };
 
-/* Creates the table over r (borrowed; must outlive the table). Returns NULL
- * when out of memory. Freed with methods_free(). */
-struct methods *methods_new(struct reg *r, const struct methods_limits *lim);
+/* Creates the table over r and io (borrowed; both must outlive the table).
+ * Returns NULL when out of memory. Freed with methods_free(). */
+struct methods *methods_new(struct reg *r, struct io *io, const struct methods_limits *lim);
 void methods_free(struct methods *m);
 
 /* The connection counts stat reports; the server keeps them current. */

@@ -1,14 +1,11 @@
-/* A growable byte buffer that a batch's responses are packed into, payloads
- * of small gets included (pread straight into it through obuf_reserve()),
- * before they go to a connection's evbuffer in one evbuffer_add() per
- * batch: msgpack's packer writes a few bytes at a time, and an evbuffer call
- * per write (or a reserve/commit per response) is slow. */
+/* A growable byte buffer that replies are packed into (the reply queue's
+ * tail and its slots): msgpack's packer writes a few bytes at a time, and
+ * a call into anything heavier per write is slow. */
 #ifndef FARENA_DAEMON_OBUF_H
 #define FARENA_DAEMON_OBUF_H
 
 #include <stddef.h>
 
-#include <event2/buffer.h>
 #include <msgpack.h>
 
 /* Plain struct, embedded by its user; zero-initialised it is empty. It owns
@@ -52,21 +49,6 @@ static inline void obuf_commit(struct obuf *b, size_t n)
 
 /* Points pk at b. */
 void obuf_packer(struct obuf *b, msgpack_packer *pk);
-
-/* Moves b's bytes to the end of out and empties b. A few KiB or more move
- * without a copy: out takes b's memory (freeing it once written) and b gets
- * a fresh buffer. Less is copied and b keeps its memory (unless it grew past
- * a batch's usual size). Returns 0 or -1 (ENOMEM; b unchanged). */
-int obuf_flush(struct obuf *b, struct evbuffer *out);
-
-/* Appends n bytes at p to out (which may end in a sendfile segment).
- * libevent 2.1 sizes the chain evbuffer_add() creates after a file segment
- * from that segment's file offset plus length: an 11-byte header behind a
- * payload at offset 40 MiB cost a 40 MiB malloc (an mmap and munmap per
- * reply). Reserved space is sized by the request, so it goes through
- * evbuffer_reserve_space(). Returns 0
- * or -1 (ENOMEM; out unchanged). */
-int obuf_append_to(struct evbuffer *out, const void *p, size_t n);
 
 /* Cuts b back to len bytes (len <= b->len) and clears failed. */
 void obuf_truncate(struct obuf *b, size_t len);

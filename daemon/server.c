@@ -22,13 +22,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <event2/buffer.h>
 #include <event2/listener.h>
 
 #include "../proto/codec.h"
 #include "../proto/scan.h"
 #include "log.h"
 #include "obuf.h"
+#include "outq.h"
 
 /* The input buffer's size when a connection starts, and what it shrinks
  * back to once a large message is done: 1024 idle clients then hold 16 MiB
@@ -46,9 +46,9 @@
 /* Most bytes written to one socket per loop turn, so one client fetching
  * large payloads cannot starve the others. */
 #define CONN_WRITE_MAX (4u << 20)
-/* The packing buffer keeps its memory across batches (fresh pages cost
- * more than the copies they would save); past CONN_SCRATCH_KEEP it is given
- * back once idle for CONN_IN_IDLE_MS, past SERVER_OUT_HIGH after the batch. */
+/* The packing buffer (the reply queue's tail) keeps its memory across
+ * batches (fresh pages cost more than the copies they would save); past
+ * CONN_SCRATCH_KEEP it is given back once idle for CONN_IN_IDLE_MS. */
 #define CONN_SCRATCH_KEEP (256u << 10)
 /* The unpacking zone's first chunk. msgpack_zone_clear() frees every chunk
  * but that first one, so one big request does not pin its size for the
@@ -70,6 +70,7 @@ struct conn {
     struct server *srv;
     struct conn *prev, *next; /* in srv->conns (every allocated connection) */
     struct conn *dead_next;   /* on srv->dead once killed */
+    struct conn *ready_next;  /* on srv->ready while on_ready */
     uint64_t id;
     pid_t peer_pid;
     evutil_socket_t fd;      /* owned: closed by conn_free() */
@@ -80,11 +81,9 @@ struct conn {
     struct event *drain_ev;  /* bounds the wait for a closing connection's flush */
     struct event *shrink_ev; /* gives large idle input and packing buffers back */
     struct conn_in in;
-    struct evbuffer *out; /* replies the socket has not taken yet; DRAINS_TO_FD */
+    struct outq *q; /* replies, in order, until the socket takes them */
     struct proto_scan *scan;
     msgpack_zone zone;
-    struct obuf scratch; /* replies packed during the current batch */
-    struct evbuffer *tmp;
     struct methods_out io;
     struct reg_owner *owner;
     uint64_t consumed;       /* input bytes fully handled since the connection began */
@@ -96,6 +95,9 @@ struct conn {
     unsigned eof : 1;        /* the peer will send nothing more */
     unsigned closing : 1;    /* flush the output, then close */
     unsigned dead : 1;       /* waiting for the reaper */
+    unsigned on_ready : 1;   /* on srv->ready: a slot completed */
+    unsigned mem_wait : 1;   /* paused: the daemon's reply memory is full */
+    unsigned io_wait : 1;    /* paused: a write in flight (outq_blocked) */
 };
 
 struct server {
@@ -103,13 +105,17 @@ struct server {
     struct server_config cfg;
     struct reg *reg;
     struct methods *m;
+    struct io *io;
     struct evconnlistener *lev;
     struct event *accept_ev;   /* re-enables the listener after EMFILE */
     struct event *reap_ev;     /* frees dead connections */
     struct event *shutdown_ev; /* bounds the shutdown drain */
     struct conn *conns;
     struct conn *dead;
-    uint64_t nconns; /* allocated, dead ones included until reaped */
+    struct conn *ready; /* connections with a slot completed this turn */
+    uint64_t out_total; /* reply bytes queued by every connection */
+    int mem_waiters;    /* connections paused on out_total */
+    uint64_t nconns;    /* allocated, dead ones included until reaped */
     uint64_t total;
     uint64_t next_id;
     int accept_paused;
@@ -150,6 +156,21 @@ static void conn_kill(struct conn *c)
     event_active(s->reap_ev, 0, 0);
 }
 
+/* The reply queue's callback: a slot of c completed (on the loop thread,
+ * from an engine completion). Sending waits for server_turn_end(), so one
+ * send covers every slot that completed in the turn. */
+static void conn_ready(void *arg)
+{
+    struct conn *c = arg;
+    struct server *s = c->srv;
+
+    if (!c->on_ready) {
+        c->on_ready = 1;
+        c->ready_next = s->ready;
+        s->ready = c;
+    }
+}
+
 /* Frees what conn_new() allocated; every member may be missing. */
 static void conn_release(struct conn *c)
 {
@@ -163,16 +184,12 @@ static void conn_release(struct conn *c)
         event_free(c->drain_ev);
     if (c->shrink_ev != NULL)
         event_free(c->shrink_ev);
-    /* Freeing out also releases any sendfile segment still queued, and with
-     * it that segment's arena reference. */
-    if (c->out != NULL)
-        evbuffer_free(c->out);
-    if (c->tmp != NULL)
-        evbuffer_free(c->tmp);
+    /* Only once no slot waits (the reaper checks): the engine no longer
+     * reads into the queue nor writes from the input buffer. */
+    outq_free(c->q);
     free(c->in.p);
     proto_scan_free(c->scan);
     msgpack_zone_destroy(&c->zone);
-    obuf_fini(&c->scratch);
     reg_owner_free(c->owner);
     free(c);
 }
@@ -199,13 +216,24 @@ static void server_reap(evutil_socket_t fd, short what, void *arg)
 {
     struct server *s = arg;
 
+    struct conn *keep = NULL;
+
     (void)fd;
     (void)what;
     while (s->dead != NULL) {
         struct conn *c = s->dead;
         s->dead = c->dead_next;
+        if (outq_busy(c->q) > 0 || c->on_ready) {
+            /* The engine still reads into its replies or writes from its
+             * input: free it when the last slot completes (conn_ready
+             * wakes this reaper again). */
+            c->dead_next = keep;
+            keep = c;
+            continue;
+        }
         conn_free(c);
     }
+    s->dead = keep;
     server_publish_counts(s);
     /* A descriptor came free: try accepting again without waiting. */
     if (s->accept_paused && s->lev != NULL) {
@@ -230,7 +258,7 @@ static void conn_schedule(struct conn *c)
 /* Bytes of replies not yet on the socket. */
 static size_t conn_pending(const struct conn *c)
 {
-    return evbuffer_get_length(c->out) + c->scratch.len;
+    return (size_t)outq_pending(c->q);
 }
 
 /* (Re)starts the countdown after which large idle buffers are given back. */
@@ -241,103 +269,38 @@ static void conn_shrink_later(struct conn *c)
     evtimer_add(c->shrink_ev, &idle);
 }
 
-/* Empties the packing buffer; see CONN_SCRATCH_KEEP. */
-static void conn_scratch_clear(struct conn *c)
-{
-    if (c->scratch.cap > SERVER_OUT_HIGH) {
-        obuf_fini(&c->scratch);
-        return;
-    }
-    obuf_truncate(&c->scratch, 0);
-    if (c->scratch.cap > CONN_SCRATCH_KEEP)
-        conn_shrink_later(c);
-}
-
-/* Writes what the socket takes: the queued output first, then the packed
- * replies (straight from the packing buffer when nothing is queued, which
- * is the common case), at most CONN_WRITE_MAX bytes. Arms EV_WRITE while
- * bytes remain. Returns 0, or -1 when c was killed (socket error, or out
- * of memory queueing the rest). */
+/* Writes what the socket takes of the replies that are ready, at most
+ * CONN_WRITE_MAX bytes. Arms EV_WRITE while ready bytes remain (a reply
+ * still waiting for the engine does not arm it: its completion sends).
+ * Returns 0, or -1 when c was killed (socket error). */
 static int conn_send(struct conn *c)
 {
-    size_t budget = CONN_WRITE_MAX;
+    long n = 0;
     int want;
 
-    if (c->scratch.len > 0 && evbuffer_get_length(c->out) == 0) {
-        size_t sent = 0;
-        /* A Unix socket takes at most its buffer's worth per call, and
-         * often more right after: retry until it says EAGAIN. */
-        while (sent < c->scratch.len && budget > 0) {
-            size_t want_n = c->scratch.len - sent < budget ? c->scratch.len - sent : budget;
-            ssize_t n = send(c->fd, c->scratch.p + sent, want_n, MSG_NOSIGNAL | MSG_DONTWAIT);
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-                break;
-            if (n < 0) {
-                log_debug("connection %" PRIu64 ": send: %s", c->id, strerror(errno));
-                conn_kill(c);
-                return -1;
-            }
-            sent += (size_t)n;
-            budget -= (size_t)n;
-        }
-        if (sent < c->scratch.len &&
-            obuf_append_to(c->out, c->scratch.p + sent, c->scratch.len - sent) < 0)
-            goto nomem;
-        conn_scratch_clear(c);
-    } else if (c->scratch.len > 0) {
-        /* Copied rather than handed over: the packing buffer keeps its
-         * pages for the next batch. */
-        if (obuf_append_to(c->out, c->scratch.p, c->scratch.len) < 0)
-            goto nomem;
-        conn_scratch_clear(c);
+    if (outq_sendable(c->q))
+        n = outq_send(c->q, c->fd, CONN_WRITE_MAX);
+    if (n < 0) {
+        log_debug("connection %" PRIu64 ": send: %s", c->id, strerror(errno));
+        conn_kill(c);
+        return -1;
     }
-    while (budget > 0 && evbuffer_get_length(c->out) > 0) {
-        int n;
-
-        errno = 0;
-        n = evbuffer_write_atmost(c->out, c->fd, (ev_ssize_t)budget);
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-                break;
-            log_debug("connection %" PRIu64 ": write: %s", c->id, strerror(errno));
-            conn_kill(c);
-            return -1;
-        }
-        if (n == 0 && errno == 0) {
-            /* libevent reports a full socket and a sendfile that met the
-             * end of its file alike, as 0; only the latter leaves errno
-             * alone. The file shrank behind the daemon's back (nothing but
-             * a process of our uid can do that): the reply can never be
-             * completed, and waiting for it would spin on EV_WRITE. */
-            log_err("connection %" PRIu64 ": a payload's file ended early (changed behind the "
-                    "daemon's back); closing it",
-                    c->id);
-            conn_kill(c);
-            return -1;
-        }
-        if (n == 0)
-            break;
-        budget = (size_t)n < budget ? budget - (size_t)n : 0;
-    }
-    want = evbuffer_get_length(c->out) > 0;
+    if (n > 0 && outq_pending(c->q) == 0 && outq_tail(c->q)->cap > CONN_SCRATCH_KEEP)
+        conn_shrink_later(c);
+    want = outq_sendable(c->q);
     if (want && !c->writing)
         event_add(c->write_ev, NULL);
     else if (!want && c->writing)
         event_del(c->write_ev);
     c->writing = (unsigned)want;
     return 0;
-nomem:
-    log_err("connection %" PRIu64 ": out of memory queueing replies; closing it", c->id);
-    conn_kill(c);
-    return -1;
 }
 
 /* Enables or disables reading to match c's state. */
 static void conn_update_read(struct conn *c)
 {
-    int want = !c->dead && !c->closing && !c->eof && !c->out_paused && !c->backlog;
+    int want = !c->dead && !c->closing && !c->eof && !c->out_paused && !c->backlog &&
+               !c->mem_wait && !outq_blocked(c->q);
 
     if (want && !c->reading)
         event_add(c->read_ev, NULL);
@@ -484,12 +447,13 @@ static int conn_scan(struct conn *c)
     return 0;
 }
 
-/* Frees the input buffer if it is large and empty. */
+/* Frees the input buffer if it is large and empty, and no write in flight
+ * reads a payload from it. */
 static void conn_in_shrink(struct conn *c)
 {
     struct conn_in *in = &c->in;
 
-    if (in->cap > CONN_IN_KEEP && in->start == in->end) {
+    if (in->cap > CONN_IN_KEEP && in->start == in->end && !outq_blocked(c->q)) {
         free(in->p);
         in->p = NULL;
         in->cap = 0;
@@ -506,8 +470,8 @@ static void conn_shrink_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     conn_in_shrink(c);
-    if (c->scratch.len == 0 && c->scratch.cap > CONN_SCRATCH_KEEP)
-        obuf_fini(&c->scratch);
+    if (!c->dead)
+        outq_trim(c->q, CONN_SCRATCH_KEEP);
 }
 
 /* Forgets the current message's bytes and unpacked objects. */
@@ -615,8 +579,19 @@ static void conn_process(struct conn *c)
         return;
     c->backlog = 0;
     for (int n = 0;; n++) {
+        if (outq_blocked(c->q)) {
+            c->io_wait = 1; /* a write in flight: its completion resumes c */
+            break;
+        }
         if (conn_pending(c) > SERVER_OUT_HIGH) {
             c->out_paused = 1;
+            break;
+        }
+        if (c->srv->out_total > SERVER_MEM_HIGH) {
+            /* The daemon's reply memory is at its bound: resume once the
+             * sockets have taken enough (server_turn_end). */
+            c->mem_wait = 1;
+            c->srv->mem_waiters++;
             break;
         }
         if (n == SERVER_BATCH) {
@@ -636,7 +611,8 @@ static void conn_process(struct conn *c)
         c->backlog = 1;
         conn_schedule(c);
     }
-    if (rc == 0 && !c->out_paused && !c->backlog) {
+    if (rc == 0 && !c->out_paused && !c->backlog && !c->mem_wait && !outq_blocked(c->q) &&
+        outq_busy(c->q) == 0) {
         if (c->eof) {
             conn_close_after_flush(c);
             return;
@@ -656,7 +632,10 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    if (c->dead || conn_read(c) < 0)
+    /* A write in flight reads its payload from the input buffer: no read
+     * may move or reuse it (reading is off then; this catches an event
+     * that was already active). */
+    if (c->dead || outq_blocked(c->q) || conn_read(c) < 0)
         return;
     conn_process(c);
 }
@@ -715,23 +694,16 @@ static int conn_new(struct server *s, evutil_socket_t fd, pid_t peer_pid)
     c->write_ev = event_new(s->base, fd, EV_WRITE | EV_PERSIST, conn_write_cb, c);
     c->more_ev = evtimer_new(s->base, conn_more_cb, c);
     c->shrink_ev = evtimer_new(s->base, conn_shrink_cb, c);
-    c->out = evbuffer_new();
-    c->tmp = evbuffer_new();
+    c->q = outq_new(conn_ready, c, &s->out_total);
     c->scan = proto_scan_new(&s->cfg.limits);
     c->owner = reg_owner_new(s->reg);
     if (c->read_ev == NULL || c->write_ev == NULL || c->more_ev == NULL || c->shrink_ev == NULL ||
-        c->out == NULL || c->tmp == NULL || c->scan == NULL || c->owner == NULL ||
+        c->q == NULL || c->scan == NULL || c->owner == NULL ||
         evutil_make_socket_nonblocking(fd) < 0) {
         conn_release(c);
         return -1;
     }
-    /* Both may hold sendfile segments: libevent sends those with sendfile
-     * only from a buffer flagged as draining to a descriptor. */
-    evbuffer_set_flags(c->out, EVBUFFER_FLAG_DRAINS_TO_FD);
-    evbuffer_set_flags(c->tmp, EVBUFFER_FLAG_DRAINS_TO_FD);
-    c->io.scratch = &c->scratch;
-    c->io.out = c->out;
-    c->io.tmp = c->tmp;
+    c->io.q = c->q;
     c->id = ++s->next_id;
     c->next = s->conns;
     if (s->conns != NULL)
@@ -743,6 +715,64 @@ static int conn_new(struct server *s, evutil_socket_t fd, pid_t peer_pid)
     conn_update_read(c);
     log_debug("connection %" PRIu64 " from pid %ld", c->id, (long)peer_pid);
     return 0;
+}
+
+/* After slots of c completed: send, and carry on where c had stopped
+ * (closing, back-pressure, a write it waited for, end of stream or
+ * shutdown). Processing resumes on the next turn, through more_ev, so what
+ * it queues for the engine is submitted at that turn's end. */
+static void conn_resume(struct conn *c)
+{
+    if (conn_send(c) < 0)
+        return;
+    if (c->closing) {
+        if (conn_pending(c) == 0)
+            conn_kill(c);
+        return;
+    }
+    if (c->out_paused && conn_pending(c) <= SERVER_OUT_LOW)
+        c->out_paused = 0;
+    else if (c->out_paused)
+        return;
+    if (c->io_wait && !outq_blocked(c->q))
+        c->io_wait = 0;
+    else if (c->io_wait)
+        return;
+    if (!c->backlog && (c->eof || c->srv->shutting_down || c->in.end > c->in.start)) {
+        c->backlog = 1;
+        conn_schedule(c);
+        return;
+    }
+    conn_update_read(c);
+}
+
+/* Ends a loop turn; see server.h. */
+void server_turn_end(struct server *s)
+{
+    io_flush(s->io);
+    while (s->ready != NULL) {
+        struct conn *c = s->ready;
+
+        s->ready = c->ready_next;
+        c->on_ready = 0;
+        if (c->dead) {
+            event_active(s->reap_ev, 0, 0);
+            continue;
+        }
+        conn_resume(c);
+    }
+    if (s->mem_waiters > 0 && s->out_total <= SERVER_MEM_LOW) {
+        s->mem_waiters = 0;
+        for (struct conn *c = s->conns; c != NULL; c = c->next) {
+            if (!c->mem_wait)
+                continue;
+            c->mem_wait = 0;
+            if (!c->dead && !c->backlog) {
+                c->backlog = 1;
+                conn_schedule(c);
+            }
+        }
+    }
 }
 
 /* Answers a client over max_clients with one error and closes it. The
@@ -887,7 +917,7 @@ int server_shutting_down(const struct server *s)
 
 /* Creates the server; see server.h. */
 struct server *server_new(struct event_base *base, int listen_fd, const struct server_config *cfg,
-                          struct reg *reg, struct methods *m)
+                          struct reg *reg, struct methods *m, struct io *io)
 {
     struct server *s = calloc(1, sizeof(*s));
     int saved;
@@ -900,6 +930,7 @@ struct server *server_new(struct event_base *base, int listen_fd, const struct s
     s->cfg = *cfg;
     s->reg = reg;
     s->m = m;
+    s->io = io;
     s->accept_ev = evtimer_new(base, server_accept_resume, s);
     s->reap_ev = event_new(base, -1, 0, server_reap, s);
     s->shutdown_ev = evtimer_new(base, server_shutdown_timeout, s);

@@ -10,6 +10,7 @@
 #include <event2/event.h>
 
 #include "../proto/limits.h"
+#include "io.h"
 #include "methods.h"
 #include "registry.h"
 
@@ -17,6 +18,11 @@
  * requests are not read (nor processed); below LOW they are again. */
 #define SERVER_OUT_HIGH (4u << 20)
 #define SERVER_OUT_LOW  (1u << 20)
+/* Reply bytes queued by all connections together (payloads read for
+ * replies included): above HIGH no connection starts a request; below LOW
+ * they carry on. One request can pass HIGH by at most max_message. */
+#define SERVER_MEM_HIGH (256u << 20)
+#define SERVER_MEM_LOW  (192u << 20)
 /* Requests handled per connection per event-loop turn before yielding. */
 #define SERVER_BATCH 64
 /* How long shutdown and a closing connection wait for output to drain. */
@@ -33,11 +39,17 @@ struct server_config {
 struct server;
 
 /* Starts serving on base: listen_fd must be a bound, listening, non-blocking
- * AF_UNIX stream socket; the server owns it from now on (closes it). reg and
- * m are borrowed and must outlive the server. Returns NULL (errno) on
+ * AF_UNIX stream socket; the server owns it from now on (closes it). reg, m
+ * and io are borrowed and must outlive the server. Returns NULL (errno) on
  * failure, having closed listen_fd. */
 struct server *server_new(struct event_base *base, int listen_fd, const struct server_config *cfg,
-                          struct reg *reg, struct methods *m);
+                          struct reg *reg, struct methods *m, struct io *io);
+
+/* Ends one turn of the event loop: hands the turn's reads and writes to the
+ * I/O engine in one submission, then sends the replies that completed
+ * (cached reads complete within that submission). The owner of the loop
+ * calls it after every event_base_loop(EVLOOP_ONCE). */
+void server_turn_end(struct server *s);
 
 /* Begins graceful shutdown: stops accepting (the listening socket closes),
  * answers what every connection had already received, answers anything
@@ -50,7 +62,8 @@ void server_shutdown(struct server *s);
 int server_shutting_down(const struct server *s);
 
 /* Closes every connection (their holdings are released in the registry) and
- * frees the server. Call with the event loop stopped. */
+ * frees the server. Call with the event loop stopped and the I/O engine
+ * drained (io_free), so no completion can reach a connection. */
 void server_free(struct server *s);
 
 #endif

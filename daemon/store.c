@@ -240,6 +240,12 @@ uint64_t store_file_tag(const struct store_file *f)
     return f->tag;
 }
 
+/* The file's descriptor (borrowed). */
+int store_file_fd(const struct store_file *f)
+{
+    return f->fd;
+}
+
 /* The file's size in bytes. */
 uint64_t store_file_size(const struct store_file *f)
 {

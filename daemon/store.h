@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "../proto/errors.h"
 
@@ -93,6 +94,52 @@ int store_writer_new(struct store *st, uint16_t index, struct store_writer **out
 int store_push(struct store_writer *w, const void *data, size_t len, struct store_loc *loc,
                struct store_err *err);
 
+/* ---- asynchronous appends (the daemon's path) ----
+ *
+ * store_push() and store_finish() write on the calling thread. The daemon
+ * must not block its event loop on a write, so it splits an append in
+ * three: store_stage() accepts payloads (every check of store_push, and
+ * their locations are final) without writing; store_write_take() hands out
+ * the one write that makes them durable, which the caller performs
+ * elsewhere (the I/O engine); store_write_done() commits or rolls back.
+ * Between take and done the writer is busy: no other call may touch it,
+ * and the writer's buffer and the staged payloads must stay valid. */
+
+/* One write the store needs: iovcnt pieces, contiguous in the file from
+ * off. iov is the writer's (valid until store_write_done); the pieces are
+ * the writer's buffer and the payloads given to store_stage(). */
+struct store_wreq {
+    int fd;
+    uint64_t off;
+    const struct iovec *iov;
+    int iovcnt;
+    uint64_t bytes;
+};
+
+/* Accepts len bytes at data for w, as store_push() does (same checks, same
+ * errors, same location), but writes nothing: small payloads are copied
+ * into the writer's buffer; anything that would make the buffer flush is
+ * staged by reference, so data must stay valid (and unchanged) until
+ * store_write_done(). A failure leaves every earlier accepted payload
+ * accepted. */
+int store_stage(struct store_writer *w, const void *data, size_t len, struct store_loc *loc,
+                struct store_err *err);
+
+/* The write that the staged payloads need, plus the buffered bytes when
+ * flush_all is set (before finish). Returns 1 and fills *req (w is busy
+ * until store_write_done), 0 when nothing needs writing, -1 when out of
+ * memory (*err; the staged payloads are dropped as by a failed write). */
+int store_write_take(struct store_writer *w, int flush_all, struct store_wreq *req,
+                     struct store_err *err);
+
+/* Ends the write of req: errnum 0 commits it; any other errno value cuts
+ * the file back, drops every payload staged since the last commit (their
+ * locations are void) while the buffered ones stay accepted, and fills
+ * *err (no_space for ENOSPC/EDQUOT, else io_error) naming the first dropped
+ * payload's offset. Returns 0 or -1. */
+int store_write_done(struct store_writer *w, const struct store_wreq *req, int errnum,
+                     struct store_err *err);
+
 /* Bytes pushed so far (the crate's len; 0 means is_empty). */
 uint64_t store_writer_len(const struct store_writer *w);
 
@@ -122,6 +169,9 @@ uint16_t store_file_index(const struct store_file *f);
 void store_file_set_tag(struct store_file *f, uint64_t tag);
 uint64_t store_file_tag(const struct store_file *f);
 uint64_t store_file_size(const struct store_file *f);
+/* f's descriptor, for positional reads; borrowed: valid while f is
+ * referenced. Never close, write or seek it. */
+int store_file_fd(const struct store_file *f);
 
 /* Builds an arena from n files in any order, each placed at its own index.
  * Errors: empty (n == 0), duplicate_index, missing_index (indices must be

@@ -13,7 +13,10 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-/* A writer: bytes [0, flushed) are in the file, [flushed, len) in buf. */
+/* A writer: bytes [0, flushed) are in the file; the rest, up to len, are
+ * in buf (used bytes) or, while staging, in the staged pieces: siov[0] is
+ * the buffer as it was when staging began, then the staged payloads (the
+ * callers' memory) in file order. */
 struct store_writer {
     struct store *st;
     int fd;
@@ -22,6 +25,11 @@ struct store_writer {
     uint64_t flushed;
     unsigned char *buf; /* wbuf_cap bytes, allocated on first use */
     size_t used;
+    struct iovec *siov; /* owned array; the pieces are borrowed */
+    int nsiov, siov_cap;
+    uint64_t stage_len; /* len when staging began */
+    bool staging;
+    bool busy; /* a write taken and not yet done */
 };
 
 /* The protocol code for a failed write or file creation with errno e. */
@@ -125,45 +133,6 @@ static int write_all(int fd, struct iovec *iov, int cnt, uint64_t off)
     return 0;
 }
 
-/* Writes the buffered bytes followed by data[0..len) at the end of what is
- * already in the file. On failure the file is cut back to its old length and
- * the buffer is kept, so every byte pushed before stays where its location
- * says; the caller's current push is what fails. */
-static int writer_flush(struct store_writer *w, const void *data, size_t len, struct store_err *err)
-{
-    struct iovec iov[2];
-    char eb[96];
-    int cnt = 0, e;
-
-    if (w->used > 0) {
-        iov[cnt].iov_base = w->buf;
-        iov[cnt].iov_len = w->used;
-        cnt++;
-    }
-    if (len > 0) {
-        iov[cnt].iov_base = (void *)(uintptr_t)data;
-        iov[cnt].iov_len = len;
-        cnt++;
-    }
-    e = write_all(w->fd, iov, cnt, w->flushed);
-    if (e != 0) {
-        /* Partial writes past the old end are garbage: drop them so they do
-         * not hold disk space. If even that fails they are harmless, since
-         * the next flush overwrites them at the same offset. */
-        int rc = ftruncate(w->fd, (off_t)w->flushed);
-
-        (void)rc;
-        store_set_err(err, write_errno_code(e),
-                      "write to file %" PRIu16 " at offset %" PRIu64 ": %s", w->index, w->flushed,
-                      store_errstr(e, eb, sizeof eb));
-        return -1;
-    }
-    w->st->buffered -= w->used;
-    w->flushed += w->used + len;
-    w->used = 0;
-    return 0;
-}
-
 /* Probes free space on the scratch filesystem, setting st->headroom to the
  * bytes that may still be accepted before the min_free floor. */
 static int floor_probe(struct store *st, struct store_err *err)
@@ -211,14 +180,44 @@ static int floor_check(struct store *st, size_t len, bool writes_now, struct sto
     return 0;
 }
 
-/* Appends through the buffer; checks file_max, quota and floor first. */
-int store_push(struct store_writer *w, const void *data, size_t len, struct store_loc *loc,
-               struct store_err *err)
+/* Adds a piece to the staged write. Returns 0 or -1 (out of memory). */
+static int stage_add(struct store_writer *w, const void *p, size_t len)
+{
+    if (w->nsiov == w->siov_cap) {
+        int ncap = w->siov_cap != 0 ? w->siov_cap * 2 : 4;
+        struct iovec *n = realloc(w->siov, (size_t)ncap * sizeof(*n));
+
+        if (n == NULL)
+            return -1;
+        w->siov = n;
+        w->siov_cap = ncap;
+    }
+    w->siov[w->nsiov].iov_base = (void *)(uintptr_t)p;
+    w->siov[w->nsiov].iov_len = len;
+    w->nsiov++;
+    return 0;
+}
+
+/* Starts staging: the buffered bytes come first. */
+static int stage_begin(struct store_writer *w)
+{
+    w->nsiov = 0;
+    w->stage_len = w->len;
+    if (w->used > 0 && stage_add(w, w->buf, w->used) < 0)
+        return -1;
+    w->staging = true;
+    return 0;
+}
+
+/* Accepts a payload without writing; see store.h. */
+int store_stage(struct store_writer *w, const void *data, size_t len, struct store_loc *loc,
+                struct store_err *err)
 {
     struct store *st = w->st;
     bool direct;
 
     assert(data || len == 0);
+    assert(!w->busy);
     if (len == 0) {
         loc->file_index = w->index;
         loc->offset = (uint32_t)w->len;
@@ -239,23 +238,27 @@ int store_push(struct store_writer *w, const void *data, size_t len, struct stor
                       len, st->max_bytes, st->bytes_on_disk);
         return -1;
     }
-    if (!w->buf && len < st->wbuf_cap)
+    if (!w->staging && !w->buf && len < st->wbuf_cap)
         w->buf = malloc(st->wbuf_cap);
-    /* Without a buffer (large push, or no memory for one) the bytes go
-     * straight to the file, after whatever is buffered. */
-    direct = len >= st->wbuf_cap || !w->buf || len > st->wbuf_cap - w->used;
+    /* Once staging began, everything after goes by reference behind it;
+     * otherwise a payload that does not fit in the buffer (a large push,
+     * or no memory for a buffer) is staged together with what is buffered,
+     * so large payloads are never copied and a flush is one write. */
+    direct = w->staging || len >= st->wbuf_cap || !w->buf || len > st->wbuf_cap - w->used;
     if (floor_check(st, len, direct, err) != 0)
         return -1;
     if (direct) {
-        if (writer_flush(w, data, len, err) != 0) {
-            st->probed = false;
+        if ((!w->staging && stage_begin(w) < 0) || stage_add(w, data, len) < 0) {
+            store_set_err(err, PROTO_IO_ERROR, "push of %zu bytes: out of memory", len);
+            if (w->nsiov == (w->used > 0 ? 1 : 0) && w->len == w->stage_len)
+                w->staging = false; /* nothing staged yet: as if never begun */
             return -1;
         }
     } else {
         memcpy(w->buf + w->used, data, len);
         w->used += len;
-        st->buffered += len;
     }
+    st->buffered += len;
     if (st->min_free)
         st->headroom -= len;
     loc->file_index = w->index;
@@ -265,6 +268,95 @@ int store_push(struct store_writer *w, const void *data, size_t len, struct stor
     st->bytes_on_disk += len;
     st->bytes_written += len;
     return 0;
+}
+
+/* Hands out the pending write; see store.h. */
+int store_write_take(struct store_writer *w, int flush_all, struct store_wreq *req,
+                     struct store_err *err)
+{
+    assert(!w->busy);
+    if (!w->staging) {
+        if (!flush_all || w->used == 0)
+            return 0;
+        if (stage_begin(w) < 0) {
+            w->staging = false;
+            store_set_err(err, PROTO_IO_ERROR, "flush of file %" PRIu16 ": out of memory",
+                          w->index);
+            return -1;
+        }
+    }
+    req->fd = w->fd;
+    req->off = w->flushed;
+    req->iov = w->siov;
+    req->iovcnt = w->nsiov;
+    req->bytes = w->len - w->flushed;
+    w->busy = true;
+    return 1;
+}
+
+/* Commits or rolls back a write; see store.h. */
+int store_write_done(struct store_writer *w, const struct store_wreq *req, int errnum,
+                     struct store_err *err)
+{
+    struct store *st = w->st;
+    uint64_t staged = w->len - w->stage_len; /* payload bytes staged by reference */
+    char eb[96];
+
+    assert(w->busy && w->staging);
+    w->busy = false;
+    w->staging = false;
+    w->nsiov = 0;
+    if (errnum == 0) {
+        st->buffered -= w->used + staged;
+        w->flushed += req->bytes;
+        w->used = 0;
+        return 0;
+    }
+    /* Partial writes past the old end are garbage: drop them so they do
+     * not hold disk space. If even that fails they are harmless, since the
+     * next flush overwrites them at the same offset. The buffered bytes
+     * stay accepted (their locations were answered); the staged payloads
+     * are the ones that fail. */
+    if (ftruncate(w->fd, (off_t)w->flushed) != 0) {
+        /* nothing more to do; see above */
+    }
+    store_set_err(err, write_errno_code(errnum),
+                  "write to file %" PRIu16 " at offset %" PRIu64 ": %s", w->index, w->flushed,
+                  store_errstr(errnum, eb, sizeof eb));
+    w->len = w->stage_len;
+    st->buffered -= staged;
+    st->bytes_on_disk -= staged;
+    st->bytes_written -= staged;
+    st->probed = false;
+    return -1;
+}
+
+/* Performs req on the calling thread. */
+static int write_now(struct store_writer *w, struct store_wreq *req, struct store_err *err)
+{
+    struct iovec iov[4];
+    int n = req->iovcnt;
+
+    /* The synchronous callers stage one payload at a time: at most the
+     * buffer and that payload. */
+    assert(n <= 4);
+    memcpy(iov, req->iov, (size_t)n * sizeof(*iov));
+    return store_write_done(w, req, write_all(w->fd, iov, n, req->off), err);
+}
+
+/* Appends on the calling thread; see store.h. */
+int store_push(struct store_writer *w, const void *data, size_t len, struct store_loc *loc,
+               struct store_err *err)
+{
+    struct store_wreq req;
+    int rc;
+
+    if (store_stage(w, data, len, loc, err) < 0)
+        return -1;
+    rc = store_write_take(w, 0, &req, err);
+    if (rc <= 0)
+        return rc;
+    return write_now(w, &req, err);
 }
 
 /* Bytes pushed so far, buffered ones included. */
@@ -290,9 +382,15 @@ int store_finish(struct store_writer *w, struct store_file **out, struct store_e
         store_set_err(err, PROTO_IO_ERROR, "finish of file %" PRIu16 ": out of memory", w->index);
         return -1;
     }
-    if (w->used > 0 && writer_flush(w, NULL, 0, err) != 0) {
-        free(f);
-        return -1;
+    assert(!w->busy);
+    if (w->used > 0) {
+        struct store_wreq req;
+        int rc = store_write_take(w, 1, &req, err);
+
+        if (rc < 0 || (rc > 0 && write_now(w, &req, err) != 0)) {
+            free(f);
+            return -1;
+        }
     }
     f->st = st;
     f->fd = w->fd;
@@ -302,6 +400,7 @@ int store_finish(struct store_writer *w, struct store_file **out, struct store_e
     st->writers--;
     st->files++;
     free(w->buf);
+    free(w->siov);
     free(w);
     *out = f;
     return 0;
@@ -315,11 +414,17 @@ void store_writer_discard(struct store_writer *w)
     if (!w)
         return;
     st = w->st;
+    assert(!w->busy);
     close(w->fd);
+    if (w->staging) {
+        /* Staged, never taken: the payloads count as buffered. */
+        st->buffered -= w->len - w->stage_len;
+    }
     st->buffered -= w->used;
     st->bytes_on_disk -= w->len;
     st->writers--;
     st->probed = false;
     free(w->buf);
+    free(w->siov);
     free(w);
 }

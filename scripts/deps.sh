@@ -4,7 +4,7 @@
 #   scripts/deps.sh test     also what the tests need (Check, clang for fuzzing)
 set -euo pipefail
 
-pkgs=(build-essential cmake pkg-config libevent-dev libmsgpack-dev)
+pkgs=(build-essential cmake pkg-config libevent-dev libmsgpack-dev liburing-dev)
 if [ "${1:-}" = test ]; then
     pkgs+=(check clang libclang-rt-14-dev procps python3 systemd)
 fi

@@ -1,0 +1,331 @@
+/* A connection's ordered replies; see outq.h. */
+#include "outq.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include "../proto/codec.h"
+
+/* A slot's buffer always has room for an error response, so a failure
+ * never needs memory: [1, msgid, [code, message], nil] with a message of at
+ * most 160 bytes packs into well under this. */
+#define OUTQ_SLOT_MIN 256u
+/* Pieces handed to one sendmsg. */
+#define OUTQ_IOV 64
+
+/* A slot, or a frozen piece of the tail (pending 0 from the start). */
+struct outq_slot {
+    struct outq_slot *next;
+    struct outq *q;
+    struct obuf b;
+    size_t sent;      /* bytes of b already on the socket */
+    uint64_t counted; /* bytes of b counted in the queue's totals */
+    uint32_t pending; /* parts not yet done */
+    uint32_t msgid;
+    unsigned flags;
+    int failed;
+    enum proto_err code;
+    char msg[160];
+};
+
+struct outq {
+    struct outq_slot *head, *last; /* the chain, oldest first */
+    struct obuf tail;              /* after the whole chain */
+    size_t tail_sent;
+    uint64_t chain_bytes; /* unsent bytes of the chain (slots: reserved) */
+    uint32_t busy;        /* slots waiting */
+    uint32_t blocking;    /* blocking slots waiting */
+    uint64_t *total;
+    void (*ready)(void *arg);
+    void *arg;
+};
+
+/* Creates a queue; see outq.h. */
+struct outq *outq_new(void (*ready)(void *arg), void *arg, uint64_t *total)
+{
+    struct outq *q = calloc(1, sizeof(*q));
+
+    if (q == NULL)
+        return NULL;
+    q->ready = ready;
+    q->arg = arg;
+    q->total = total;
+    return q;
+}
+
+/* Adds delta (possibly negative) to the byte counts. */
+static void outq_count(struct outq *q, int64_t delta)
+{
+    q->chain_bytes = (uint64_t)((int64_t)q->chain_bytes + delta);
+    if (q->total != NULL)
+        *q->total = (uint64_t)((int64_t)*q->total + delta);
+}
+
+/* Frees one chain element. */
+static void slot_free(struct outq_slot *s)
+{
+    obuf_fini(&s->b);
+    free(s);
+}
+
+/* Frees the queue; see outq.h. */
+void outq_free(struct outq *q)
+{
+    if (q == NULL)
+        return;
+    assert(q->busy == 0);
+    while (q->head != NULL) {
+        struct outq_slot *s = q->head;
+        q->head = s->next;
+        outq_count(q, -(int64_t)(s->counted - s->sent));
+        slot_free(s);
+    }
+    obuf_fini(&q->tail);
+    free(q);
+}
+
+/* The packing buffer; see outq.h. */
+struct obuf *outq_tail(struct outq *q)
+{
+    return &q->tail;
+}
+
+/* Appends s to the chain. */
+static void chain_add(struct outq *q, struct outq_slot *s)
+{
+    if (q->last != NULL)
+        q->last->next = s;
+    else
+        q->head = s;
+    q->last = s;
+}
+
+/* Moves the tail's unsent bytes into the chain, so that what is appended
+ * next goes out after them. The tail starts over empty. Returns 0 or -1
+ * (out of memory). */
+static int tail_freeze(struct outq *q)
+{
+    struct outq_slot *s;
+
+    if (q->tail.len == q->tail_sent)
+        return 0;
+    s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return -1;
+    s->q = q;
+    s->b = q->tail;
+    s->sent = q->tail_sent;
+    s->counted = s->b.len;
+    memset(&q->tail, 0, sizeof(q->tail));
+    q->tail_sent = 0;
+    chain_add(q, s);
+    outq_count(q, (int64_t)(s->counted - s->sent));
+    return 0;
+}
+
+/* Appends a slot; see outq.h. */
+struct outq_slot *outq_slot_new(struct outq *q, uint32_t msgid, size_t size, unsigned flags)
+{
+    struct outq_slot *s;
+    size_t cap = size > OUTQ_SLOT_MIN ? size : OUTQ_SLOT_MIN;
+
+    if (tail_freeze(q) < 0)
+        return NULL;
+    s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    s->b.p = malloc(cap);
+    if (s->b.p == NULL) {
+        free(s);
+        return NULL;
+    }
+    s->b.cap = cap;
+    s->q = q;
+    s->msgid = msgid;
+    s->flags = flags;
+    s->pending = 1;
+    s->counted = size;
+    chain_add(q, s);
+    outq_count(q, (int64_t)size);
+    q->busy++;
+    if (flags & OUTQ_BLOCKING)
+        q->blocking++;
+    return s;
+}
+
+/* The slot's buffer; see outq.h. */
+struct obuf *outq_slot_buf(struct outq_slot *s)
+{
+    return &s->b;
+}
+
+/* More parts; see outq.h. */
+void outq_slot_add(struct outq_slot *s, uint32_t n)
+{
+    s->pending += n;
+}
+
+/* The slot is complete: its bytes are final. */
+static void slot_complete(struct outq_slot *s)
+{
+    struct outq *q = s->q;
+
+    if (s->failed || s->b.failed) {
+        msgpack_packer pk;
+
+        if (!s->failed) {
+            s->code = PROTO_IO_ERROR;
+            strcpy(s->msg, "out of memory");
+        }
+        obuf_truncate(&s->b, 0);
+        obuf_packer(&s->b, &pk);
+        proto_pack_error(&pk, s->msgid, s->code, s->msg);
+    }
+    outq_count(q, (int64_t)s->b.len - (int64_t)s->counted);
+    s->counted = s->b.len;
+    q->busy--;
+    if (s->flags & OUTQ_BLOCKING)
+        q->blocking--;
+    q->ready(q->arg);
+}
+
+/* A part is done; see outq.h. */
+void outq_slot_done(struct outq_slot *s)
+{
+    assert(s->pending > 0);
+    if (--s->pending == 0)
+        slot_complete(s);
+}
+
+/* A part failed; see outq.h. */
+void outq_slot_fail(struct outq_slot *s, enum proto_err code, const char *message)
+{
+    if (!s->failed) {
+        size_t n = strlen(message);
+
+        if (n >= sizeof(s->msg))
+            n = sizeof(s->msg) - 1;
+        memcpy(s->msg, message, n);
+        s->msg[n] = '\0';
+        s->code = code;
+        s->failed = 1;
+    }
+    outq_slot_done(s);
+}
+
+/* Waiting slots; see outq.h. */
+uint32_t outq_busy(const struct outq *q)
+{
+    return q->busy;
+}
+
+/* Whether a blocking slot waits; see outq.h. */
+int outq_blocked(const struct outq *q)
+{
+    return q->blocking > 0;
+}
+
+/* Unsent bytes; see outq.h. */
+uint64_t outq_pending(const struct outq *q)
+{
+    return q->chain_bytes + (q->tail.len - q->tail_sent);
+}
+
+/* Whether anything can go out now; see outq.h. */
+int outq_sendable(const struct outq *q)
+{
+    if (q->head != NULL)
+        return q->head->pending == 0;
+    return q->tail.len > q->tail_sent;
+}
+
+/* Drops n sent bytes from the front. */
+static void outq_consume(struct outq *q, size_t n)
+{
+    while (n > 0 && q->head != NULL) {
+        struct outq_slot *s = q->head;
+        size_t left = s->b.len - s->sent;
+        size_t k = n < left ? n : left;
+
+        s->sent += k;
+        n -= k;
+        outq_count(q, -(int64_t)k);
+        if (s->sent < s->b.len)
+            return;
+        q->head = s->next;
+        if (q->head == NULL)
+            q->last = NULL;
+        s->counted = s->sent; /* nothing left counted */
+        slot_free(s);
+    }
+    q->tail_sent += n;
+    if (q->tail_sent == q->tail.len) {
+        obuf_truncate(&q->tail, 0);
+        q->tail_sent = 0;
+    }
+}
+
+/* Sends what is ready; see outq.h. */
+long outq_send(struct outq *q, int fd, size_t budget)
+{
+    long total = 0;
+
+    while ((size_t)total < budget) {
+        struct iovec iov[OUTQ_IOV];
+        struct msghdr mh;
+        size_t want = 0, room = budget - (size_t)total;
+        int n = 0;
+        struct outq_slot *s;
+        ssize_t rc;
+
+        for (s = q->head; s != NULL && n < OUTQ_IOV && want < room; s = s->next) {
+            if (s->pending > 0)
+                break;
+            if (s->b.len > s->sent) {
+                iov[n].iov_base = s->b.p + s->sent;
+                iov[n].iov_len = s->b.len - s->sent;
+                want += iov[n].iov_len;
+                n++;
+            }
+        }
+        if (s == NULL && n < OUTQ_IOV && want < room && q->tail.len > q->tail_sent) {
+            iov[n].iov_base = q->tail.p + q->tail_sent;
+            iov[n].iov_len = q->tail.len - q->tail_sent;
+            want += iov[n].iov_len;
+            n++;
+        }
+        if (n == 0)
+            break;
+        if (want > room) {
+            /* Cut the last piece so the budget holds. */
+            iov[n - 1].iov_len -= want - room;
+            want = room;
+        }
+        memset(&mh, 0, sizeof(mh));
+        mh.msg_iov = iov;
+        mh.msg_iovlen = (size_t)n;
+        rc = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (rc < 0 && errno == EINTR)
+            continue;
+        if (rc < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        if (rc < 0)
+            return -1;
+        outq_consume(q, (size_t)rc);
+        total += rc;
+        if ((size_t)rc < want)
+            break; /* the socket is full */
+    }
+    return total;
+}
+
+/* Gives back a large idle tail; see outq.h. */
+void outq_trim(struct outq *q, size_t keep)
+{
+    if (q->tail.len == 0 && q->tail.cap > keep)
+        obuf_fini(&q->tail);
+}

@@ -1,0 +1,92 @@
+/* A connection's replies, in the order its requests arrived, on their way
+ * to the socket.
+ *
+ * Replies that are complete when their request is handled are packed into
+ * the tail, a growable buffer (msgpack's packer writes a few bytes at a
+ * time there). A reply that waits for the I/O engine (a get's payload, a
+ * push's write) gets a slot: its own buffer, appended after everything
+ * queued so far, into which the engine reads the payload directly. Bytes
+ * go out in order up to the first slot still waiting; a slot that fails is
+ * replaced, whole, by an error response before it goes out.
+ *
+ * Why in order: a client reads replies in the order it sent requests
+ * unless it matches msgids (stock clients and libfarena match; simple
+ * scripts often do not), a push's reply then trivially follows its write,
+ * and a waiting reply holds back only its own connection: other
+ * connections never wait for it. */
+#ifndef FARENA_DAEMON_OUTQ_H
+#define FARENA_DAEMON_OUTQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../proto/errors.h"
+#include "obuf.h"
+
+struct outq;      /* owned by its connection */
+struct outq_slot; /* owned by its queue; valid until the queue frees it
+                     after its bytes went out (never while it waits) */
+
+/* Slot flags. */
+#define OUTQ_BLOCKING                                                                              \
+    1u /* the connection handles no further request until
+                            this slot is complete (writes: their payloads
+                            live in the connection's input buffer) */
+
+/* Creates a queue. ready(arg) runs (on the loop thread) whenever a slot
+ * completes; *total, if not NULL, is a counter shared by every queue that
+ * this one keeps its buffered bytes added to. Returns NULL when out of
+ * memory. */
+struct outq *outq_new(void (*ready)(void *arg), void *arg, uint64_t *total);
+
+/* Frees q and everything queued. No slot may be waiting (outq_busy() is
+ * 0): the engine could still write into it. */
+void outq_free(struct outq *q);
+
+/* The packing buffer for replies that are complete now; they go out after
+ * everything queued before them. Valid until the next outq call. */
+struct obuf *outq_tail(struct outq *q);
+
+/* Appends a slot for the reply to request msgid, with room for size bytes
+ * in its buffer (outq_slot_buf). One part is pending: the slot completes
+ * when as many outq_slot_done/fail calls as parts have been made. Returns
+ * NULL when out of memory. */
+struct outq_slot *outq_slot_new(struct outq *q, uint32_t msgid, size_t size, unsigned flags);
+
+/* The slot's buffer: the caller packs the reply there (or reserves room
+ * for reads into it). Its memory does not move once the caller stops
+ * writing to it. */
+struct obuf *outq_slot_buf(struct outq_slot *s);
+
+/* Adds n pending parts (one per read issued into the slot). */
+void outq_slot_add(struct outq_slot *s, uint32_t n);
+
+/* One part is done. */
+void outq_slot_done(struct outq_slot *s);
+
+/* One part failed: the whole reply becomes the error [code, message]
+ * (the first failure wins). */
+void outq_slot_fail(struct outq_slot *s, enum proto_err code, const char *message);
+
+/* Slots still waiting. */
+uint32_t outq_busy(const struct outq *q);
+
+/* Whether a blocking slot is waiting. */
+int outq_blocked(const struct outq *q);
+
+/* Bytes queued and not yet sent, waiting slots included. */
+uint64_t outq_pending(const struct outq *q);
+
+/* Whether bytes are ready to go out now. */
+int outq_sendable(const struct outq *q);
+
+/* Sends ready bytes to fd (a non-blocking stream socket), at most budget
+ * of them, until the socket is full. Returns the bytes sent (0 when the
+ * socket is full or nothing was ready), or -1 with errno on a socket
+ * error. */
+long outq_send(struct outq *q, int fd, size_t budget);
+
+/* Gives back the tail's memory if it is large and empty. */
+void outq_trim(struct outq *q, size_t keep);
+
+#endif
