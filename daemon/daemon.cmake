@@ -5,6 +5,7 @@ add_library(farena_daemon STATIC
     u64map.c
     obuf.c
     registry.c
+    nametree.c
     methods.c
     server.c
     sock.c)
