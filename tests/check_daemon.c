@@ -1495,7 +1495,7 @@ START_TEST(list_pages_stay_under_max_message)
     ck_assert_int_eq(total, 400);
     ck_assert_int_ge(pages, 2);
     for (int i = 0; i < 400; i++) {
-        char head[8];
+        char head[16];
         snprintf(head, sizeof(head), "%03dn", i);
         ck_assert_ptr_nonnull(strstr(out, head));
     }
