@@ -502,7 +502,7 @@ struct farena_list_entry {
  * it). On failure entries may have been written, *n and cursor are
  * untouched. Errors: FARENA_EINVAL (cursor, entries or n NULL, cap 0, or
  * cursor not NUL-terminated within FARENA_CURSOR_SIZE bytes),
- * FARENA_EBADREQUEST (prefix or cursor longer than 255 bytes),
+ * FARENA_EBADREQUEST (a prefix longer than 255 bytes),
  * FARENA_EUNKNOWNMETHOD (a daemon older than the list method). */
 FARENA_API int farena_list(farena_client *c, const char *prefix, char *cursor,
                            struct farena_list_entry *entries, size_t cap, size_t *n);
