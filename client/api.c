@@ -832,6 +832,92 @@ int farena_stat(farena_client *c, struct farena_stat *out)
     return 0;
 }
 
+/* Reads one list entry {name, arena, bytes, files, refs} into *e. Returns
+ * 0, or -1 when it is malformed. */
+static int list_entry_parse(const msgpack_object *o, struct farena_list_entry *e)
+{
+    const msgpack_object *name;
+    uint64_t arena = 0;
+
+    if (o->type != MSGPACK_OBJECT_MAP)
+        return -1;
+    name = map_get(o, "name");
+    if (name == NULL || name->type != MSGPACK_OBJECT_STR || name->via.str.size == 0 ||
+        name->via.str.size >= sizeof(e->name) ||
+        memchr(name->via.str.ptr, '\0', name->via.str.size) != NULL)
+        return -1;
+    memcpy(e->name, name->via.str.ptr, name->via.str.size);
+    e->name[name->via.str.size] = '\0';
+    e->bytes = e->files = e->refs = 0;
+    if (map_uint(o, "arena", &arena) != 0 || arena == 0 || map_uint(o, "bytes", &e->bytes) != 0 ||
+        map_uint(o, "files", &e->files) != 0 || map_uint(o, "refs", &e->refs) != 0)
+        return -1;
+    e->arena = arena;
+    return 0;
+}
+
+/* list [prefix, cursor, count] -> {names: [...], cursor: str or nil}. */
+int farena_list(farena_client *c, const char *prefix, char *cursor,
+                struct farena_list_entry *entries, size_t cap, size_t *n)
+{
+    const msgpack_object *res, *names, *next;
+    size_t plen = prefix != NULL ? strlen(prefix) : 0, clen, count;
+    int err = cl_ready(c);
+
+    if (err != 0)
+        return err;
+    if (cursor == NULL || entries == NULL || n == NULL || cap == 0)
+        return cl_fail(c, FARENA_EINVAL, "cursor, entries or n is NULL, or cap is 0");
+    clen = strnlen(cursor, FARENA_CURSOR_SIZE);
+    if (clen == FARENA_CURSOR_SIZE)
+        return cl_fail(c, FARENA_EINVAL,
+                       "cursor is not a NUL-terminated string of at most %d bytes",
+                       FARENA_CURSOR_SIZE - 1);
+    if (plen > PROTO_MAX_NAME_LEN)
+        return cl_fail(c, FARENA_EBADREQUEST, "a prefix of %zu bytes (names have at most %u)", plen,
+                       PROTO_MAX_NAME_LEN);
+    count = cap;
+    if (count > c->max_batch)
+        count = (size_t)c->max_batch;
+    if (count > UINT32_MAX)
+        count = UINT32_MAX;
+    cl_begin(c, PROTO_M_LIST, 3);
+    msgpack_pack_str(&c->pk, plen);
+    msgpack_pack_str_body(&c->pk, plen > 0 ? prefix : "", plen);
+    if (clen > 0) {
+        msgpack_pack_str(&c->pk, clen);
+        msgpack_pack_str_body(&c->pk, cursor, clen);
+    } else {
+        msgpack_pack_nil(&c->pk);
+    }
+    msgpack_pack_uint64(&c->pk, count);
+    err = cl_end(c, 0, &res);
+    if (err != 0)
+        return err;
+    if (res->type != MSGPACK_OBJECT_MAP)
+        return bad_result(c, "list", "not a map");
+    names = map_get(res, "names");
+    next = map_get(res, "cursor");
+    if (names == NULL || names->type != MSGPACK_OBJECT_ARRAY || names->via.array.size > count)
+        return bad_result(c, "list", "names is not an array of at most count entries");
+    if (next == NULL || (next->type != MSGPACK_OBJECT_NIL &&
+                         (next->type != MSGPACK_OBJECT_STR || next->via.str.size == 0 ||
+                          next->via.str.size >= FARENA_CURSOR_SIZE ||
+                          memchr(next->via.str.ptr, '\0', next->via.str.size) != NULL)))
+        return bad_result(c, "list", "cursor is neither nil nor a name");
+    for (uint32_t i = 0; i < names->via.array.size; i++)
+        if (list_entry_parse(&names->via.array.ptr[i], &entries[i]) != 0)
+            return bad_result(c, "list", "an entry is not {name, arena, bytes, files, refs}");
+    *n = names->via.array.size;
+    if (next->type == MSGPACK_OBJECT_NIL) {
+        cursor[0] = '\0';
+    } else {
+        memcpy(cursor, next->via.str.ptr, next->via.str.size);
+        cursor[next->via.str.size] = '\0';
+    }
+    return 0;
+}
+
 /* The raw packer's write callback: appends to a farena_buf. */
 static int raw_write(void *data, const char *p, size_t len)
 {

@@ -9,6 +9,7 @@ add_library(farena_daemon STATIC
     io_ring.c
     io_pool.c
     registry.c
+    nametree.c
     methods.c
     server.c
     sock.c)

@@ -1117,6 +1117,87 @@ static int m_stat(struct call *c)
     return M_OK;
 }
 
+/* The bytes one list entry takes: {name, arena, bytes, files, refs}. */
+static size_t list_entry_size(const struct reg_list_entry *e)
+{
+    return 1 + proto_size_str(4) + proto_size_str(e->name_len) + proto_size_str(5) +
+           proto_size_uint(e->arena) + proto_size_str(5) + proto_size_uint(e->bytes) +
+           proto_size_str(5) + proto_size_uint(e->files) + proto_size_str(4) +
+           proto_size_uint(e->refs);
+}
+
+/* list [prefix, cursor, count]: the names starting with prefix that sort
+ * after cursor, in byte order, at most count (and max_batch) of them and
+ * fewer when the reply would pass max_message; the reply's cursor is the
+ * last name returned, or nil when no later name has the prefix. */
+static int m_list(struct call *c)
+{
+    const struct methods_limits *l = &c->m->lim;
+    msgpack_packer *pk = &c->pk;
+    const char *why = NULL, *prefix = "", *after = NULL;
+    size_t plen = 0, alen = 0, cap, n = 0, size;
+    struct reg_list_entry *ents = NULL, e;
+    struct reg_stats rs;
+    uint64_t count;
+    int more;
+
+    if (c->p[0].type != MSGPACK_OBJECT_STR)
+        return call_bad_param(c, 0, "prefix", "expected a str (\"\" for every name)");
+    if (c->p[0].via.str.size > 0 &&
+        proto_read_str(&c->p[0], PROTO_MAX_NAME_LEN, &prefix, &plen, &why) < 0)
+        return call_bad_param(c, 0, "prefix", why);
+    if (c->p[1].type != MSGPACK_OBJECT_NIL &&
+        proto_read_str(&c->p[1], PROTO_MAX_NAME_LEN, &after, &alen, &why) < 0)
+        return call_bad_param(c, 1, "cursor", "expected nil or the cursor of a previous list");
+    if (proto_read_uint(&c->p[2], UINT32_MAX, &count, &why) < 0)
+        return call_bad_param(c, 2, "count", why);
+    if (count == 0)
+        return call_bad_param(c, 2, "count", "count must be at least 1");
+    reg_stats_get(c->m->reg, &rs);
+    cap = count < l->max_batch ? (size_t)count : l->max_batch;
+    cap = cap < rs.names ? cap : (size_t)rs.names;
+    if (cap > 0 && (ents = malloc(cap * sizeof(*ents))) == NULL)
+        return call_fail(c, PROTO_IO_ERROR, "list: out of memory");
+    /* Head, {"names": [...], "cursor": the longest name}: every entry that
+     * fits after that stays under max_message (64 KiB at least, so a page
+     * always holds one name of 255 bytes). */
+    size = proto_size_result_head(c->msgid) + 1 + proto_size_str(5) + proto_size_array(cap) +
+           proto_size_str(6) + proto_size_str(PROTO_MAX_NAME_LEN);
+    while (n < cap && reg_list_next(c->m->reg, prefix, plen, after, alen, &e)) {
+        size_t es = list_entry_size(&e);
+        if (size + es > l->max_message)
+            break;
+        size += es;
+        ents[n++] = e;
+        after = e.name;
+        alen = e.name_len;
+    }
+    more = reg_list_next(c->m->reg, prefix, plen, after, alen, &e);
+    call_result(c);
+    msgpack_pack_map(pk, 2);
+    pack_cstr(pk, "names");
+    msgpack_pack_array(pk, n);
+    for (size_t i = 0; i < n; i++) {
+        msgpack_pack_map(pk, 5);
+        pack_cstr(pk, "name");
+        msgpack_pack_str(pk, ents[i].name_len);
+        msgpack_pack_str_body(pk, ents[i].name, ents[i].name_len);
+        pack_kv_u64(pk, "arena", ents[i].arena);
+        pack_kv_u64(pk, "bytes", ents[i].bytes);
+        pack_kv_u64(pk, "files", ents[i].files);
+        pack_kv_u64(pk, "refs", ents[i].refs);
+    }
+    pack_cstr(pk, "cursor");
+    if (more) {
+        msgpack_pack_str(pk, alen);
+        msgpack_pack_str_body(pk, after, alen);
+    } else {
+        msgpack_pack_nil(pk);
+    }
+    free(ents);
+    return M_OK;
+}
+
 /* One method: its handler, how many params it takes (hello: 0 or 1) and
  * their names for the wrong-count message. */
 struct method_def {
@@ -1145,6 +1226,7 @@ static const struct method_def method_table[PROTO_M_COUNT] = {
     [PROTO_M_LOOKUP] = {m_lookup, 1, 1, "[name]"},
     [PROTO_M_UNNAME] = {m_unname, 1, 1, "[name]"},
     [PROTO_M_STAT] = {m_stat, 0, 0, "[]"},
+    [PROTO_M_LIST] = {m_list, 3, 3, "[prefix, cursor, count]"},
 };
 
 /* Packs c->err as the response, unless c is a notification. */

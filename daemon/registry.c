@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "../proto/limits.h"
+#include "nametree.h"
 #include "u64map.h"
 
 enum reg_kind { REG_WRITER = 1, REG_FILE, REG_ARENA };
@@ -38,10 +39,12 @@ struct reg_obj {
     struct reg_name *names, *names_tail;
 };
 
-/* A bound name. Names hash into r->names; equal hashes chain on hnext. */
+/* A bound name. Names hash into r->names; equal hashes chain on hnext.
+ * The same names sit in r->sorted, in byte order, for reg_list_next. */
 struct reg_name {
     uint64_t hash;
     struct reg_name *hnext;
+    struct nametree_node tnode; /* key: text, len */
     struct reg_obj *arena;
     struct reg_name *aprev, *anext; /* in the arena's list, oldest first */
     size_t len;
@@ -52,8 +55,9 @@ struct reg {
     struct store *st;
     struct reg_config cfg;
     uint64_t next_handle;
-    struct u64map objs;  /* handle -> struct reg_obj */
-    struct u64map names; /* name hash -> first struct reg_name */
+    struct u64map objs;     /* handle -> struct reg_obj */
+    struct u64map names;    /* name hash -> first struct reg_name */
+    struct nametree sorted; /* the same names in byte order */
     uint64_t nnames;
     uint64_t nowners;
 };
@@ -691,6 +695,9 @@ int reg_name(struct reg *r, uint64_t h, const char *name, size_t len, struct sto
         free(nm);
         return reg_nomem(err);
     }
+    nm->tnode.key = nm->text;
+    nm->tnode.len = len;
+    nametree_insert(&r->sorted, &nm->tnode);
     nm->anext = NULL;
     nm->aprev = obj->names_tail;
     if (obj->names_tail != NULL)
@@ -740,6 +747,7 @@ int reg_unname(struct reg *r, const char *name, size_t len, struct store_err *er
             ;
         *pp = nm->hnext;
     }
+    nametree_remove(&r->sorted, &nm->tnode);
     /* Unlink from the arena's list. */
     obj = nm->arena;
     if (nm->aprev != NULL)
@@ -754,4 +762,38 @@ int reg_unname(struct reg *r, const char *name, size_t len, struct store_err *er
     r->nnames--;
     reg_arena_unref(r, obj);
     return 0;
+}
+
+/* The bound name a tree node belongs to. */
+static const struct reg_name *reg_name_of(const struct nametree_node *n)
+{
+    return (const struct reg_name *)((const char *)n - offsetof(struct reg_name, tnode));
+}
+
+/* The next name of a listing; see registry.h. Names with the prefix form
+ * one run of the byte order that starts at the prefix itself, so the first
+ * name past both the prefix and the cursor either has the prefix or no
+ * later name has. */
+int reg_list_next(const struct reg *r, const char *prefix, size_t plen, const char *after,
+                  size_t alen, struct reg_list_entry *out)
+{
+    const struct nametree_node *n;
+    const struct reg_name *nm;
+    const struct reg_obj *obj;
+
+    if (after != NULL && nametree_cmp(after, alen, prefix, plen) >= 0)
+        n = nametree_seek(&r->sorted, after, alen, 1);
+    else
+        n = nametree_seek(&r->sorted, prefix, plen, 0);
+    if (n == NULL || n->len < plen || (plen > 0 && memcmp(n->key, prefix, plen) != 0))
+        return 0;
+    nm = reg_name_of(n);
+    obj = nm->arena;
+    out->name = nm->text;
+    out->name_len = nm->len;
+    out->arena = obj->handle;
+    out->files = store_arena_nfiles(obj->u.a);
+    out->bytes = store_arena_bytes(obj->u.a);
+    out->refs = obj->refs;
+    return 1;
 }

@@ -145,4 +145,25 @@ int reg_lookup(const struct reg *r, const char *name, size_t len, uint64_t *h,
 /* Removes the name and its reference (the arena may end); or no_such_name. */
 int reg_unname(struct reg *r, const char *name, size_t len, struct store_err *err);
 
+/* One bound name as a listing reports it. name points into the registry:
+ * valid until the next registry call that unbinds names. */
+struct reg_list_entry {
+    const char *name; /* not NUL-terminated */
+    size_t name_len;
+    uint64_t arena; /* the handle it binds */
+    size_t files;
+    uint64_t bytes;
+    uint64_t refs; /* owner references + names, as in arena_info */
+};
+
+/* The first bound name, in byte order (unsigned bytes, a prefix before its
+ * extensions), that starts with the plen bytes at prefix (plen 0: any name)
+ * and sorts strictly after the alen bytes at after (after NULL: from the
+ * start). Returns 1 with *out filled, or 0 when there is none. O(log n), so
+ * a listing that resumes with after = the last name it got sees every name
+ * bound throughout exactly once, in order, however names change between
+ * calls. */
+int reg_list_next(const struct reg *r, const char *prefix, size_t plen, const char *after,
+                  size_t alen, struct reg_list_entry *out);
+
 #endif

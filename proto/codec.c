@@ -46,12 +46,13 @@ static int fast_decode(msgpack_zone *zone, const unsigned char *p, size_t len,
                        const struct fast_bounds *b, msgpack_object *out, size_t *used);
 
 /* Decodes exactly the len bytes at p as one msgpack object built of nil,
- * booleans, integers, str, bin and arrays, producing the same objects
+ * booleans, integers, floats, str, bin and arrays, producing the same objects
  * msgpack_unpack() does (arrays from zone, str/bin pointing into p). One
  * difference: an empty str or bin points where its body would be, while
  * msgpack-c gives NULL or a stale pointer into the message; no reader may
- * use a zero-length body's pointer anyway. Returns 0, or -1 for anything
- * else: another type (map, float, ext), nesting past FAST_DEPTH, a
+ * use a zero-length body's pointer anyway. Floats are taken too (a
+ * JavaScript client sends numbers of 2^31 or more as float64). Returns 0,
+ * or -1 for anything else: another type (map, ext), nesting past FAST_DEPTH, a
  * truncated or malformed message, trailing bytes, no memory. The caller
  * then runs msgpack_unpack(), which decides; so this path accepts nothing
  * msgpack-c refuses and only saves its per-object callbacks. */
@@ -122,6 +123,33 @@ static int fast_decode(msgpack_zone *zone, const unsigned char *p, size_t len,
                 o->via.u64 = rd_be(p, w);
                 p += w;
                 break;
+            case 0xca: {
+                /* float32, widened to double as msgpack-c does. */
+                union {
+                    uint32_t u;
+                    float f;
+                } f32;
+                if ((size_t)(end - p) < 4)
+                    return -1;
+                f32.u = (uint32_t)rd_be(p, 4);
+                p += 4;
+                o->type = MSGPACK_OBJECT_FLOAT32;
+                o->via.f64 = (double)f32.f;
+                break;
+            }
+            case 0xcb: {
+                union {
+                    uint64_t u;
+                    double f;
+                } f64;
+                if ((size_t)(end - p) < 8)
+                    return -1;
+                f64.u = rd_be(p, 8);
+                p += 8;
+                o->type = MSGPACK_OBJECT_FLOAT64;
+                o->via.f64 = f64.f;
+                break;
+            }
             case 0xd0:
             case 0xd1:
             case 0xd2:
@@ -546,65 +574,110 @@ static const char *not_uint_reason(const msgpack_object *o)
     }
 }
 
-/* An integer in 0..max. */
+/* 2^64 as a double: the first float no uint64_t holds. */
+#define TWO_POW_64 18446744073709551616.0
+
+/* Reads o as an unsigned integer in 0..max into *v. A float (float32 or
+ * float64) counts when it holds an exact integer in range: JavaScript's
+ * msgpack encoders send every number of 2^31 or more as a float64. NaN,
+ * infinities, fractions and negative floats never count; -0.0 is 0.
+ * Returns NULL, or the reason o is refused (static). */
+static const char *uint_in(const msgpack_object *o, uint64_t max, uint64_t *v)
+{
+    double f;
+    uint64_t u;
+
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        if (o->via.u64 > max)
+            return "integer out of range";
+        *v = o->via.u64;
+        return NULL;
+    }
+    if (o->type != MSGPACK_OBJECT_FLOAT32 && o->type != MSGPACK_OBJECT_FLOAT64)
+        return not_uint_reason(o);
+    f = o->via.f64;
+    if (f != f)
+        return "expected an unsigned integer, got a float NaN";
+    if (f < 0.0)
+        return "expected an unsigned integer, got a negative float";
+    if (f >= TWO_POW_64)
+        return "integer out of range";
+    u = (uint64_t)f;
+    if ((double)u != f)
+        return "expected an unsigned integer, got a float that is not a whole number";
+    if (u > max)
+        return "integer out of range";
+    *v = u;
+    return NULL;
+}
+
+/* An integer in 0..max (or a float holding one). */
 int proto_read_uint(const msgpack_object *o, uint64_t max, uint64_t *out, const char **why)
 {
+    const char *reason;
+    uint64_t v;
+
     if (o == NULL)
         return fail(why, "missing integer");
-    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-        return fail(why, not_uint_reason(o));
-    if (o->via.u64 > max)
-        return fail(why, "integer out of range");
-    *out = o->via.u64;
+    reason = uint_in(o, max, &v);
+    if (reason != NULL)
+        return fail(why, reason);
+    *out = v;
     return 0;
 }
 
-/* A handle: 1..UINT64_MAX. */
+/* A handle: 1..UINT64_MAX (or a float holding one). */
 int proto_read_handle(const msgpack_object *o, uint64_t *out, const char **why)
 {
     uint64_t v;
 
     if (o == NULL)
         return fail(why, "missing handle");
-    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-        return fail(why, "a handle must be a positive integer");
-    v = o->via.u64;
+    if (uint_in(o, UINT64_MAX, &v) != NULL)
+        return fail(why, o->type == MSGPACK_OBJECT_FLOAT32 || o->type == MSGPACK_OBJECT_FLOAT64
+                             ? "a handle must be a positive integer; a float must be a whole "
+                               "number in range"
+                             : "a handle must be a positive integer");
     if (v == 0)
         return fail(why, "handle 0 is never valid");
     *out = v;
     return 0;
 }
 
-/* A file index: 0..65535. */
+/* A file index: 0..65535 (or a float holding one). */
 int proto_read_index(const msgpack_object *o, uint16_t *out, const char **why)
 {
+    uint64_t v;
+
     if (o == NULL)
         return fail(why, "missing file index");
-    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+    if (uint_in(o, UINT64_MAX, &v) != NULL)
         return fail(why, "a file index must be an integer in 0..65535");
-    if (o->via.u64 > UINT16_MAX)
+    if (v > UINT16_MAX)
         return fail(why, "file index above 65535");
-    *out = (uint16_t)o->via.u64;
+    *out = (uint16_t)v;
     return 0;
 }
 
-/* [file_index u16, offset u32, len u32]; *out is written only on success. */
+/* [file_index u16, offset u32, len u32], each an integer or a float holding
+ * one; *out is written only on success. */
 int proto_read_loc(const msgpack_object *o, struct proto_loc *out, const char **why)
 {
     const msgpack_object *e;
     struct proto_loc loc;
+    uint64_t off, len;
 
     if (o == NULL || o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 3)
         return fail(why, "a location must be an array of 3 integers");
     e = o->via.array.ptr;
     if (proto_read_index(&e[0], &loc.file_index, why) != 0)
         return -1;
-    if (e[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER || e[1].via.u64 > UINT32_MAX)
+    if (uint_in(&e[1], UINT32_MAX, &off) != NULL)
         return fail(why, "a location's offset must be an integer in 0..4294967295");
-    if (e[2].type != MSGPACK_OBJECT_POSITIVE_INTEGER || e[2].via.u64 > UINT32_MAX)
+    if (uint_in(&e[2], UINT32_MAX, &len) != NULL)
         return fail(why, "a location's len must be an integer in 0..4294967295");
-    loc.offset = (uint32_t)e[1].via.u64;
-    loc.len = (uint32_t)e[2].via.u64;
+    loc.offset = (uint32_t)off;
+    loc.len = (uint32_t)len;
     *out = loc;
     return 0;
 }

@@ -55,7 +55,7 @@ struct proto_response {
  * between messages. The message's bin/str objects point into buf (no copy);
  * an empty one's pointer is unspecified (may be NULL: read it through
  * proto_read_payload / proto_read_str). Messages of nil, booleans, integers,
- * str, bin and arrays up to 8 deep take a direct decoder that builds the
+ * floats, str, bin and arrays up to 8 deep take a direct decoder that builds the
  * same objects msgpack-c would; anything else, and every error, goes
  * through msgpack_unpack(), whose verdict stands.
  * Returns 0, or -1 with *why set (not msgpack, trailing bytes, out of
@@ -65,7 +65,7 @@ int proto_unpack(msgpack_zone *zone, const void *buf, size_t len, msgpack_object
 
 /* The one-pass path for the common case, over bytes not yet scanned: when
  * the stream's next message starts at buf, lies whole within its avail
- * bytes and is request-shaped (nil, booleans, integers, str, bin, arrays up
+ * bytes and is request-shaped (nil, booleans, integers, floats, str, bin, arrays up
  * to 8 deep) within lim (max_message, max_depth, max_objects, counted as
  * proto_scan counts them), decodes it into *out as proto_unpack would and
  * returns its length. Returns 0 otherwise (incomplete, another type, past a
@@ -142,8 +142,12 @@ size_t proto_size_result_head(uint32_t msgid);
 size_t proto_size_request_head(uint32_t msgid, enum proto_method m, uint32_t nparams);
 
 /* Typed readers for params and results. Each returns 0, or -1 with *why
- * (static, e.g. "expected an unsigned integer") set. Integers are strict: a
- * float, a negative number or nil is refused. */
+ * (static, e.g. "expected an unsigned integer") set. Where an integer is
+ * expected, a non-negative integer in range is taken, and so is a float
+ * (float32 or float64) holding an exact integer in range (-0.0 counts as
+ * 0): JavaScript's msgpack encoders send numbers of 2^31 or more as
+ * float64. NaN, infinities, fractions, negative numbers, nil and every
+ * other type are refused. */
 int proto_read_uint(const msgpack_object *o, uint64_t max, uint64_t *out, const char **why);
 /* A handle: an integer in 1..UINT64_MAX. */
 int proto_read_handle(const msgpack_object *o, uint64_t *out, const char **why);

@@ -26,6 +26,7 @@ static const char *const method_names[PROTO_M_COUNT] = {
     [PROTO_M_LOOKUP] = "lookup",
     [PROTO_M_UNNAME] = "unname",
     [PROTO_M_STAT] = "stat",
+    [PROTO_M_LIST] = "list",
 };
 
 /* Returns the wire name of m, or NULL when m is out of range. */
@@ -53,6 +54,7 @@ int proto_method_from_name(const char *s, size_t n)
         m = s[0] == 'p'   ? PROTO_M_PUSH
             : s[0] == 'o' ? PROTO_M_OPEN
             : s[0] == 'n' ? PROTO_M_NAME
+            : s[0] == 'l' ? PROTO_M_LIST
                           : PROTO_M_STAT;
         break;
     case 5:

@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages farena needs, only those that are missing.
 #   scripts/deps.sh          build + run the daemon
-#   scripts/deps.sh test     also what the tests need (Check, clang for fuzzing)
+#   scripts/deps.sh test     also what the tests need (Check, clang for fuzzing,
+#                            node and npm for the JavaScript client test)
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config libevent-dev libmsgpack-dev liburing-dev)
 if [ "${1:-}" = test ]; then
     pkgs+=(check clang libclang-rt-14-dev procps python3 systemd)
+    # The stock JavaScript client test runs node and installs its npm
+    # packages itself. A node and npm already on PATH (nodesource, nvm)
+    # will do; Debian's only when they are missing.
+    if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+        pkgs+=(nodejs npm)
+    fi
 fi
 
 missing=()

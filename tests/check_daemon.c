@@ -6,6 +6,7 @@
 #include <check.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,7 +116,7 @@ START_TEST(hello_reports_server_limits_and_methods)
     static const char *const methods[] = {
         "hello",   "writer_new", "push",   "push_many", "writer_len", "finish",      "into_arena",
         "build",   "arena_new",  "get",    "get_many",  "arena_info", "arena_files", "open",
-        "release", "name",       "lookup", "unname",    "stat"};
+        "release", "name",       "lookup", "unname",    "stat",       "list"};
     struct th_client *c;
     struct th_reply r;
     const msgpack_object *lim, *ms, *v;
@@ -275,8 +276,8 @@ START_TEST(stat_counts_requests_errors_and_objects)
     ck_assert_uint_eq(th_map_u64(r.result, "bytes_written"), 5);
     req = th_map_get(r.result, "requests");
     err = th_map_get(r.result, "errors");
-    ck_assert_uint_eq(req->via.map.size, 19);
-    ck_assert_uint_eq(err->via.map.size, 19);
+    ck_assert_uint_eq(req->via.map.size, PROTO_M_COUNT);
+    ck_assert_uint_eq(err->via.map.size, PROTO_M_COUNT);
     ck_assert_uint_eq(th_map_u64(req, "push"), 2);
     ck_assert_uint_eq(th_map_u64(err, "push"), 1);
     ck_assert_uint_eq(th_map_u64(req, "writer_new"), 1);
@@ -340,7 +341,7 @@ START_TEST(writer_new_params)
     TH_ERR_CALL(c, &r, "bad_request", "writer_new", "u", (uint64_t)65536);
     expect_msg(&r, "writer_new: param 1 (file_index)");
     TH_ERR_CALL(c, &r, "bad_request", "writer_new", "i", (int64_t)-1);
-    TH_ERR_CALL(c, &r, "bad_request", "writer_new", "d", 1.0);
+    TH_ERR_CALL(c, &r, "bad_request", "writer_new", "d", 1.5);
     TH_ERR_CALL(c, &r, "bad_request", "writer_new", "s", "0");
     TH_ERR_CALL(c, &r, "bad_request", "writer_new", "n");
     TH_ERR_CALL(c, &r, "bad_request", "writer_new", "");
@@ -386,7 +387,7 @@ START_TEST(push_and_writer_len)
     TH_ERR_CALL(c, &r, "bad_request", "push", "ubn", w, "x", (size_t)1);
     TH_ERR_CALL(c, &r, "no_such_handle", "push", "ub", (uint64_t)777, "x", (size_t)1);
     TH_ERR_CALL(c, &r, "no_such_handle", "writer_len", "u", (uint64_t)777);
-    TH_ERR_CALL(c, &r, "bad_request", "writer_len", "d", 2.0);
+    TH_ERR_CALL(c, &r, "bad_request", "writer_len", "d", 2.5);
     ck_assert_uint_eq(th_call_u64(c, "writer_len", w), 11);
     th_close(c);
     th_must_stop(&D);
@@ -543,7 +544,7 @@ START_TEST(build_errors)
     TH_ERR_CALL(c, &r, "no_such_handle", "build", "U", (uint64_t[]){f0, 12345}, (size_t)2);
     expect_msg(&r, "item 1");
     TH_ERR_CALL(c, &r, "no_such_handle", "build", "U", (uint64_t[]){w}, (size_t)1);
-    TH_ERR_CALL(c, &r, "bad_request", "build", "a", 1u, "d", 1.0);
+    TH_ERR_CALL(c, &r, "bad_request", "build", "a", 1u, "d", 1.5);
     expect_msg(&r, "build: param 1 (files): item 0");
     TH_ERR_CALL(c, &r, "bad_request", "build", "u", f0);
     TH_ERR_CALL(c, &r, "bad_request", "build", "");
@@ -574,7 +575,7 @@ START_TEST(get_bounds_and_kinds)
     expect_msg(&r, "get: param 2 (location)");
     TH_ERR_CALL(c, &r, "bad_request", "get", "ua", a, 3u, "u", (uint64_t)65536, "u", (uint64_t)0,
                 "u", (uint64_t)1);
-    TH_ERR_CALL(c, &r, "bad_request", "get", "ua", a, 3u, "u", (uint64_t)0, "d", 0.0, "u",
+    TH_ERR_CALL(c, &r, "bad_request", "get", "ua", a, 3u, "u", (uint64_t)0, "d", 0.5, "u",
                 (uint64_t)1);
     TH_ERR_CALL(c, &r, "bad_request", "get", "ua", a, 3u, "u", (uint64_t)0, "u", (uint64_t)0, "i",
                 (int64_t)-1);
@@ -1299,6 +1300,254 @@ START_TEST(eight_concurrent_readers_see_exact_bytes)
 }
 END_TEST
 
+/* ---- list, and floats holding integers (stock JavaScript clients) ---- */
+
+/* One page of list [prefix, cursor, count] that must succeed: checks every
+ * entry's shape, appends "name=arena/bytes/files/refs," to out (cap bytes)
+ * and copies the reply's cursor to cursor (NUL-terminated; "" for nil).
+ * Returns how many names the page held. */
+static uint32_t list_page(struct th_client *c, const char *prefix, const char *cursor,
+                          uint64_t count, char *out, size_t cap, char *next)
+{
+    const msgpack_object *names, *cur;
+    struct th_reply r;
+    size_t used = strlen(out);
+
+    if (cursor[0] != '\0')
+        TH_OK_CALL(c, &r, "list", "ssu", prefix, cursor, count);
+    else
+        TH_OK_CALL(c, &r, "list", "snu", prefix, count);
+    ck_assert_int_eq(r.result->type, MSGPACK_OBJECT_MAP);
+    names = th_map_get(r.result, "names");
+    cur = th_map_get(r.result, "cursor");
+    ck_assert_ptr_nonnull(names);
+    ck_assert_ptr_nonnull(cur);
+    ck_assert_int_eq(names->type, MSGPACK_OBJECT_ARRAY);
+    for (uint32_t i = 0; i < names->via.array.size; i++) {
+        const msgpack_object *e = &names->via.array.ptr[i], *nm;
+        ck_assert_int_eq(e->type, MSGPACK_OBJECT_MAP);
+        ck_assert_uint_eq(e->via.map.size, 5);
+        nm = th_map_get(e, "name");
+        ck_assert_ptr_nonnull(nm);
+        ck_assert_int_eq(nm->type, MSGPACK_OBJECT_STR);
+        int n = snprintf(out + used, cap - used, "%.*s=%llu/%llu/%llu/%llu,", (int)nm->via.str.size,
+                         nm->via.str.ptr, (unsigned long long)th_map_u64(e, "arena"),
+                         (unsigned long long)th_map_u64(e, "bytes"),
+                         (unsigned long long)th_map_u64(e, "files"),
+                         (unsigned long long)th_map_u64(e, "refs"));
+        ck_assert_int_gt(n, 0);
+        ck_assert_uint_lt((size_t)n, cap - used);
+        used += (size_t)n;
+    }
+    if (cur->type == MSGPACK_OBJECT_NIL) {
+        next[0] = '\0';
+    } else {
+        ck_assert_int_eq(cur->type, MSGPACK_OBJECT_STR);
+        ck_assert_uint_gt(cur->via.str.size, 0);
+        ck_assert_uint_le(cur->via.str.size, 255);
+        ck_assert_uint_gt(names->via.array.size, 0);
+        /* The cursor is the page's last name. */
+        ck_assert(
+            th_map_get(&names->via.array.ptr[names->via.array.size - 1], "name")->via.str.size ==
+            cur->via.str.size);
+        memcpy(next, cur->via.str.ptr, cur->via.str.size);
+        next[cur->via.str.size] = '\0';
+    }
+    return names->via.array.size;
+}
+
+/* Every page of a listing; returns the number of pages. */
+static int list_pages(struct th_client *c, const char *prefix, uint64_t count, char *out,
+                      size_t cap)
+{
+    char cursor[256] = "", next[256];
+    int pages = 0;
+
+    out[0] = '\0';
+    for (;;) {
+        uint32_t n = list_page(c, prefix, cursor, count, out, cap, next);
+        pages++;
+        ck_assert_uint_le(n, count);
+        if (next[0] == '\0')
+            return pages;
+        ck_assert_uint_eq(n, count);
+        ck_assert_int_lt(pages, 100000);
+        strcpy(cursor, next);
+    }
+}
+
+/* list pages through the names in byte order, filtered by prefix, with each
+ * arena's handle, bytes, files and refs; the cursor is nil on the last page
+ * (also when it is exactly full); bad params are bad_request. */
+START_TEST(list_pages_names_by_prefix)
+{
+    char out[8192], want[8192], cursor[256];
+    char bad[260];
+    struct th_client *c;
+    struct th_reply r;
+    uint64_t a, b;
+    size_t used = 0;
+
+    th_must_start(&D, NULL);
+    c = th_must_connect(&D);
+    ck_assert_int_eq(list_pages(c, "", 10, out, sizeof(out)), 1);
+    ck_assert_str_eq(out, "");
+    a = arena_of_s(c, "abcde", NULL);
+    b = arena_of_s(c, "xy", NULL);
+    for (int i = 29; i >= 0; i--) {
+        char name[32];
+        snprintf(name, sizeof(name), "run/%02d", i);
+        TH_OK_CALL(c, &r, "name", "us", i % 2 ? b : a, name);
+    }
+    TH_OK_CALL(c, &r, "name", "us", a, "run");
+    TH_OK_CALL(c, &r, "name", "us", b, "zz");
+    TH_OK_CALL(c, &r, "name", "us", a, "rum");
+    /* a: the connection's reference and 17 names; b: it and 16. */
+    used += (size_t)snprintf(want + used, sizeof(want) - used, "run=%llu/5/1/18,",
+                             (unsigned long long)a);
+    for (int i = 0; i < 30; i++)
+        used +=
+            (size_t)snprintf(want + used, sizeof(want) - used, "run/%02d=%llu/%d/1/%d,", i,
+                             (unsigned long long)(i % 2 ? b : a), i % 2 ? 2 : 5, i % 2 ? 17 : 18);
+    for (uint64_t count = 1; count <= 32; count++) {
+        int pages = list_pages(c, "run", count, out, sizeof(out));
+        ck_assert_str_eq(out, want);
+        ck_assert_int_eq(pages, (int)((31 + count - 1) / count));
+    }
+    ck_assert_int_eq(list_pages(c, "", 1000, out, sizeof(out)), 1);
+    ck_assert_uint_eq(strncmp(out, "rum=", 4), 0);
+    ck_assert_ptr_nonnull(strstr(out, "zz="));
+    ck_assert_int_eq(list_pages(c, "run/1", 4, out, sizeof(out)), 3);
+    ck_assert_int_eq(list_pages(c, "s", 4, out, sizeof(out)), 1);
+    ck_assert_str_eq(out, "");
+    /* A cursor is any name: the listing resumes after it. */
+    out[0] = '\0';
+    ck_assert_uint_eq(list_page(c, "", "run/28", 10, out, sizeof(out), cursor), 2);
+    ck_assert_ptr_nonnull(strstr(out, "run/29="));
+    ck_assert_str_eq(cursor, "");
+    /* A count above max_batch is served up to max_batch. */
+    ck_assert_int_eq(list_pages(c, "", UINT32_MAX, out, sizeof(out)), 1);
+
+    memset(bad, 'p', sizeof(bad));
+    TH_ERR_CALL(c, &r, "bad_request", "list", "sn", "run");
+    expect_msg(&r, "list: expected params [prefix, cursor, count]");
+    TH_ERR_CALL(c, &r, "bad_request", "list", "snuu", "run", (uint64_t)1, (uint64_t)1);
+    TH_ERR_CALL(c, &r, "bad_request", "list", "nnu", (uint64_t)1);
+    expect_msg(&r, "param 1 (prefix)");
+    TH_ERR_CALL(c, &r, "bad_request", "list", "unu", (uint64_t)1, (uint64_t)1);
+    TH_ERR_CALL(c, &r, "bad_request", "list", "Snu", bad, (size_t)256, (uint64_t)1);
+    TH_ERR_CALL(c, &r, "bad_request", "list", "Snu", "a\0b", (size_t)3, (uint64_t)1);
+    TH_ERR_CALL(c, &r, "bad_request", "list", "suu", "", (uint64_t)1, (uint64_t)1);
+    expect_msg(&r, "param 2 (cursor)");
+    TH_ERR_CALL(c, &r, "bad_request", "list", "sSu", "", "", (size_t)0, (uint64_t)1);
+    TH_ERR_CALL(c, &r, "bad_request", "list", "sSu", "", bad, (size_t)256, (uint64_t)1);
+    TH_ERR_CALL(c, &r, "bad_request", "list", "snu", "", (uint64_t)0);
+    expect_msg(&r, "param 3 (count)");
+    TH_ERR_CALL(c, &r, "bad_request", "list", "sni", "", (int64_t)-1);
+    TH_ERR_CALL(c, &r, "bad_request", "list", "snn", "");
+    TH_ERR_CALL(c, &r, "bad_request", "list", "snu", "", (uint64_t)UINT32_MAX + 1);
+    TH_ERR_CALL(c, &r, "bad_request", "list", "snd", "", 2.5);
+    TH_OK_CALL(c, &r, "list", "snd", "run/0", 3.0);
+    ck_assert_uint_eq(th_map_get(r.result, "names")->via.array.size, 3);
+    ck_assert_uint_eq(th_stat_u64(c, "names"), 33);
+    th_close(c);
+    th_must_stop(&D);
+}
+END_TEST
+
+/* A page stops short of max_message: with the smallest max_message and 400
+ * names of 255 bytes, pages hold fewer names than asked, each reply fits,
+ * and the pages still list every name once. */
+START_TEST(list_pages_stay_under_max_message)
+{
+    static char out[400 * 300];
+    char name[256], cursor[256] = "", next[256];
+    struct th_client *c;
+    struct th_reply r;
+    uint64_t a;
+    int pages = 0, total = 0;
+
+    th_must_start(&D, (const char *const[]){"--max-message", "65536", NULL});
+    c = th_must_connect(&D);
+    a = arena_of_s(c, "long names", NULL);
+    memset(name, 'n', 255);
+    name[255] = '\0';
+    for (int i = 0; i < 400; i++) {
+        snprintf(name, sizeof(name), "%03d", i);
+        name[3] = 'n';
+        TH_OK_CALL(c, &r, "name", "uS", a, name, (size_t)255);
+    }
+    out[0] = '\0';
+    for (;;) {
+        uint32_t n = list_page(c, "", cursor, 100000, out, sizeof(out), next);
+        ck_assert_uint_gt(n, 0);
+        ck_assert_uint_lt(n, 400);
+        total += (int)n;
+        pages++;
+        if (next[0] == '\0')
+            break;
+        strcpy(cursor, next);
+    }
+    ck_assert_int_eq(total, 400);
+    ck_assert_int_ge(pages, 2);
+    for (int i = 0; i < 400; i++) {
+        char head[16];
+        snprintf(head, sizeof(head), "%03dn", i);
+        ck_assert_ptr_nonnull(strstr(out, head));
+    }
+    th_close(c);
+    th_must_stop(&D);
+}
+END_TEST
+
+/* Params a JavaScript encoder sends as float64 are taken when they hold an
+ * exact integer in range: a whole write/read round trip with every integer
+ * as a float; an offset past 2 GiB as a float is out_of_bounds, a
+ * fractional or NaN one bad_request. */
+START_TEST(floats_holding_integers_are_integers)
+{
+    struct th_client *c;
+    struct th_reply r;
+    struct proto_loc l;
+    uint64_t w, a;
+
+    th_must_start(&D, NULL);
+    c = th_must_connect(&D);
+    TH_OK_CALL(c, &r, "writer_new", "d", 0.0);
+    w = th_res_u64(&r);
+    TH_OK_CALL(c, &r, "push", "ds", (double)w, "hello floats");
+    l = th_res_loc(&r);
+    ck_assert_uint_eq(l.len, 12);
+    TH_OK_CALL(c, &r, "writer_len", "d", (double)w);
+    ck_assert_uint_eq(th_res_u64(&r), 12);
+    TH_OK_CALL(c, &r, "into_arena", "d", (double)w);
+    a = th_res_u64(&r);
+    TH_OK_CALL(c, &r, "get", "da", (double)a, 3u, "d", 0.0, "d", 6.0, "d", 6.0);
+    th_assert_bytes(r.result, "floats", 6);
+    TH_OK_CALL(c, &r, "get_many", "ua", a, 2u, "a", 3u, "d", -0.0, "d", 0.0, "d", 5.0, "a", 3u, "u",
+               (uint64_t)0, "d", 12.0, "d", 0.0);
+    TH_OK_CALL(c, &r, "arena_info", "d", (double)a);
+    ck_assert_uint_eq(th_map_u64(r.result, "bytes"), 12);
+    TH_ERR_CALL(c, &r, "out_of_bounds", "get", "ua", a, 3u, "d", 0.0, "d", 2147483648.0, "d", 1.0);
+    TH_ERR_CALL(c, &r, "out_of_bounds", "get", "ua", a, 3u, "d", 0.0, "d", 4294967295.0, "d", 0.0);
+    TH_ERR_CALL(c, &r, "out_of_bounds", "get", "ua", a, 3u, "d", 1.0, "d", 0.0, "d", 1.0);
+    TH_ERR_CALL(c, &r, "bad_request", "get", "ua", a, 3u, "d", 0.0, "d", 2147483648.5, "d", 1.0);
+    expect_msg(&r, "offset");
+    TH_ERR_CALL(c, &r, "bad_request", "get", "ua", a, 3u, "d", 0.0, "d", 4294967296.0, "d", 1.0);
+    TH_ERR_CALL(c, &r, "bad_request", "get", "ua", a, 3u, "d", 0.0, "d", 0.0, "d", -1.0);
+    TH_ERR_CALL(c, &r, "bad_request", "get", "ua", a, 3u, "d", 65536.0, "d", 0.0, "d", 1.0);
+    TH_ERR_CALL(c, &r, "bad_request", "get", "da", (double)a + 0.5, 3u, "d", 0.0, "d", 0.0, "d",
+                1.0);
+    TH_ERR_CALL(c, &r, "bad_request", "writer_new", "d", (double)NAN);
+    TH_ERR_CALL(c, &r, "bad_request", "writer_new", "d", (double)INFINITY);
+    TH_ERR_CALL(c, &r, "bad_request", "release", "d", 0.0);
+    /* The connection lives through all of it. */
+    TH_OK_CALL(c, &r, "release", "d", (double)a);
+    th_close(c);
+    th_must_stop(&D);
+}
+END_TEST
+
 /* The daemon suite. */
 static Suite *daemon_suite(void)
 {
@@ -1348,6 +1597,13 @@ static Suite *daemon_suite(void)
     tcase_add_test(tc, unshared_arena_dies_with_its_connection);
     tcase_add_test(tc, files_are_usable_by_any_connection_while_alive);
     tcase_add_test(tc, eight_concurrent_readers_see_exact_bytes);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("list_and_floats");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, list_pages_names_by_prefix);
+    tcase_add_test(tc, list_pages_stay_under_max_message);
+    tcase_add_test(tc, floats_holding_integers_are_integers);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "nametree.h"
 #include "registry.h"
 #include "u64map.h"
 
@@ -631,6 +632,232 @@ START_TEST(u64map_replace_never_reallocates)
 }
 END_TEST
 
+/* ---- listing names (reg_list_next) and the ordered name set ---- */
+
+/* Collects every name reg_list_next gives for prefix, resuming after the
+ * last one each time as a paging client does, into out (NUL-separated
+ * text); returns how many. */
+static int list_all(const char *prefix, char *out, size_t cap)
+{
+    struct reg_list_entry e;
+    char after[256];
+    size_t alen = 0, used = 0;
+    int n = 0;
+
+    while (reg_list_next(R, prefix, strlen(prefix), n > 0 ? after : NULL, alen, &e)) {
+        ck_assert_uint_le(e.name_len, 255);
+        ck_assert_uint_lt(used + e.name_len + 1, cap);
+        ck_assert_uint_ge(e.name_len, strlen(prefix));
+        ck_assert_mem_eq(e.name, prefix, strlen(prefix));
+        if (n > 0) /* strictly increasing */
+            ck_assert_int_gt(nametree_cmp(e.name, e.name_len, after, alen), 0);
+        memcpy(after, e.name, e.name_len);
+        alen = e.name_len;
+        memcpy(out + used, e.name, e.name_len);
+        used += e.name_len;
+        out[used++] = ',';
+        n++;
+    }
+    out[used] = '\0';
+    return n;
+}
+
+/* Names come back in unsigned byte order, filtered by prefix, with their
+ * arena's numbers; a listing resumes after any name, even one not bound. */
+START_TEST(list_names_in_byte_order_by_prefix)
+{
+    static const char *const names[] = {"b", "a/2", "a", "a/10", "\xc3\xa9t\xc3\xa9", "ab", "a/1"};
+    struct reg_owner *o = reg_owner_new(R);
+    struct store_err err;
+    struct reg_list_entry e;
+    char got[1024];
+    uint64_t a1, a2;
+
+    ck_assert_int_eq(reg_list_next(R, "", 0, NULL, 0, &e), 0);
+    ck_assert_int_eq(reg_into_arena(o, writer_with(o, 0, "12345"), &a1, &err), 0);
+    ck_assert_int_eq(reg_into_arena(o, writer_with(o, 0, "xy"), &a2, &err), 0);
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        ck_assert_int_eq(reg_name(R, i % 2 ? a2 : a1, names[i], strlen(names[i]), &err), 0);
+
+    ck_assert_int_eq(list_all("", got, sizeof(got)), 7);
+    ck_assert_str_eq(got, "a,a/1,a/10,a/2,ab,b,\xc3\xa9t\xc3\xa9,");
+    ck_assert_int_eq(list_all("a", got, sizeof(got)), 5);
+    ck_assert_str_eq(got, "a,a/1,a/10,a/2,ab,");
+    ck_assert_int_eq(list_all("a/", got, sizeof(got)), 3);
+    ck_assert_str_eq(got, "a/1,a/10,a/2,");
+    ck_assert_int_eq(list_all("a/1", got, sizeof(got)), 2);
+    ck_assert_int_eq(list_all("\xc3", got, sizeof(got)), 1);
+    ck_assert_int_eq(list_all("c", got, sizeof(got)), 0);
+    ck_assert_int_eq(list_all("a/10x", got, sizeof(got)), 0);
+
+    /* The numbers: "a" binds a1 (5 bytes, 1 file), "a/2" binds a2. a1 holds
+     * the owner's reference and 4 names. */
+    ck_assert_int_eq(reg_list_next(R, "a", 1, NULL, 0, &e), 1);
+    ck_assert_uint_eq(e.name_len, 1);
+    ck_assert_uint_eq(e.arena, a1);
+    ck_assert_uint_eq(e.files, 1);
+    ck_assert_uint_eq(e.bytes, 5);
+    ck_assert_uint_eq(e.refs, 5);
+    ck_assert_int_eq(reg_list_next(R, "a/2", 3, NULL, 0, &e), 1);
+    ck_assert_uint_eq(e.arena, a2);
+    ck_assert_uint_eq(e.bytes, 2);
+    ck_assert_uint_eq(e.refs, 4);
+
+    /* Cursors: after a name that is not bound, before the prefix, past it. */
+    ck_assert_int_eq(reg_list_next(R, "", 0, "a/", 2, &e), 1);
+    ck_assert_mem_eq(e.name, "a/1", 3);
+    ck_assert_int_eq(reg_list_next(R, "a/", 2, "0", 1, &e), 1);
+    ck_assert_mem_eq(e.name, "a/1", 3);
+    ck_assert_int_eq(reg_list_next(R, "a/", 2, "a/2", 3, &e), 0);
+    ck_assert_int_eq(reg_list_next(R, "a", 1, "b", 1, &e), 0);
+    ck_assert_int_eq(reg_list_next(R, "", 0, "\xc3\xa9t\xc3\xa9", 6, &e), 0);
+    ck_assert_int_eq(reg_list_next(R, "", 0, "\xff", 1, &e), 0);
+
+    /* Unbinding removes a name from the order; the arena's refs follow. */
+    ck_assert_int_eq(reg_unname(R, "a/10", 4, &err), 0);
+    ck_assert_int_eq(list_all("a/", got, sizeof(got)), 2);
+    ck_assert_str_eq(got, "a/1,a/2,");
+    reg_owner_free(o);
+}
+END_TEST
+
+/* A scan paged one name at a time while names are bound and unbound
+ * between pages returns every name bound throughout exactly once. */
+START_TEST(list_survives_changes_between_pages)
+{
+    struct reg_owner *o = reg_owner_new(R);
+    struct store_err err;
+    struct reg_list_entry e;
+    char after[64], name[64];
+    size_t alen = 0;
+    int seen[1000] = {0}, pages = 0;
+    uint64_t ah;
+
+    ck_assert_int_eq(reg_into_arena(o, writer_with(o, 0, "s"), &ah, &err), 0);
+    /* Even names stay bound all along; odd ones come and go. */
+    for (int i = 0; i < 1000; i += 2) {
+        int n = snprintf(name, sizeof(name), "k%04d", i);
+        ck_assert_int_eq(reg_name(R, ah, name, (size_t)n, &err), 0);
+    }
+    while (reg_list_next(R, "k", 1, pages > 0 ? after : NULL, alen, &e)) {
+        int i;
+        ck_assert_uint_eq(e.name_len, 5);
+        memcpy(name, e.name, 5);
+        name[5] = '\0';
+        i = atoi(name + 1);
+        ck_assert_int_lt(i, 1000);
+        seen[i]++;
+        memcpy(after, e.name, e.name_len);
+        alen = e.name_len;
+        pages++;
+        /* Bind an odd name behind and one ahead of the cursor, and unbind
+         * an odd one bound earlier. */
+        for (int j = (i + 1) % 1000, k = 0; k < 2; j = (i + 501) % 1000 | 1, k++) {
+            int n = snprintf(name, sizeof(name), "k%04d", j | 1);
+            (void)reg_name(R, ah, name, (size_t)n, &err);
+        }
+        {
+            int n = snprintf(name, sizeof(name), "k%04d", ((i * 7) % 1000) | 1);
+            (void)reg_unname(R, name, (size_t)n, &err);
+        }
+    }
+    for (int i = 0; i < 1000; i += 2)
+        ck_assert_msg(seen[i] == 1, "k%04d seen %d times", i, seen[i]);
+    for (int i = 1; i < 1000; i += 2)
+        ck_assert_int_le(seen[i], 1);
+    reg_owner_free(o);
+}
+END_TEST
+
+/* An element of the reference test: a node and its key. */
+struct tn {
+    struct nametree_node node;
+    char key[8];
+    int in;
+};
+
+/* qsort order of keys, as nametree_cmp. */
+static int tn_cmp(const void *a, const void *b)
+{
+    const struct tn *x = *(struct tn *const *)a, *y = *(struct tn *const *)b;
+
+    return nametree_cmp(x->key, x->node.len, y->key, y->node.len);
+}
+
+/* Checks the AVL invariants below n; returns its height. */
+static int tn_check(const struct nametree_node *n)
+{
+    int l, r;
+
+    if (n == NULL)
+        return 0;
+    l = tn_check(n->left);
+    r = tn_check(n->right);
+    ck_assert_int_le(abs(l - r), 1);
+    ck_assert_int_eq(n->height, (l > r ? l : r) + 1);
+    if (n->left != NULL)
+        ck_assert_int_lt(nametree_cmp(n->left->key, n->left->len, n->key, n->len), 0);
+    if (n->right != NULL)
+        ck_assert_int_gt(nametree_cmp(n->right->key, n->right->len, n->key, n->len), 0);
+    return n->height;
+}
+
+/* Random inserts and removals of short binary keys: the tree stays a
+ * balanced search tree, and seeking from each key walks the same order as a
+ * sorted reference. */
+START_TEST(nametree_matches_a_reference)
+{
+    enum { N = 600 };
+    static struct tn t[N];
+    struct tn *sorted[N];
+    struct nametree tree = NAMETREE_INIT;
+    uint64_t x = 0x9e3779b97f4a7c15ULL;
+    int ns;
+
+    /* Distinct keys: 1..3 bytes from a small alphabet with high bytes. */
+    for (int i = 0; i < N; i++) {
+        t[i].node.len = (size_t)(i % 3) + 1;
+        t[i].node.key = t[i].key;
+        for (size_t k = 0, v = (size_t)i; k < t[i].node.len; k++, v /= 9)
+            t[i].key[k] = (char)(v % 9 == 8 ? 0xf0 : 'a' + (int)(v % 9));
+        t[i].in = 0;
+    }
+    for (int round = 0; round < 4000; round++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        struct tn *e = &t[x % N];
+        if (e->in) {
+            nametree_remove(&tree, &e->node);
+            e->in = 0;
+        } else if (nametree_seek(&tree, e->key, e->node.len, 0) == NULL ||
+                   nametree_cmp(nametree_seek(&tree, e->key, e->node.len, 0)->key,
+                                nametree_seek(&tree, e->key, e->node.len, 0)->len, e->key,
+                                e->node.len) != 0) {
+            nametree_insert(&tree, &e->node);
+            e->in = 1;
+        }
+        if (round % 97 != 0)
+            continue;
+        tn_check(tree.root);
+        ns = 0;
+        for (int i = 0; i < N; i++)
+            if (t[i].in)
+                sorted[ns++] = &t[i];
+        qsort(sorted, (size_t)ns, sizeof(sorted[0]), tn_cmp);
+        {
+            const struct nametree_node *n = nametree_seek(&tree, "", 0, 0);
+            for (int i = 0; i < ns; i++) {
+                ck_assert_ptr_eq(n, &sorted[i]->node);
+                ck_assert_ptr_eq(nametree_seek(&tree, n->key, n->len, 0), n);
+                n = nametree_seek(&tree, n->key, n->len, 1);
+            }
+            ck_assert_ptr_null(n);
+        }
+    }
+}
+END_TEST
+
 /* The registry suite. */
 static Suite *registry_suite(void)
 {
@@ -659,6 +886,14 @@ static Suite *registry_suite(void)
     tc = tcase_create("u64map");
     tcase_add_test(tc, u64map_matches_a_reference);
     tcase_add_test(tc, u64map_replace_never_reallocates);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("list");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, list_names_in_byte_order_by_prefix);
+    tcase_add_test(tc, list_survives_changes_between_pages);
+    tcase_add_test(tc, nametree_matches_a_reference);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,6 +1,6 @@
 #!/bin/sh
-# The farena command against a private farenad: put, get, info, rm round
-# trips, the warning of an unnamed put, exit statuses and error messages.
+# The farena command against a private farenad: put, get, info, ls, rm
+# round trips, --json output, the warning of an unnamed put, exit statuses and error messages.
 # usage: test_cli.sh FARENA FARENAD
 set -u
 farena=$1
@@ -183,6 +183,71 @@ expect_status 3 "no daemon"
 grep -q 'FARENA_ECONNECT' "$dir/err" || fail "no daemon message: $(cat "$dir/err")"
 FARENA_SOCKET="$dir/none.sock" "$farena" --socket "$sock" ping >/dev/null 2>&1 ||
     fail "--socket did not override FARENA_SOCKET"
+
+# ls: the bound names in byte order, NAME ARENA BYTES FILES REFS; --json
+# for ls, stat and info (checked by Python's json parser).
+printf 'abc' >"$dir/c.txt"
+for n in ls/b ls/a 'ls/q"x' lt; do
+    run put --name "$n" "$dir/c.txt"
+    expect_status 0 "put --name $n"
+    [ "$n" = 'ls/q"x' ] && qx=$(sed -n 1p "$dir/out")
+done
+run ls ls/
+expect_status 0 "ls ls/"
+[ "$(cut -f 1 "$dir/out" | tr '\n' ' ')" = 'ls/a ls/b ls/q"x ' ] ||
+    fail "ls ls/ names: $(cat "$dir/out")"
+awk -F '\t' -v a="$qx" 'NR == 3 && !($2 == a && $3 == 3 && $4 == 1 && $5 == 1) { exit 1 }' \
+    "$dir/out" || fail "ls ls/ columns: $(cat "$dir/out")"
+run ls
+expect_status 0 "ls"
+[ "$(cut -f 1 "$dir/out" | tr '\n' ' ')" = 'ls/a ls/b ls/q"x lt ' ] ||
+    fail "ls names: $(cat "$dir/out")"
+run ls -- nomatch
+expect_status 0 "ls of a prefix nothing has"
+[ -s "$dir/out" ] && fail "ls nomatch printed: $(cat "$dir/out")"
+run ls a b
+expect_status 2 "ls with two prefixes"
+if command -v python3 >/dev/null; then
+    json_ok() { # FILE PYTHON-EXPRESSION-OVER-d
+        python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+sys.exit(0 if eval("(" + sys.argv[2] + ")") else 1)' "$1" "$2"
+    }
+    run ls --json ls/
+    expect_status 0 "ls --json"
+    json_ok "$dir/out" '[e["name"] for e in d] == ["ls/a", "ls/b", "ls/q\"x"] and
+        d[2] == {"name": "ls/q\"x", "arena": '"$qx"', "bytes": 3, "files": 1, "refs": 1}' ||
+        fail "ls --json: $(cat "$dir/out")"
+    run ls --json nomatch
+    json_ok "$dir/out" 'd == []' || fail "ls --json of nothing: $(cat "$dir/out")"
+    run stat --json
+    expect_status 0 "stat --json"
+    json_ok "$dir/out" 'd["pid"] == '"$pid"' and d["names"] == 4 and d["arenas"] == 4 and
+        d["requests"]["list"] >= 4 and d["errors"]["list"] == 0 and
+        d["requests_total"] == sum(d["requests"].values())' ||
+        fail "stat --json: $(cat "$dir/out")"
+    run info --json 'ls/q"x'
+    expect_status 0 "info --json"
+    json_ok "$dir/out" 'd["arena"] == '"$qx"' and d["name"] == "ls/q\"x" and
+        d["bytes"] == 3 and d["refs"] == 1 and len(d["file_handles"]) == 1' ||
+        fail "info --json: $(cat "$dir/out")"
+else
+    fail "python3 is needed to check --json output"
+fi
+run stat --json extra
+expect_status 2 "stat with an argument"
+if [ -w /dev/full ]; then
+    for cmd in "ls" "ls --json" "stat --json" "info --json lt"; do
+        # shellcheck disable=SC2086 # cmd is split into words on purpose
+        "$farena" $cmd >/dev/full 2>"$dir/err"
+        status=$?
+        expect_status 4 "$cmd >/dev/full"
+    done
+fi
+for n in ls/b ls/a 'ls/q"x' lt; do
+    run rm "$n"
+    expect_status 0 "rm $n"
+done
 
 # The daemon stops: later commands cannot reach it.
 kill "$pid"

@@ -27,7 +27,7 @@ static const char usage_text[] =
     "Commands:\n"
     "  ping                       check that farenad answers; print its version\n"
     "                             and the round-trip time\n"
-    "  stat                       print farenad's counters\n"
+    "  stat [--json]              print farenad's counters\n"
     "  put [--name NAME] FILE...  store each FILE (- for stdin) as one payload of\n"
     "                             a new one-file arena; print the arena handle,\n"
     "                             then FILE<TAB>i:off:len for each FILE. Without\n"
@@ -35,13 +35,20 @@ static const char usage_text[] =
     "                             exits, so it is freed at once\n"
     "  get ARENA LOC...           write the payloads at each LOC (i:off:len) to\n"
     "                             stdout, one after the other\n"
-    "  info ARENA                 print the arena's files, bytes, references, name\n"
+    "  info [--json] ARENA        print the arena's files, bytes, references, name\n"
     "                             and file handles\n"
+    "  ls [--json] [PREFIX]       list the bound names (those starting with PREFIX),\n"
+    "                             in byte order, one per line:\n"
+    "                             NAME<TAB>ARENA<TAB>BYTES<TAB>FILES<TAB>REFS\n"
     "  rm NAME                    remove the name NAME (the arena is freed when\n"
     "                             nothing else holds it)\n"
     "\n"
     "ARENA is an arena handle (a decimal number) or a name; write =NAME for a\n"
     "name made of digits (a leading = is always stripped).\n"
+    "\n"
+    "--json prints one JSON object (ls: one JSON array of objects) instead of\n"
+    "text, for scripts. Names are UTF-8 in JSON: a byte of a name that is not\n"
+    "part of valid UTF-8 is printed as U+FFFD.\n"
     "\n"
     "Options:\n"
     "  -s, --socket PATH   farenad's socket (default: $FARENA_SOCKET, else\n"
@@ -249,6 +256,74 @@ static int read_file(const char *path, farena_buf *buf)
     return rc;
 }
 
+/* Takes a leading --json off a command's arguments; returns 1 if it was
+ * there. */
+static int take_json(int *argc, char ***argv)
+{
+    if (*argc >= 1 && strcmp((*argv)[0], "--json") == 0) {
+        (*argc)--;
+        (*argv)++;
+        return 1;
+    }
+    return 0;
+}
+
+/* The length of the valid UTF-8 sequence at the start of the n bytes at p
+ * (no overlong forms, no surrogates, nothing above U+10FFFF), or 0. */
+static size_t utf8_seq(const unsigned char *p, size_t n)
+{
+    size_t len;
+    uint32_t cp;
+
+    if (p[0] < 0x80)
+        return 1;
+    if (p[0] >= 0xc2 && p[0] <= 0xdf)
+        len = 2, cp = p[0] & 0x1fu;
+    else if (p[0] >= 0xe0 && p[0] <= 0xef)
+        len = 3, cp = p[0] & 0x0fu;
+    else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+        len = 4, cp = p[0] & 0x07u;
+    else
+        return 0;
+    if (n < len)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (p[i] & 0x3fu);
+    }
+    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return len;
+}
+
+/* Prints the n bytes at s as a JSON string: quotes, backslashes and control
+ * characters escaped, valid UTF-8 as is, any other byte as U+FFFD. */
+static void json_str(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+
+    putchar('"');
+    for (size_t i = 0; i < n;) {
+        size_t k = utf8_seq(p + i, n - i);
+        if (k == 0) {
+            fputs("\\ufffd", stdout);
+            i++;
+        } else if (k > 1) {
+            fwrite(p + i, 1, k, stdout);
+            i += k;
+        } else if (p[i] == '"' || p[i] == '\\') {
+            printf("\\%c", p[i++]);
+        } else if (p[i] < 0x20 || p[i] == 0x7f) {
+            printf("\\u%04x", p[i++]);
+        } else {
+            putchar(p[i++]);
+        }
+    }
+    putchar('"');
+}
+
 /* farena ping */
 static int cmd_ping(const struct opts *o, int argc, char **argv)
 {
@@ -283,9 +358,11 @@ static int cmd_stat(const struct opts *o, int argc, char **argv)
     struct farena_stat st;
     int rc, err;
 
+    int json = take_json(&argc, &argv);
+
     (void)argv;
     if (argc != 0)
-        return usage_error("stat takes no arguments");
+        return usage_error("stat takes no arguments but --json");
     rc = connect_or_report(o, &c);
     if (rc != 0)
         return rc;
@@ -296,6 +373,30 @@ static int cmd_stat(const struct opts *o, int argc, char **argv)
         return rc;
     }
     farena_close(c);
+    if (json) {
+        printf("{\"pid\": %" PRIu64 ", \"uptime_ms\": %" PRIu64 ", \"connections\": %" PRIu64
+               ", \"connections_total\": %" PRIu64 ", \"writers\": %" PRIu64 ", \"files\": %" PRIu64
+               ", \"arenas\": %" PRIu64 ", \"names\": %" PRIu64 ", \"bytes_on_disk\": %" PRIu64
+               ", \"bytes_written\": %" PRIu64 ", \"bytes_read\": %" PRIu64
+               ", \"requests_total\": %" PRIu64 ", \"errors_total\": %" PRIu64,
+               st.pid, st.uptime_ms, st.connections, st.connections_total, st.writers, st.files,
+               st.arenas, st.names, st.bytes_on_disk, st.bytes_written, st.bytes_read,
+               st.requests_total, st.errors_total);
+        for (int e = 0; e < 2; e++) {
+            const char *sep = "";
+            printf(", \"%s\": {", e ? "errors" : "requests");
+            for (unsigned i = 0; i < FARENA_STAT_METHODS; i++) {
+                const char *m = farena_method_name(i);
+                if (m == NULL)
+                    continue;
+                printf("%s\"%s\": %" PRIu64, sep, m, e ? st.errors[i] : st.requests[i]);
+                sep = ", ";
+            }
+            putchar('}');
+        }
+        puts("}");
+        return EXIT_OK;
+    }
     printf("pid\t%" PRIu64 "\nuptime_ms\t%" PRIu64 "\nconnections\t%" PRIu64
            "\nconnections_total\t%" PRIu64 "\nwriters\t%" PRIu64 "\nfiles\t%" PRIu64
            "\narenas\t%" PRIu64 "\nnames\t%" PRIu64 "\nbytes_on_disk\t%" PRIu64
@@ -442,8 +543,9 @@ out:
     return rc;
 }
 
-/* Prints what info shows once the arena is resolved. */
-static int show_info(farena_client *c, farena_handle arena)
+/* Prints what info shows once the arena is resolved: key<TAB>value lines,
+ * or one JSON object. */
+static int show_info(farena_client *c, farena_handle arena, int json)
 {
     struct farena_arena_info info;
     farena_handle *files;
@@ -461,6 +563,21 @@ static int show_info(farena_client *c, farena_handle arena)
         free(files);
         return fail(c, err, "arena_files");
     }
+    if (json) {
+        printf("{\"arena\": %" PRIu64 ", \"files\": %" PRIu64 ", \"bytes\": %" PRIu64
+               ", \"refs\": %" PRIu64 ", \"name\": ",
+               arena, info.files, info.bytes, info.refs);
+        if (info.has_name)
+            json_str(info.name, strlen(info.name));
+        else
+            fputs("null", stdout);
+        fputs(", \"file_handles\": [", stdout);
+        for (size_t i = 0; i < n && i < info.files; i++)
+            printf("%s%" PRIu64, i > 0 ? ", " : "", files[i]);
+        puts("]}");
+        free(files);
+        return EXIT_OK;
+    }
     printf("arena\t%" PRIu64 "\nfiles\t%" PRIu64 "\nbytes\t%" PRIu64 "\nrefs\t%" PRIu64
            "\nname\t%s\n",
            arena, info.files, info.bytes, info.refs, info.has_name ? info.name : "-");
@@ -475,7 +592,7 @@ static int cmd_info(const struct opts *o, int argc, char **argv)
 {
     farena_client *c = NULL;
     farena_handle arena;
-    int rc;
+    int json = take_json(&argc, &argv), rc;
 
     if (argc != 1)
         return usage_error("info needs exactly one ARENA");
@@ -485,8 +602,71 @@ static int cmd_info(const struct opts *o, int argc, char **argv)
     if (rc == 0)
         rc = resolve_arena(c, argv[0], &arena);
     if (rc == 0)
-        rc = show_info(c, arena);
+        rc = show_info(c, arena, json);
     farena_close(c);
+    return rc;
+}
+
+/* Names asked for per ls request; the daemon may send fewer (max_batch,
+ * max_message). Pages are printed as they come, so a listing of any size
+ * takes one page of memory. */
+#define LS_PAGE 1000
+
+/* farena ls [--json] [PREFIX] */
+static int cmd_ls(const struct opts *o, int argc, char **argv)
+{
+    struct farena_list_entry *ents;
+    char cursor[FARENA_CURSOR_SIZE] = "";
+    farena_client *c = NULL;
+    const char *prefix = "";
+    int json = take_json(&argc, &argv), rc, err, first = 1;
+    size_t n;
+
+    if (argc >= 1 && strcmp(argv[0], "--") == 0) {
+        argc--;
+        argv++;
+    }
+    if (argc > 1)
+        return usage_error("ls takes at most one PREFIX");
+    if (argc == 1)
+        prefix = argv[0];
+    ents = calloc(LS_PAGE, sizeof(*ents));
+    if (ents == NULL)
+        return fail(NULL, FARENA_ENOMEM, "ls");
+    rc = connect_or_report(o, &c);
+    if (rc != 0)
+        goto out;
+    if (json)
+        putchar('[');
+    do {
+        err = farena_list(c, prefix, cursor, ents, LS_PAGE, &n);
+        if (err != 0) {
+            rc = fail(c, err, "ls");
+            break;
+        }
+        for (size_t i = 0; i < n; i++) {
+            if (!json) {
+                printf("%s\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\n", ents[i].name,
+                       ents[i].arena, ents[i].bytes, ents[i].files, ents[i].refs);
+                continue;
+            }
+            fputs(first ? "\n  {\"name\": " : ",\n  {\"name\": ", stdout);
+            json_str(ents[i].name, strlen(ents[i].name));
+            printf(", \"arena\": %" PRIu64 ", \"bytes\": %" PRIu64 ", \"files\": %" PRIu64
+                   ", \"refs\": %" PRIu64 "}",
+                   ents[i].arena, ents[i].bytes, ents[i].files, ents[i].refs);
+            first = 0;
+        }
+        if (ferror(stdout)) {
+            rc = stdout_failed();
+            break;
+        }
+    } while (cursor[0] != '\0');
+    if (json && rc == EXIT_OK)
+        puts(first ? "]" : "\n]");
+out:
+    farena_close(c);
+    free(ents);
     return rc;
 }
 
@@ -522,8 +702,8 @@ struct command {
 };
 
 static const struct command commands[] = {
-    {"ping", cmd_ping}, {"stat", cmd_stat}, {"put", cmd_put},
-    {"get", cmd_get},   {"info", cmd_info}, {"rm", cmd_rm},
+    {"ping", cmd_ping}, {"stat", cmd_stat}, {"put", cmd_put}, {"get", cmd_get},
+    {"info", cmd_info}, {"ls", cmd_ls},     {"rm", cmd_rm},
 };
 
 /* Parses the global options, connects and runs the subcommand. */

@@ -470,6 +470,47 @@ FARENA_API int farena_unname(farena_client *c, const char *name);
 /* Fills *out with the daemon's counters. Errors: only the common ones. */
 FARENA_API int farena_stat(farena_client *c, struct farena_stat *out);
 
+/* One bound name, as farena_list() reports it. */
+struct farena_list_entry {
+    char name[256];      /* the name, NUL-terminated (1..255 bytes, no NUL) */
+    farena_handle arena; /* the arena it binds (no reference is taken) */
+    uint64_t bytes;      /* total payload bytes in the arena's files */
+    uint64_t files;      /* number of files */
+    uint64_t refs;       /* connection references plus names, as arena_info */
+};
+
+/* Bytes of a farena_list() cursor buffer: the longest name and its NUL. */
+#define FARENA_CURSOR_SIZE 256
+
+/* Lists the names bound in the daemon that start with prefix (NULL or "":
+ * every name), one page per call, in byte order (unsigned bytes, a name
+ * before its extensions), with what each binds.
+ *
+ * cursor is the caller's buffer of FARENA_CURSOR_SIZE bytes holding a
+ * NUL-terminated string: "" to start a listing; on success it holds where
+ * the next page starts, and "" once the listing is complete. entries
+ * (cap >= 1 slots) receives the page's names and *n their number: at most
+ * cap (and at most the daemon's max_batch), fewer when the reply would be
+ * over max_message, so loop until cursor is "", not until a short page:
+ *
+ *     char cur[FARENA_CURSOR_SIZE] = "";
+ *     do {
+ *         err = farena_list(c, "results/", cur, ents, 100, &n);
+ *         ...use ents[0..n-1]...
+ *     } while (err == 0 && cur[0] != '\0');
+ *
+ * A listing holds nothing in the daemon between calls and never blocks
+ * anyone: names bound for the whole listing come back exactly once; names
+ * bound or removed meanwhile may or may not appear. The cursor is the last
+ * name returned, so any name is a valid cursor (the listing resumes after
+ * it). On failure entries may have been written, *n and cursor are
+ * untouched. Errors: FARENA_EINVAL (cursor, entries or n NULL, cap 0, or
+ * cursor not NUL-terminated within FARENA_CURSOR_SIZE bytes),
+ * FARENA_EBADREQUEST (a prefix longer than 255 bytes),
+ * FARENA_EUNKNOWNMETHOD (a daemon older than the list method). */
+FARENA_API int farena_list(farena_client *c, const char *prefix, char *cursor,
+                           struct farena_list_entry *entries, size_t cap, size_t *n);
+
 /* Calls any method by name with params_len bytes of msgpack at params (one
  * array, e.g. 0x90 for []) and appends the result, as msgpack bytes, to
  * result (may be NULL to discard it). For methods newer than this library

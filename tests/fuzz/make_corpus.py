@@ -133,9 +133,14 @@ def seeds():
         "lookup": ["jobs"],
         "unname": ["jobs"],
         "stat": [],
+        "list": ["jobs/", None, 100],
+        "list_cursor": ["", "jobs", 10],
+        # What JavaScript encoders send: integers as float64.
+        "get_floats": [4.0, [0.0, 2147483648.0, 5.0]],
     }
     method_of = {"hello_info": "hello", "writer_new_max": "writer_new", "push_str": "push",
-                 "push_many_empty": "push_many", "get_edges": "get"}
+                 "push_many_empty": "push_many", "get_edges": "get", "list_cursor": "list",
+                 "get_floats": "get"}
     for i, (key, params) in enumerate(calls.items()):
         s["req_" + key] = (DEFAULTS, WHOLE, req(i + 1, method_of.get(key, key), params))
 
@@ -143,7 +148,9 @@ def seeds():
     bad = {
         "index_65536": req(5, "writer_new", [65536]),
         "index_neg": req(5, "writer_new", [-1]),
-        "index_float": req(5, "writer_new", [1.0]),
+        "index_float": req(5, "writer_new", [1.5]),
+        "offset_float_2p32": req(5, "get", [4, [0, 4294967296.0, 1]]),
+        "list_count_0": req(5, "list", ["", None, 0]),
         "index_nil": req(5, "writer_new", [None]),
         "handle_0": req(5, "release", [0]),
         "loc_short": req(5, "get", [4, [0, 0]]),

@@ -51,6 +51,26 @@ static struct proto_limits pick_limits(uint8_t sel)
     return l;
 }
 
+/* The integer o stands for, as the protocol reads integers: a non-negative
+ * integer, or a float holding an exact integer in 0..2^64-1 (what
+ * JavaScript encoders send). Returns 1 and *v, or 0. */
+static int int_value(const msgpack_object *o, uint64_t *v)
+{
+    double f;
+
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        *v = o->via.u64;
+        return 1;
+    }
+    if (o->type != MSGPACK_OBJECT_FLOAT32 && o->type != MSGPACK_OBJECT_FLOAT64)
+        return 0;
+    f = o->via.f64;
+    if (!(f >= 0.0 && f < 18446744073709551616.0))
+        return 0;
+    *v = (uint64_t)f;
+    return (double)*v == f;
+}
+
 /* Runs every typed reader on o and checks what each one claims. */
 static void exercise_readers(const msgpack_object *o)
 {
@@ -64,35 +84,41 @@ static void exercise_readers(const msgpack_object *o)
     const msgpack_object *items = NULL;
     uint32_t n = 0;
 
+    uint64_t want = 0;
+    int is_int = int_value(o, &want);
+
     if (proto_read_uint(o, UINT64_MAX, &u, &why) == 0) {
-        CHECK(o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && u == o->via.u64);
+        CHECK(is_int && u == want);
         CHECK(proto_size_uint(u) >= 1 && proto_size_uint(u) <= 9);
     } else {
-        CHECK(why != NULL && o->type != MSGPACK_OBJECT_POSITIVE_INTEGER);
+        CHECK(why != NULL && !is_int);
     }
     why = NULL;
     if (proto_read_uint(o, UINT32_MAX, &u, &why) == 0)
-        CHECK(u <= UINT32_MAX);
+        CHECK(is_int && u == want && u <= UINT32_MAX);
     else
-        CHECK(why != NULL);
+        CHECK(why != NULL && (!is_int || want > UINT32_MAX));
     why = NULL;
     if (proto_read_handle(o, &u, &why) == 0)
-        CHECK(u != 0 && u == o->via.u64);
+        CHECK(is_int && u != 0 && u == want);
     else
-        CHECK(why != NULL);
+        CHECK(why != NULL && (!is_int || want == 0));
     why = NULL;
     if (proto_read_index(o, &ix, &why) == 0)
-        CHECK(o->via.u64 <= UINT16_MAX && ix == o->via.u64);
+        CHECK(is_int && want <= UINT16_MAX && ix == want);
     else
-        CHECK(why != NULL);
+        CHECK(why != NULL && (!is_int || want > UINT16_MAX));
     why = NULL;
     if (proto_read_loc(o, &loc, &why) == 0) {
         struct fixed_out out = {.len = 0};
         msgpack_packer pk;
+        uint64_t e[3];
         CHECK(o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size == 3);
-        CHECK(loc.file_index == o->via.array.ptr[0].via.u64);
-        CHECK(loc.offset == o->via.array.ptr[1].via.u64);
-        CHECK(loc.len == o->via.array.ptr[2].via.u64);
+        for (int i = 0; i < 3; i++)
+            CHECK(int_value(&o->via.array.ptr[i], &e[i]));
+        CHECK(loc.file_index == e[0]);
+        CHECK(loc.offset == e[1]);
+        CHECK(loc.len == e[2]);
         msgpack_packer_init(&pk, &out, fixed_write);
         CHECK(proto_pack_loc(&pk, loc) == 0);
         CHECK(out.len == proto_size_loc(loc));
