@@ -2,6 +2,7 @@
 # shared library's exported symbols, the farena command, the Python module.
 
 farena_check(check_client SOURCES check_client.c LIBS farena farena_testharness TIMEOUT 300 CASE_TIMEOUT 120)
+farena_check_engine(check_client threads)
 
 # Only farena_* symbols leave libfarena.so, and its SONAME is the ABI major's.
 add_test(NAME client_exports

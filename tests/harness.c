@@ -323,6 +323,7 @@ void th_daemon_dump_log(const struct th_daemon *d)
 static void th_daemon_child(const struct th_daemon *d, const struct th_opts *o, pid_t parent)
 {
     const char *argv[64];
+    const char *engine;
     int argc = 0, fd;
     char asan[1024];
     const char *prev;
@@ -373,6 +374,7 @@ static void th_daemon_child(const struct th_daemon *d, const struct th_opts *o, 
              prev != NULL && prev[0] != '\0' ? ":" : "");
     setenv("ASAN_OPTIONS", asan, 1);
 
+    engine = getenv("FARENA_TEST_IO_ENGINE");
     argv[argc++] = FARENAD_PATH;
     if (!o->no_socket_arg) {
         argv[argc++] = "--socket";
@@ -381,6 +383,11 @@ static void th_daemon_child(const struct th_daemon *d, const struct th_opts *o, 
     if (!o->no_dir_arg) {
         argv[argc++] = "--dir";
         argv[argc++] = d->scratch;
+    }
+    /* Before the test's own arguments, which may choose another engine. */
+    if (engine != NULL && engine[0] != '\0') {
+        argv[argc++] = "--io-engine";
+        argv[argc++] = engine;
     }
     for (const char *const *a = o->args; a != NULL && *a != NULL && argc < 62; a++)
         argv[argc++] = *a;
@@ -527,6 +534,40 @@ int th_daemon_stop_within(struct th_daemon *d, int timeout_ms)
 int th_daemon_stop(struct th_daemon *d)
 {
     return th_daemon_stop_within(d, TH_TIMEOUT_MS);
+}
+
+/* Evicts the daemon's data files from the page cache; see harness.h. */
+int th_daemon_evict(const struct th_daemon *d)
+{
+    char dir[64], path[320], link[512];
+    struct dirent *e;
+    DIR *dp;
+    int n = 0;
+
+    snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)d->pid);
+    dp = opendir(dir);
+    if (dp == NULL)
+        return -1;
+    while ((e = readdir(dp)) != NULL) {
+        ssize_t len;
+        int fd;
+
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        len = readlink(path, link, sizeof(link) - 1);
+        if (len <= 0)
+            continue;
+        link[len] = '\0';
+        if (strncmp(link, d->scratch, strlen(d->scratch)) != 0)
+            continue;
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        if (fdatasync(fd) == 0 && posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) == 0)
+            n++;
+        close(fd);
+    }
+    closedir(dp);
+    return n;
 }
 
 /* Stops the daemon if needed and removes its directory. */

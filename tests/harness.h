@@ -64,7 +64,9 @@ struct th_opts {
  * thread that started it (a failed Check test ends its process at once):
  * start daemons from the thread that will stop them. */
 
-/* Starts farenad with --socket d->sock --dir d->scratch and args
+/* Starts farenad with --socket d->sock --dir d->scratch (and --io-engine
+ * $FARENA_TEST_IO_ENGINE when that is set: CTest runs the integration
+ * suites once per engine) and args
  * (NULL-terminated, may be NULL), and waits (bounded) until it listens.
  * Returns 0, or -1 (the daemon is stopped and its log printed). */
 int th_daemon_start(struct th_daemon *d, const char *const *args);
@@ -89,6 +91,12 @@ int th_wait_child(pid_t pid, int timeout_ms);
 
 /* Whether the daemon process is still running (not reaped, not a zombie). */
 int th_daemon_alive(struct th_daemon *d);
+
+/* Drops the page cache of every data file the daemon holds, without root:
+ * fdatasync + posix_fadvise(POSIX_FADV_DONTNEED) on each regular file in
+ * its scratch directory, reached through /proc/PID/fd (same uid). Reads
+ * after this go to the device. Returns how many files it evicted, or -1. */
+int th_daemon_evict(const struct th_daemon *d);
 
 /* Stops the daemon if needed and removes its directory. */
 void th_daemon_cleanup(struct th_daemon *d);
