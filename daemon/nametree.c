@@ -34,6 +34,10 @@ static struct nametree_node *rotate_right(struct nametree_node *n)
 {
     struct nametree_node *l = n->left;
 
+    /* Balancing only rotates a side that is taller, hence present; the
+     * check keeps optimising compilers' -Wnull-dereference quiet. */
+    if (l == NULL)
+        return n;
     n->left = l->right;
     l->right = n;
     fix_height(n);
@@ -46,6 +50,8 @@ static struct nametree_node *rotate_left(struct nametree_node *n)
 {
     struct nametree_node *r = n->right;
 
+    if (r == NULL) /* as in rotate_right */
+        return n;
     n->right = r->left;
     r->left = n;
     fix_height(n);
