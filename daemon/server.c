@@ -6,11 +6,19 @@
  * three measured reasons: libevent 2.1 reads at most 4 KiB per
  * evbuffer_read (plus a FIONREAD ioctl each time), a bufferevent arms and
  * disarms EV_WRITE (two epoll_ctl calls) on every request cycle, and it
- * hands the kernel one chain per write event, so a reply of a header and a
- * sendfile segment took two loop turns. Here requests are read into one
- * contiguous buffer where the pre-scanner finds them and the unpacker reads
- * them in place (no copy), and the replies of a batch are written at the
- * end of the batch; EV_WRITE is armed only while the socket is full. */
+ * hands the kernel one chain per write event. Here requests are read into
+ * one contiguous buffer where the pre-scanner finds them and the unpacker
+ * reads them in place (no copy); replies wait in the connection's outq
+ * (in request order) and leave with one sendmsg at the end of the batch or
+ * of the loop turn, once the I/O engine has read their payloads; EV_WRITE
+ * is armed only while the socket is full.
+ *
+ * A loop turn: libevent runs the ready callbacks (reads, decoding, the
+ * methods queueing reads and writes), then server_turn_end() submits the
+ * whole turn's I/O at once and sends what completed. A get flows one way:
+ * conn_read -> conn_next -> methods_call (decode, resolve, outq slot,
+ * io_read) -> io_flush -> completion (rd_done: the slot is done) ->
+ * conn_ready -> conn_resume -> outq_send. */
 #include "server.h"
 
 #include <errno.h>

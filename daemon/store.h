@@ -206,7 +206,8 @@ int store_check(const struct store_arena *a, struct store_loc loc, struct store_
  * described at the top of this header. */
 int store_get(const struct store_arena *a, struct store_loc loc, void *dst, struct store_err *err);
 
-/* The descriptor of a's file at index i, for zero-copy sends (sendfile).
+/* The descriptor of a's file at index i (reads go through the I/O engine
+ * with store_file_fd; this is for inspecting files, as the tests do).
  * Borrowed: valid while a lives; the caller must not close or seek it.
  * -1 (errno EINVAL) if a has no file of that index. */
 int store_arena_fd(const struct store_arena *a, uint16_t index);

@@ -589,7 +589,7 @@ START_TEST(get_bounds_and_kinds)
 }
 END_TEST
 
-/* get_many mixes sendfile and copied payloads; any bad location fails it whole. */
+/* get_many mixes small and large payloads; any bad location fails it whole. */
 START_TEST(get_many_mixed_sizes_and_errors)
 {
     enum { BIG = 600 << 10 };
@@ -617,7 +617,7 @@ START_TEST(get_many_mixed_sizes_and_errors)
     th_assert_bytes(&items->via.array.ptr[2], small, 0);
     th_assert_bytes(&items->via.array.ptr[3], big, 300000);
     th_assert_bytes(&items->via.array.ptr[4], big, BIG);
-    /* A single large get goes through sendfile. */
+    /* A single large get. */
     expect_get(c, a, lb, big, BIG);
     TH_OK_CALL(c, &r, "get_many", "ua", a, 0u);
     ck_assert_uint_eq(r.result->via.array.size, 0);
@@ -636,12 +636,10 @@ START_TEST(get_many_mixed_sizes_and_errors)
 }
 END_TEST
 
-/* Pipelined gets whose sizes straddle the sendfile threshold (copied into
- * the batch's packing buffer below it, queued as file segments from it on)
- * arrive whole and in request order, within one batch and across batches.
- * Both batches (64 requests, then 13) end with copied replies behind queued
- * segments, so sending the packing buffer ahead of the queue would show. */
-START_TEST(pipelined_gets_across_the_sendfile_threshold)
+/* Pipelined gets of sizes from 0 to 300000 bytes arrive whole and in
+ * request order, within one batch and across batches (64 requests, then
+ * 13): replies complete in any order inside the engine but leave in order. */
+START_TEST(pipelined_gets_of_mixed_sizes)
 {
     static const uint32_t sizes[] = {1,     100,   16383, 16384,  32767, 32768,
                                      32769, 65536, 0,     300000, 7};
@@ -1574,7 +1572,7 @@ static Suite *daemon_suite(void)
     tcase_add_test(tc, build_errors);
     tcase_add_test(tc, get_bounds_and_kinds);
     tcase_add_test(tc, get_many_mixed_sizes_and_errors);
-    tcase_add_test(tc, pipelined_gets_across_the_sendfile_threshold);
+    tcase_add_test(tc, pipelined_gets_of_mixed_sizes);
     tcase_add_test(tc, a_read_cut_short_is_io_error_for_that_request);
     tcase_add_test(tc, failed_reads_leave_no_partial_response);
     tcase_add_test(tc, responses_over_max_message_are_too_large);

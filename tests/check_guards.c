@@ -384,12 +384,12 @@ static long pipelined_gets(uint32_t len, int n)
 }
 
 /* 400 MiB of 1 MiB gets pipelined unread: RSS stays bounded. */
-START_TEST(back_pressure_bounds_memory_sendfile_path)
+START_TEST(back_pressure_bounds_memory_large_gets)
 {
     long peak;
 
     th_must_start(&D, NULL);
-    peak = pipelined_gets(1 << 20, 400); /* 400 MiB, sent with sendfile */
+    peak = pipelined_gets(1 << 20, 400); /* 400 MiB, each read into its reply */
     fprintf(stderr, "back-pressure (400 x 1 MiB gets): daemon peak RSS %ld KiB\n", peak);
     ck_assert_int_gt(peak, 0);
     ck_assert_int_lt(peak, RSS_BOUND_KIB);
@@ -397,15 +397,14 @@ START_TEST(back_pressure_bounds_memory_sendfile_path)
 }
 END_TEST
 
-/* 70 MiB of 12 KiB gets (under the sendfile threshold, so copied into the
- * output) pipelined unread: RSS stays bounded. The requests must fit in the
+/* 70 MiB of 12 KiB gets pipelined unread: RSS stays bounded. The requests must fit in the
  * socket buffer, since the daemon stops reading them under back-pressure. */
-START_TEST(back_pressure_bounds_memory_copy_path)
+START_TEST(back_pressure_bounds_memory_small_gets)
 {
     long peak;
 
     th_must_start(&D, NULL);
-    peak = pipelined_gets(12 << 10, 6000); /* 70 MiB, pread into the output */
+    peak = pipelined_gets(12 << 10, 6000); /* 70 MiB */
     fprintf(stderr, "back-pressure (6000 x 12 KiB gets): daemon peak RSS %ld KiB\n", peak);
     ck_assert_int_gt(peak, 0);
     ck_assert_int_lt(peak, RSS_BOUND_KIB);
@@ -413,11 +412,12 @@ START_TEST(back_pressure_bounds_memory_copy_path)
 }
 END_TEST
 
-/* Reply headers queued behind sendfile segments far into a file: libevent
- * 2.1 sized the chain for such a header from the segment's file offset, so
- * each 64 KiB get at offset ~30 MiB cost a ~30 MiB allocation. The
- * daemon's address-space peak must not move by anything like that. */
-START_TEST(sendfile_replies_do_not_inflate_address_space)
+/* 64 KiB gets far into a file: a reply's memory must be sized by the reply,
+ * not by its offset in the file (libevent 2.1 once sized a header queued
+ * behind a sendfile segment from the segment's file offset: ~30 MiB per
+ * get). The daemon's address-space peak must not move by anything like
+ * that. */
+START_TEST(far_replies_do_not_inflate_address_space)
 {
     enum { FILE_BYTES = 32 << 20, CHUNK = 1 << 20, LEN = 64 << 10, N = 64 };
     unsigned char *data = malloc(CHUNK);
@@ -718,9 +718,9 @@ static Suite *guards_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("resources");
-    tcase_add_test(tc, back_pressure_bounds_memory_sendfile_path);
-    tcase_add_test(tc, back_pressure_bounds_memory_copy_path);
-    tcase_add_test(tc, sendfile_replies_do_not_inflate_address_space);
+    tcase_add_test(tc, back_pressure_bounds_memory_large_gets);
+    tcase_add_test(tc, back_pressure_bounds_memory_small_gets);
+    tcase_add_test(tc, far_replies_do_not_inflate_address_space);
     tcase_add_test(tc, large_request_memory_is_given_back);
     tcase_add_test(tc, input_buffer_stays_near_max_message);
     tcase_add_test(tc, quota_refuses_pushes_and_keeps_old_data);
