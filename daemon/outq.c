@@ -16,6 +16,19 @@
 #define OUTQ_SLOT_MIN 256u
 /* Pieces handed to one sendmsg. */
 #define OUTQ_IOV 64
+/* Slot buffers of at least OUTQ_SPARE_MIN bytes (large gets' replies) are
+ * kept for the connection's next ones, OUTQ_SPARE_TOTAL bytes at most: a
+ * fresh large block is a fresh mapping whose every page faults in, which
+ * cost a stream of 1 MiB gets more than the reads themselves. outq_trim()
+ * gives them back once the connection idles. */
+#define OUTQ_SPARE_MIN   (64u << 10)
+#define OUTQ_SPARE_TOTAL (8u << 20)
+
+/* A kept buffer; the struct lives in the buffer's own first bytes. */
+struct outq_spare {
+    struct outq_spare *next;
+    size_t cap;
+};
 
 /* A slot, or a frozen piece of the tail (pending 0 from the start). */
 struct outq_slot {
@@ -42,6 +55,8 @@ struct outq {
     uint64_t *total;
     void (*ready)(void *arg);
     void *arg;
+    struct outq_spare *spare; /* large slot buffers kept for reuse */
+    size_t spare_bytes;
 };
 
 /* Creates a queue; see outq.h. */
@@ -65,9 +80,20 @@ static void outq_count(struct outq *q, int64_t delta)
         *q->total = (uint64_t)((int64_t)*q->total + delta);
 }
 
-/* Frees one chain element. */
+/* Frees one chain element, keeping a large buffer as the spare. */
 static void slot_free(struct outq_slot *s)
 {
+    struct outq *q = s->q;
+
+    if (s->b.cap >= OUTQ_SPARE_MIN && q->spare_bytes + s->b.cap <= OUTQ_SPARE_TOTAL) {
+        struct outq_spare *sp = (struct outq_spare *)(void *)s->b.p;
+
+        sp->cap = s->b.cap;
+        sp->next = q->spare;
+        q->spare = sp;
+        q->spare_bytes += sp->cap;
+        s->b.p = NULL;
+    }
     obuf_fini(&s->b);
     free(s);
 }
@@ -85,6 +111,7 @@ void outq_free(struct outq *q)
         slot_free(s);
     }
     obuf_fini(&q->tail);
+    outq_trim(q, 0);
     free(q);
 }
 
@@ -138,7 +165,21 @@ struct outq_slot *outq_slot_new(struct outq *q, uint32_t msgid, size_t size, uns
     s = calloc(1, sizeof(*s));
     if (s == NULL)
         return NULL;
-    s->b.p = malloc(cap);
+    if (cap >= OUTQ_SPARE_MIN) {
+        for (struct outq_spare **pp = &q->spare; *pp != NULL; pp = &(*pp)->next) {
+            struct outq_spare *sp = *pp;
+
+            if (sp->cap >= cap && sp->cap <= 2 * cap) {
+                *pp = sp->next;
+                q->spare_bytes -= sp->cap;
+                cap = sp->cap;
+                s->b.p = (char *)sp;
+                break;
+            }
+        }
+    }
+    if (s->b.p == NULL)
+        s->b.p = malloc(cap);
     if (s->b.p == NULL) {
         free(s);
         return NULL;
@@ -323,9 +364,16 @@ long outq_send(struct outq *q, int fd, size_t budget)
     return total;
 }
 
-/* Gives back a large idle tail; see outq.h. */
+/* Gives back a large idle tail and the spare; see outq.h. */
 void outq_trim(struct outq *q, size_t keep)
 {
     if (q->tail.len == 0 && q->tail.cap > keep)
         obuf_fini(&q->tail);
+    while (q->spare != NULL) {
+        struct outq_spare *sp = q->spare;
+
+        q->spare = sp->next;
+        free(sp);
+    }
+    q->spare_bytes = 0;
 }

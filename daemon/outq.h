@@ -86,7 +86,8 @@ int outq_sendable(const struct outq *q);
  * error. */
 long outq_send(struct outq *q, int fd, size_t budget);
 
-/* Gives back the tail's memory if it is large and empty. */
+/* Gives back the tail's memory if it is large and empty, and the large
+ * reply buffer kept for reuse. */
 void outq_trim(struct outq *q, size_t keep);
 
 #endif

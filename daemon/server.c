@@ -293,8 +293,8 @@ static int conn_send(struct conn *c)
         conn_kill(c);
         return -1;
     }
-    if (n > 0 && outq_pending(c->q) == 0 && outq_tail(c->q)->cap > CONN_SCRATCH_KEEP)
-        conn_shrink_later(c);
+    if (n > 0 && outq_pending(c->q) == 0)
+        conn_shrink_later(c); /* the tail or a spare reply buffer may be large */
     want = outq_sendable(c->q);
     if (want && !c->writing)
         event_add(c->write_ev, NULL);
