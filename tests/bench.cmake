@@ -2,9 +2,9 @@
 # farenad and farena-bench (no Release rebuild, no package installs), the cold
 # section included (64 MiB). It checks only that the run finishes and writes
 # its report, and that the cold section could run at all (evicting the
-# daemon's files through /proc); it asserts nothing about speed. Registered only when the bench target exists (the top level adds
-# bench/ before tests/) and only in builds without sanitizers, whose timings
-# mean nothing.
+# daemon's files through /proc); it asserts nothing about speed. Registered
+# only when the bench target exists (the top level adds bench/ before tests/)
+# and only in builds without sanitizers, whose timings mean nothing.
 if(TARGET farena-bench AND TARGET farenad AND NOT CMAKE_C_FLAGS MATCHES "-fsanitize")
     add_test(NAME bench_quick
         COMMAND ${PROJECT_SOURCE_DIR}/bench/run.sh --quick --no-install
