@@ -404,9 +404,9 @@ static void cold_write(const struct cold *k, FILE *ex, const char *sys_rows, dou
         double f = cold_med(k, CK_F4K, CS_ITEMS), p = cold_med(k, CK_P4K, CS_ITEMS);
         char what[160];
         snprintf(what, sizeof what,
-                 "cold random 4 KiB gets, %u connections (P=1) ÷ %u-thread pread, same evicted "
-                 "data",
-                 co->conns, co->conns);
+                 "cold random 4 KiB gets, %u connections (P=1) ÷ %u-thread pread, %s", co->conns,
+                 co->conns,
+                 k->floor_shared ? "same evicted data" : "evicted file of the same size");
         fmt_si(a, sizeof a, f);
         fmt_si(b, sizeof b, p);
         strcat(a, "/s");
