@@ -292,7 +292,8 @@ int floor_cold_file(const char *scratch, uint64_t bytes);
 /* The cold in-process floor: threads threads pread items of size bytes at
  * offsets perm[i] * size of fd, each taking the next i from a shared cursor,
  * until perm runs out or seconds pass. The window closes when the first
- * thread finds either; r gets the reads completed in it. */
+ * thread finds either; r gets the reads completed in it (r->all: every read
+ * completed). */
 void floor_cold_run(int fd, uint32_t size, const uint32_t *perm, uint32_t nperm, uint32_t threads,
                     double seconds, struct bench_result *r);
 /* In-process floor of the many-files build: nfiles anonymous files each
@@ -304,6 +305,9 @@ double floor_files_run(uint32_t nfiles, uint32_t size, const char *scratch);
 /* Resident set and peak of pid from /proc, in bytes (-1 when unknown). */
 int64_t probe_rss(long pid);
 int64_t probe_hwm(long pid);
+/* Page-cache bytes resident of the open regular file fd (0 for other
+ * kinds), -1 when unknown. */
+int64_t probe_resident_fd(int fd);
 /* Page-cache bytes resident for the regular files pid holds open (mincore
  * through /proc/pid/fd), or for path when pid is 0. -1 when unknown. */
 int64_t probe_pagecache(long pid, const char *path);

@@ -5,9 +5,10 @@
  * and drops from the page cache every regular file farenad holds, opening
  * each read-only through /proc/PID/fd (the pid from SO_PEERCRED). A cold
  * cell then reads the dataset's blocks in a random order, each block at most
- * once, so every read misses whatever the cell's length. The floor is the
- * crate's path: N threads of this process doing pread in the same order on
- * the same evicted bytes. */
+ * once (and at most a quarter of the 4 KiB blocks, before readahead wakes
+ * up), so reads miss whatever the cell's length. The floor is the crate's
+ * path: N threads of this process doing pread in the same order on the same
+ * evicted bytes. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,10 @@
 #define SYS_DEPTH 16u
 /* Largest rounds kept. */
 #define COLD_MAX_ROUNDS 50
+/* A cell reads at most 1/COLD_SHARE_4K of the 4 KiB blocks. Past that, the
+ * kernel's readahead starts to fire (it reads ahead when the pages before a
+ * miss are cached), and a "cold" read would often hit. */
+#define COLD_SHARE_4K 4u
 
 /* The measurements of the section, per round. */
 enum cold_kind {
@@ -59,6 +64,8 @@ struct cold {
     int floor_shared; /* the floor reads farenad's own file */
     int rounds;
     struct bench_result res[CK_COUNT][COLD_MAX_ROUNDS];
+    /* page cache filled by a cold cell ÷ the bytes it read (1: no readahead) */
+    double amp[CK_COUNT][COLD_MAX_ROUNDS];
     int evicted_files;
     int64_t resident_max; /* most page cache left right after an eviction */
     double evict_secs_max;
@@ -127,6 +134,7 @@ static void cold_reads(struct cold *k, int round, uint32_t size, enum cold_kind 
 {
     uint32_t n = (uint32_t)(k->bytes / size);
     uint32_t *perm = cold_perm(n, rng_seed(k->o->seed, (uint64_t)round, size, 0xc01d));
+    uint32_t nread = size == 4096 ? n / COLD_SHARE_4K : n;
     struct bench_cell cell = {OP_GET, size, 1, k->co->conns, 1, 1, 1};
     struct bench_opts o = *k->o;
     o.seconds = k->co->seconds;
@@ -138,7 +146,7 @@ static void cold_reads(struct cold *k, int round, uint32_t size, enum cold_kind 
         if (cold_evict(k) < 0) {
             snprintf(r->note, sizeof r->note, "%s", k->evict_err);
         } else if (floor_turn) {
-            floor_cold_run(k->floor_fd, size, perm, n, k->co->conns, k->co->seconds, r);
+            floor_cold_run(k->floor_fd, size, perm, nread, k->co->conns, k->co->seconds, r);
         } else {
             struct bench_group g;
             memset(&g, 0, sizeof g);
@@ -147,10 +155,14 @@ static void cold_reads(struct cold *k, int round, uint32_t size, enum cold_kind 
             g.nkeys = n;
             g.arena = k->cold_arena;
             g.perm = perm;
-            g.nperm = n;
+            g.nperm = nread;
             engine_mix(k->co->sock, &g, 1, ((uint64_t)round << 32) | size, k->pid, &o);
             *r = g.res;
         }
+        int64_t cached = floor_turn && !k->floor_shared ? probe_resident_fd(k->floor_fd)
+                                                        : probe_pagecache(k->pid, NULL);
+        if (r->ok && r->all > 0 && cached >= 0)
+            k->amp[ck][round] = (double)cached / ((double)r->all * size);
         cold_progress(round, ck, r);
     }
     free(perm);
@@ -186,7 +198,7 @@ static void cold_latency(struct cold *k, int round)
             g[1].nkeys = n;
             g[1].arena = k->cold_arena;
             g[1].perm = perm;
-            g[1].nperm = n;
+            g[1].nperm = n / COLD_SHARE_4K;
         } else if (which == 2) {
             g[1].cell = &push_cell;
             g[1].max_reqs = push_cap / COLD_ITEM;
@@ -259,7 +271,8 @@ enum cstat {
     CS_SAMPLES, /* latency samples */
     CS_N,       /* items in the window */
     CS_SRV_CPU, /* server CPU µs per item */
-    CS_CLI_CPU  /* bench CPU µs per item */
+    CS_CLI_CPU, /* bench CPU µs per item */
+    CS_AMP      /* page cache filled ÷ bytes read */
 };
 
 /* Median, min and max of one statistic over the rounds (n 0: no data). */
@@ -280,7 +293,10 @@ static struct cagg cold_agg(const struct cold *k, enum cold_kind ck, enum cstat 
         if ((s == CS_SRV_CPU && r->srv_cpu_s < 0) ||
             ((s == CS_SRV_CPU || s == CS_CLI_CPU) && r->items == 0))
             continue;
-        double x = s == CS_SRV_CPU   ? r->srv_cpu_s / (double)r->items * 1e6
+        if (s == CS_AMP && k->amp[ck][i] <= 0)
+            continue;
+        double x = s == CS_AMP       ? k->amp[ck][i]
+                   : s == CS_SRV_CPU ? r->srv_cpu_s / (double)r->items * 1e6
                    : s == CS_CLI_CPU ? r->cli_cpu_s / (double)r->items * 1e6
                    : s == CS_ITEMS   ? (double)r->items / r->secs
                    : s == CS_BYTES   ? (double)r->bytes / r->secs
@@ -388,13 +404,15 @@ static void cold_write(const struct cold *k, FILE *ex, const char *sys_rows, dou
             "cold: before every cell the bench writes back and drops from the page cache "
             "every regular file farenad holds (fdatasync + POSIX_FADV_DONTNEED through "
             "/proc/PID/fd, pid from SO_PEERCRED; no root), and a cell reads the dataset's "
-            "blocks in a random order, each at most once, so every read misses. A cold cell "
-            "ends when the order runs out or after %.1f s. The pread floor is %u threads of "
+            "blocks in a random order, each at most once, so reads miss. A 4 KiB cell reads "
+            "at most 1/%u of the blocks: past that, the kernel's readahead (which fires when "
+            "the pages before a miss are cached) turns misses into hits. A cold cell "
+            "ends when its order runs out or after %.1f s. The pread floor is %u threads of "
             "the bench doing pread in the same order on %s, evicted the same way (the crate's "
             "path). The hot get is a 64 B item whose page is cached (the warm-up reads it "
             "back after the eviction), on its own connection at depth 1; its load runs on "
             "other connections of the same daemon. Medians (min–max) over %d round%s.\n\n",
-            (double)k->bytes / (1u << 30), load_gbs, co->seconds, co->conns,
+            (double)k->bytes / (1u << 30), load_gbs, COLD_SHARE_4K, co->seconds, co->conns,
             k->floor_shared ? "the same file (farenad's, opened read-only through /proc/PID/fd)"
                             : "a file of its own of the same size on the scratch filesystem",
             k->rounds, k->rounds == 1 ? "" : "s");
@@ -456,11 +474,14 @@ static void cold_write(const struct cold *k, FILE *ex, const char *sys_rows, dou
             "farena's per get; reads counted in a cell's window; CPU per read from "
             "/proc/PID/stat (10 ms ticks) and getrusage. The bench is one thread for farena "
             "and %u for the floor: on a small machine its own CPU bounds what either can "
-            "show.\n\n",
+            "show. Cached ÷ read: the page cache the cell left behind over the bytes it read "
+            "(about 1 when every read missed and nothing was read ahead; above 1 means "
+            "readahead did I/O nobody asked for).\n\n",
             co->conns);
-    fprintf(ex, "| cell | farena | pread floor | f/pread | farena p50 µs | farena p99 µs | reads: "
-                "farena | floor | farenad CPU µs/read | bench CPU µs/read: farena | floor "
-                "|\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+    fprintf(ex,
+            "| cell | farena | pread floor | f/pread | farena p50 µs | farena p99 µs | reads: "
+            "farena | floor | cached ÷ read: farena | floor | farenad CPU µs/read | bench CPU "
+            "µs/read: farena | floor |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (int i = 0; i < 2; i++) {
         enum cold_kind fk = i ? CK_F1M : CK_F4K, pk = i ? CK_P1M : CK_P4K;
         enum cstat s = i ? CS_BYTES : CS_ITEMS;
@@ -478,8 +499,9 @@ static void cold_write(const struct cold *k, FILE *ex, const char *sys_rows, dou
             snprintf(ratio, sizeof ratio, "%.2f", fm / pm);
         fprintf(ex, "| random %s gets, c=%u, P=1 / %u threads | %s | %s | %s | %s | %s | %s | %s |",
                 i ? "1 MiB" : "4 KiB", co->conns, co->conns, f, p, ratio, p50, p99, nf, np);
-        fprintf(ex, " %.1f | %.1f | %.1f |\n", cold_med(k, fk, CS_SRV_CPU),
-                cold_med(k, fk, CS_CLI_CPU), cold_med(k, pk, CS_CLI_CPU));
+        fprintf(ex, " %.2f | %.2f | %.1f | %.1f | %.1f |\n", cold_med(k, fk, CS_AMP),
+                cold_med(k, pk, CS_AMP), cold_med(k, fk, CS_SRV_CPU), cold_med(k, fk, CS_CLI_CPU),
+                cold_med(k, pk, CS_CLI_CPU));
     }
     fprintf(ex, "\n### Hot 64 B get latency\n\nThe hot get (c=1, P=1, one cached page) "
                 "under each load; the load's own rate and p99 beside it.\n\n");

@@ -49,7 +49,7 @@ int64_t probe_hwm(long pid)
 }
 
 /* Resident page-cache bytes of one open file. */
-static int64_t file_resident(int fd)
+int64_t probe_resident_fd(int fd)
 {
     struct stat sb;
     if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_size == 0)
@@ -80,7 +80,7 @@ int64_t probe_pagecache(long pid, const char *path)
         int fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
             return -1;
-        int64_t r = file_resident(fd);
+        int64_t r = probe_resident_fd(fd);
         close(fd);
         return r;
     }
@@ -101,7 +101,7 @@ int64_t probe_pagecache(long pid, const char *path)
             fd = open(p, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
             continue;
-        int64_t r = file_resident(fd);
+        int64_t r = probe_resident_fd(fd);
         close(fd);
         if (r > 0)
             total += r;
