@@ -18,8 +18,11 @@
 # 1 MiB gets against a threaded in-process pread floor, hot-get latency alone
 # and under cold readers or a push stream, and farenad's syscalls per
 # pipelined get (perf and/or strace, when they can attach). It needs no root:
-# it evicts farenad's files through /proc/PID/fd. It stores up to twice
-# --cold-bytes on the scratch filesystem while it runs.
+# it evicts farenad's files through /proc/PID/fd. It stores about twice
+# --cold-bytes on the scratch filesystem while it runs (the dataset, then a
+# push stream of that size; a third copy only if the floor cannot read
+# farenad's own file), and frees it all at the end. With --pin the floor's
+# threads share the one CPU too.
 #
 #   --quick       one round, small matrix, short measurements (< 2 minutes)
 #   --cold        the cold section alone (no Redis or memcached needed)
