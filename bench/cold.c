@@ -53,7 +53,8 @@ static const char *const ck_name[CK_COUNT] = {
     "cold 1 MiB preads", "hot get alone",       "hot get with cold readers",
     "cold readers",      "hot get with pushes", "push stream"};
 
-/* State of one run of the section. */
+/* State of one run of the section: static in cold_run, which owns the
+ * floor's fd and the arenas; co and o are borrowed for the call. */
 struct cold {
     const struct cold_opts *co;
     const struct bench_opts *o;
@@ -538,8 +539,11 @@ static void cold_write(const struct cold *k, FILE *ex, const char *sys_rows, dou
     fprintf(ex,
             "\n### System calls per get\n\nfarenad's system calls (all its threads) while "
             "one connection keeps %u pipelined 64 B gets of cached data in flight, divided by "
-            "the gets answered. perf counts raw_syscalls:sys_enter; strace -f -c stops the "
-            "daemon at every call (slow, but it names them).\n\n",
+            "the gets answered. perf counts raw_syscalls:sys_enter of the threads that exist "
+            "when it attaches; strace -f -c also follows new threads and stops the daemon at "
+            "every call (slow, but it names them). Work the kernel does for the daemon "
+            "(io_uring's SQPOLL or io-wq threads) makes no system calls and is not "
+            "counted.\n\n",
             SYS_DEPTH);
     fprintf(ex,
             "| tool | gets | syscalls | per get | most frequent calls |\n|---|---|---|---|---|\n");

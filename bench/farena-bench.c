@@ -606,7 +606,7 @@ static void usage(FILE *f)
             "  --memcached SOCK       memcached unix socket (meta and text protocols)\n"
             "  --memcached-ext SOCK   memcached with extstore, for the memory section\n"
             "  --scratch DIR          temp files of the floors (default $TMPDIR or /var/tmp)\n"
-            "  --rounds N             rounds of the matrix (default 5)\n"
+            "  --rounds N             rounds of the matrix and the cold section (default 5)\n"
             "  --seconds S            measured seconds per measurement (default 0.5)\n"
             "  --warmup S             warm-up seconds per measurement (default 0.05)\n"
             "  --requests N           request bound per measurement (default 50000000)\n"
