@@ -249,7 +249,9 @@ int probe_open_sized(long pid, uint64_t bytes)
     return found;
 }
 
-/* Whether every thread of pid is traced (TracerPid set). */
+/* Whether every thread of pid is traced (TracerPid set). io_uring's kernel
+ * threads (iou-wrk-*, iou-sqp-*) are skipped: they make no system calls, and
+ * a kernel may refuse to trace them. */
 static int all_traced(long pid)
 {
     char dir[64];
@@ -263,8 +265,15 @@ static int all_traced(long pid)
         if (e->d_name[0] == '.')
             continue;
         char p[384], line[256];
-        snprintf(p, sizeof p, "%s/%s/status", dir, e->d_name);
+        snprintf(p, sizeof p, "%s/%s/comm", dir, e->d_name);
         FILE *f = fopen(p, "re");
+        int kernel = f && fgets(line, sizeof line, f) && strncmp(line, "iou-", 4) == 0;
+        if (f)
+            fclose(f);
+        if (kernel)
+            continue;
+        snprintf(p, sizeof p, "%s/%s/status", dir, e->d_name);
+        f = fopen(p, "re");
         if (!f)
             continue;
         long tracer = 0;
