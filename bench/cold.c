@@ -400,6 +400,12 @@ static void cold_write(const struct cold *k, FILE *ex, const char *sys_rows, dou
     const struct cold_opts *co = k->co;
     char a[128], b[128];
     fprintf(ex, "## Cold reads, head-of-line blocking and system calls\n\n");
+    if (!k->floor_shared)
+        fprintf(ex, "**Warning:** no file of the dataset's size is among farenad's open "
+                    "descriptors (/proc/PID/fd), so the eviction may not have reached the "
+                    "dataset (a daemon that keeps its files only as io_uring registered files "
+                    "would do this): farena's cold cells may have read cached data. The floor "
+                    "used a file of its own.\n\n");
     fprintf(ex,
             "A %.2f GiB dataset (pushed as 1 MiB items into one arena at %.2f GB/s) is read "
             "cold: before every cell the bench writes back and drops from the page cache "
@@ -609,6 +615,9 @@ void cold_run(const struct cold_opts *co, const struct bench_opts *o, FILE *ex)
     k.evict_secs_max = 0;
     k.floor_fd = probe_open_sized(k.pid, k.bytes);
     k.floor_shared = k.floor_fd >= 0;
+    if (!k.floor_shared)
+        fprintf(stderr, "[cold] warning: the dataset is not among farenad's open files: the "
+                        "eviction may not reach it\n");
     if (!k.floor_shared) {
         k.floor_fd = floor_cold_file(o->scratch, k.bytes);
         if (k.floor_fd < 0) {
