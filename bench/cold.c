@@ -401,11 +401,11 @@ static void cold_write(const struct cold *k, FILE *ex, const char *sys_rows, dou
     char a[128], b[128];
     fprintf(ex, "## Cold reads, head-of-line blocking and system calls\n\n");
     if (!k->floor_shared)
-        fprintf(ex, "**Warning:** no file of the dataset's size is among farenad's open "
-                    "descriptors (/proc/PID/fd), so the eviction may not have reached the "
-                    "dataset (a daemon that keeps its files only as io_uring registered files "
-                    "would do this): farena's cold cells may have read cached data. The floor "
-                    "used a file of its own.\n\n");
+        fprintf(ex, "**Warning:** the dataset's file is not, or not alone, among farenad's open "
+                    "descriptors of its size (/proc/PID/fd), so the eviction may not have reached "
+                    "it (a daemon that keeps its files only as io_uring registered files would do "
+                    "this): farena's cold cells may have read cached data. The floor used a file "
+                    "of its own.\n\n");
     fprintf(ex,
             "A %.2f GiB dataset (pushed as 1 MiB items into one arena at %.2f GB/s) is read "
             "cold: before every cell the bench writes back and drops from the page cache "
