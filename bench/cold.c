@@ -610,6 +610,14 @@ void cold_run(const struct cold_opts *co, const struct bench_opts *o, FILE *ex)
         goto fail;
     }
     flush_secs = (double)(now_ns() - t0) / 1e9;
+    int64_t left = probe_pagecache(k.pid, NULL);
+    if (left < 0 || (uint64_t)left > k.bytes / 8) {
+        snprintf(err, sizeof err,
+                 "the eviction left %.1f MiB of farenad's files cached (a scratch directory on "
+                 "tmpfs keeps them in memory)",
+                 (double)left / (1 << 20));
+        goto fail;
+    }
     sleep(1);
     k.resident_max = -1;
     k.evict_secs_max = 0;

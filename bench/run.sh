@@ -121,9 +121,6 @@ fi
 sockdir=$(mktemp -d /tmp/farena-bench.XXXXXX)
 scratch_base=${FARENA_BENCH_SCRATCH:-${TMPDIR:-/var/tmp}}
 scratch=$(mktemp -d "$scratch_base/farena-bench-scratch.XXXXXX")
-if [ "$(stat -f -c %T "$scratch")" = tmpfs ]; then
-    note "the scratch dir $scratch is on tmpfs: farena's 'disk' is RAM here"
-fi
 
 pids=()
 cleanup() {
@@ -143,6 +140,14 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+if [ "$(stat -f -c %T "$scratch")" = tmpfs ]; then
+    note "the scratch dir $scratch is on tmpfs: farena's 'disk' is RAM here"
+    # Nothing on tmpfs can be evicted to disk: the cold section would measure RAM.
+    [ "$cold_only" = 1 ] && die "the cold section needs a scratch dir on a disk, not tmpfs (set FARENA_BENCH_SCRATCH)"
+    [ "$cold" = 1 ] && note "cold section skipped: its scratch dir is on tmpfs"
+    cold=0
+fi
 
 pin_cmd=()
 bench_pin=()
