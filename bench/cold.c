@@ -219,6 +219,9 @@ static void cold_latency(struct cold *k, int round)
             cold_progress(round, bk, &k->res[bk][round]);
         free(perm);
     }
+    /* Let the writeback of the pushes (discarded with their writers) end
+     * before the next cold cell. */
+    sleep(1);
 }
 
 /* Counts farenad's system calls over a pipelined 64 B get cell with one
