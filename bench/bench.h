@@ -49,6 +49,9 @@ struct bench_result {
     uint64_t bytes;   /* payload bytes moved in the window */
     double p50_us;    /* request latency median */
     double p99_us;    /* request latency 99th percentile */
+    double p999_us;   /* request latency 99.9th percentile */
+    uint64_t samples; /* latency samples behind the percentiles */
+    uint64_t all;     /* replies over the whole run, warm-up and drain included */
     double srv_cpu_s; /* server CPU seconds in the window (-1 unknown) */
     double cli_cpu_s; /* client CPU seconds in the window */
     char note[160];   /* why it failed, when !ok */
@@ -123,6 +126,9 @@ uint64_t rng_seed(uint64_t base, uint64_t a, uint64_t b, uint64_t c);
 const char *bench_payload(void);
 /* Connects to the Unix socket at path (blocking). Returns fd or -1. */
 int unix_connect(const char *path);
+/* The pid of the process at the other end of the Unix socket fd
+ * (SO_PEERCRED), or -1. */
+long unix_peer_pid(int fd);
 /* Writes all len bytes (blocking fd). Returns 0 or -1. */
 int write_all(int fd, const void *p, size_t len);
 /* Prints a message to stderr and exits with status 2 (the tool, not a
@@ -134,6 +140,7 @@ void fmt_si(char *out, size_t n, double v);
 /* ---- the measurement engine (engine.c) ---- */
 
 struct bconn;
+struct bench_group;
 
 /* A protocol driver. All functions get the connection; requests and replies
  * are for cell-shaped batches of items. */
@@ -171,10 +178,32 @@ struct bconn {
     } slot[BENCH_MAX_DEPTH];
     uint32_t slot_head;
     /* protocol state */
-    void *pstate;     /* driver-owned, freed by the driver's teardown */
-    uint64_t arena;   /* farena: arena for gets */
-    uint64_t writer;  /* farena: writer for pushes */
-    const char *sock; /* the server's socket path */
+    void *pstate;            /* driver-owned, freed by the driver's teardown */
+    uint64_t arena;          /* farena: arena for gets */
+    uint64_t writer;         /* farena: writer for pushes */
+    const char *sock;        /* the server's socket path */
+    struct bench_group *grp; /* the group of a measurement (NULL outside one) */
+};
+
+/* One group of identical connections in a mixed measurement: its own
+ * driver, cell, dataset and picks. The caller fills the inputs and owns the
+ * struct; engine_mix fills res and uses the private fields. */
+struct bench_group {
+    const struct tproto *tp;
+    const struct bench_cell *cell;
+    uint32_t nkeys;       /* picks are uniform in [0, nkeys) when perm is NULL */
+    uint64_t arena;       /* farena: the arena of the gets */
+    const uint32_t *perm; /* NULL, or items in the order to read them, each once
+                           * (cold reads); owned by the caller. When the order
+                           * runs out, the window closes. */
+    uint32_t nperm;
+    uint64_t max_reqs;       /* the window closes when this group has completed
+                        * this many requests in it (0: no bound) */
+    struct bench_result res; /* out */
+    /* engine-private */
+    uint32_t perm_next;
+    uint32_t *lat;
+    size_t nlat;
 };
 
 /* Runs one measurement of cell against the server at sock with driver tp.
@@ -183,6 +212,15 @@ struct bconn {
 void engine_run(const struct tproto *tp, const char *sock, const struct bench_cell *cell,
                 uint32_t nkeys, uint64_t arena, uint64_t stream, long server_pid,
                 const struct bench_opts *o, struct bench_result *r);
+
+/* Runs one measurement of ng groups of connections at once against the
+ * server at sock, in one window: it opens after o->warmup (and once every
+ * group's first pipeline has been answered) and closes after o->seconds, or
+ * earlier when a group reaches its max_reqs or runs out of its perm. Each
+ * group's res gets its own requests and latencies; the server CPU
+ * (server_pid) is the whole window's. */
+void engine_mix(const char *sock, struct bench_group *g, int ng, uint64_t stream, long server_pid,
+                const struct bench_opts *o);
 
 /* Sends one request for idx[0..n) on a fresh synchronous exchange and waits
  * for its reply (used for loading). Returns 0 or -1 with err. */
@@ -247,6 +285,17 @@ void floor_server_stop(long pid);
  * (OP_SET) for o->seconds. */
 void floor_pread_run(enum bench_op op, uint32_t size, const struct bench_opts *o,
                      struct bench_result *r);
+/* Creates an anonymous file of bytes (the shared payload repeated) in
+ * scratch and writes it back to disk (fdatasync). Returns its fd (the
+ * caller closes it; the file vanishes then) or -1 with errno. */
+int floor_cold_file(const char *scratch, uint64_t bytes);
+/* The cold in-process floor: threads threads pread items of size bytes at
+ * offsets perm[i] * size of fd, each taking the next i from a shared cursor,
+ * until perm runs out or seconds pass. The window closes when the first
+ * thread finds either; r gets the reads completed in it (r->all: every read
+ * completed). */
+void floor_cold_run(int fd, uint32_t size, const uint32_t *perm, uint32_t nperm, uint32_t threads,
+                    double seconds, struct bench_result *r);
 /* In-process floor of the many-files build: nfiles anonymous files each
  * written with one item of size bytes, then all closed. Seconds taken. */
 double floor_files_run(uint32_t nfiles, uint32_t size, const char *scratch);
@@ -256,6 +305,9 @@ double floor_files_run(uint32_t nfiles, uint32_t size, const char *scratch);
 /* Resident set and peak of pid from /proc, in bytes (-1 when unknown). */
 int64_t probe_rss(long pid);
 int64_t probe_hwm(long pid);
+/* Page-cache bytes resident of the open regular file fd (0 for other
+ * kinds), -1 when unknown. */
+int64_t probe_resident_fd(int fd);
 /* Page-cache bytes resident for the regular files pid holds open (mincore
  * through /proc/pid/fd), or for path when pid is 0. -1 when unknown. */
 int64_t probe_pagecache(long pid, const char *path);
@@ -265,6 +317,49 @@ double probe_cpu(long pid);
 double probe_self_cpu(void);
 /* CPU steal and total jiffies from /proc/stat's first line. */
 int probe_steal(uint64_t *steal, uint64_t *total);
+/* Writes back and drops from the page cache one open regular file
+ * (fdatasync, then POSIX_FADV_DONTNEED over the whole file). Returns 0 or
+ * -1 with errno. */
+int probe_evict_fd(int fd);
+/* Evicts every regular file pid holds open, each opened read-only through
+ * /proc/pid/fd (same uid, no root; farenad's anonymous O_TMPFILE files
+ * open fine that way). Returns the number of files evicted, or -1 with
+ * errno when /proc/pid/fd cannot be read. */
+int probe_evict(long pid);
+/* Opens read-only the one regular file pid holds whose size is bytes.
+ * Returns its fd (the caller closes it), -1 when none is open, -2 when
+ * several are. */
+int probe_open_sized(long pid, uint64_t bytes);
+/* Starts counting the system calls of every thread of pid with tool
+ * ("perf": perf stat -e raw_syscalls:sys_enter; "strace": strace -f -c),
+ * writing to out (errors to out.err), and waits until it is attached.
+ * Returns the counter's pid, or -1 with a reason in err. */
+long probe_sys_start(long pid, const char *tool, const char *out, char *err, size_t errlen);
+/* Stops the counter (SIGINT), waits for it and reads its total from out;
+ * for strace, the three most frequent calls ("name N, ...") go to top.
+ * Removes out and out.err. Returns the count, or -1 with a reason in err. */
+int64_t probe_sys_stop(long cpid, const char *tool, const char *out, char *top, size_t topn,
+                       char *err, size_t errlen);
+
+/* ---- the cold section (cold.c) ---- */
+
+/* Settings of the cold section. Strings are borrowed for the call. */
+struct cold_opts {
+    const char *sock;     /* farenad's socket (a daemon of this uid) */
+    uint64_t bytes;       /* the cold dataset, 16 MiB to 4095 MiB */
+    double seconds;       /* longest cold or latency cell */
+    uint32_t conns;       /* cold readers, and the floor's threads */
+    int rounds;           /* rounds of every cell */
+    const char *syscalls; /* auto (perf and strace), perf, strace or none */
+    const char *tmpdir;   /* where the syscall counters write */
+    const char *raw;      /* TSV of every measurement, or NULL */
+};
+
+/* Runs the cold section against the farenad at co->sock: loads the cold
+ * dataset and the hot item, runs the cold reads, hot-get latency and
+ * syscall cells, releases what it stored, and writes its markdown to ex
+ * (or why it could not run). */
+void cold_run(const struct cold_opts *co, const struct bench_opts *o, FILE *ex);
 
 /* ---- the report (report.c) ---- */
 

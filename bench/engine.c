@@ -131,11 +131,22 @@ int engine_call(struct bconn *c, const uint32_t *idx, uint32_t n, char *err, siz
     }
 }
 
-/* Fills idx with n random item numbers below nkeys. */
-static void pick(struct bconn *c, uint32_t *idx, uint32_t n)
+/* Fills idx with n item numbers: the next ones of the group's order, or
+ * uniform picks below nkeys. Returns 0, or -1 when the order has run out
+ * (nothing is picked then). */
+static int pick(struct bconn *c, uint32_t *idx, uint32_t n)
 {
+    struct bench_group *g = c->grp;
+    if (g && g->perm) {
+        if (g->nperm - g->perm_next < n)
+            return -1;
+        for (uint32_t i = 0; i < n; i++)
+            idx[i] = g->perm[g->perm_next++];
+        return 0;
+    }
     for (uint32_t i = 0; i < n; i++)
         idx[i] = (uint32_t)(rng_next(&c->rng) % c->nkeys);
+    return 0;
 }
 
 /* Compares two u32 (qsort). */
@@ -147,13 +158,13 @@ static int cmp_u32(const void *a, const void *b)
 
 /* State of one measurement. */
 struct run {
-    const struct bench_cell *cell;
+    struct bench_group *g;
+    int ng;
     int measuring, stopping;
+    int exhausted; /* a group's order ran out: close the window */
     uint64_t t_start, t_end;
-    uint64_t reqs, max_reqs;
     uint64_t warm_done; /* replies seen during the warm-up */
-    uint32_t *lat;
-    size_t nlat;
+    uint64_t all;       /* replies over the whole run */
     int failed;
     char err[160];
 };
@@ -168,15 +179,30 @@ static void on_reply(struct run *run, struct bconn *c, uint32_t msgid, uint64_t 
                  msgid);
         return;
     }
+    run->all++;
     if (!run->measuring)
         run->warm_done++;
     if (run->measuring && !run->stopping) {
-        run->reqs++;
-        if (run->nlat < LAT_MAX) {
+        struct bench_group *g = c->grp;
+        g->res.reqs++;
+        if (g->nlat < LAT_MAX) {
             uint64_t d = now - t0;
-            run->lat[run->nlat++] = d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
+            g->lat[g->nlat++] = d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
         }
     }
+}
+
+/* Issues the next request of c, unless the window is closing or its
+ * group's order has run out. */
+static void conn_next(struct run *run, struct bconn *c, uint32_t *idx)
+{
+    if (run->stopping)
+        return;
+    if (pick(c, idx, c->cell->batch) < 0) {
+        run->exhausted = 1;
+        return;
+    }
+    conn_issue(c, idx, c->cell->batch);
 }
 
 /* Reads what is there and handles every complete reply. Returns 0 or -1. */
@@ -220,10 +246,7 @@ static int conn_on_readable(struct run *run, struct bconn *c, uint32_t *idx)
             on_reply(run, c, msgid, now);
             if (run->failed)
                 return -1;
-            if (!run->stopping) {
-                pick(c, idx, run->cell->batch);
-                conn_issue(c, idx, run->cell->batch);
-            }
+            conn_next(run, c, idx);
         }
         if (c->in.rd == c->in.wr)
             c->in.rd = c->in.wr = 0;
@@ -301,59 +324,101 @@ static int conn_arm(int ep, struct bconn *c, int *armed_out)
     return 0;
 }
 
-/* One measurement. */
-void engine_run(const struct tproto *tp, const char *sock, const struct bench_cell *cell,
-                uint32_t nkeys, uint64_t arena, uint64_t stream, long server_pid,
-                const struct bench_opts *o, struct bench_result *r)
+/* Whether a group has reached its request bound or run out of its order. */
+static int run_bound_hit(const struct run *run)
+{
+    if (run->exhausted)
+        return 1;
+    for (int i = 0; i < run->ng; i++) {
+        if (run->g[i].max_reqs && run->g[i].res.reqs >= run->g[i].max_reqs)
+            return 1;
+    }
+    return 0;
+}
+
+/* Fills a group's result from its counters and latency samples. */
+static void group_finish(struct bench_group *g, double secs)
+{
+    struct bench_result *r = &g->res;
+    r->ok = 1;
+    r->secs = secs;
+    r->items = r->reqs * g->cell->batch;
+    r->bytes = r->items * g->cell->size;
+    r->samples = g->nlat;
+    if (g->nlat > 0) {
+        qsort(g->lat, g->nlat, sizeof *g->lat, cmp_u32);
+        r->p50_us = g->lat[g->nlat / 2] / 1e3;
+        r->p99_us = g->lat[(size_t)((double)g->nlat * 0.99)] / 1e3;
+        r->p999_us = g->lat[(size_t)((double)g->nlat * 0.999)] / 1e3;
+    }
+}
+
+/* One measurement of several groups of connections. */
+void engine_mix(const char *sock, struct bench_group *g, int ng, uint64_t stream, long server_pid,
+                const struct bench_opts *o)
 {
     double srv0 = -1, cli0 = 0;
-    memset(r, 0, sizeof *r);
     struct run run;
     memset(&run, 0, sizeof run);
-    run.cell = cell;
-    run.max_reqs = o->max_requests;
-    run.lat = malloc(LAT_MAX * sizeof *run.lat);
-    struct bconn *conns = calloc(cell->conns, sizeof *conns);
-    int *armed = calloc(cell->conns, sizeof *armed);
+    run.g = g;
+    run.ng = ng;
+    uint32_t nconns = 0;
+    uint64_t warm_reqs = 0;
+    for (int i = 0; i < ng; i++) {
+        memset(&g[i].res, 0, sizeof g[i].res);
+        g[i].perm_next = 0;
+        g[i].nlat = 0;
+        g[i].lat = malloc(LAT_MAX * sizeof *g[i].lat);
+        nconns += g[i].cell->conns;
+        /* The warm-up lasts its time and at least until every request of
+         * the first pipeline has been answered: a deep pipeline of large
+         * requests otherwise measures the servers filling their buffers. */
+        warm_reqs += (uint64_t)g[i].cell->conns * g[i].cell->depth;
+    }
+    struct bconn *conns = calloc(nconns ? nconns : 1, sizeof *conns);
+    int *armed = calloc(nconns ? nconns : 1, sizeof *armed);
     uint32_t *idx = malloc(BENCH_MAX_BATCH * sizeof *idx);
     int ep = epoll_create1(EPOLL_CLOEXEC);
     uint32_t opened = 0;
-    if (!run.lat || !conns || !armed || !idx || ep < 0) {
-        snprintf(r->note, sizeof r->note, "out of resources");
+    char note[160] = "";
+    int ok = 0;
+    int lat_ok = 1;
+    for (int i = 0; i < ng; i++)
+        lat_ok &= g[i].lat != NULL;
+    if (!lat_ok || !conns || !armed || !idx || ep < 0) {
+        snprintf(note, sizeof note, "out of resources");
         goto out;
     }
-    for (uint32_t i = 0; i < cell->conns; i++) {
-        struct bconn *c = &conns[i];
-        c->arena = arena;
-        if (conn_open(c, tp, sock, cell, r->note, sizeof r->note) < 0)
-            goto out;
-        opened++;
-        c->arena = arena;
-        c->nkeys = nkeys ? nkeys : 1;
-        c->rng = rng_seed(o->seed, stream, i, 0x5eed);
-        set_nonblock(c->fd, 1);
-        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
-        if (epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) < 0) {
-            snprintf(r->note, sizeof r->note, "epoll_ctl: %s", strerror(errno));
-            goto out;
+    for (int gi = 0; gi < ng; gi++) {
+        for (uint32_t k = 0; k < g[gi].cell->conns; k++) {
+            struct bconn *c = &conns[opened];
+            c->arena = g[gi].arena;
+            if (conn_open(c, g[gi].tp, sock, g[gi].cell, note, sizeof note) < 0)
+                goto out;
+            opened++;
+            c->arena = g[gi].arena;
+            c->grp = &g[gi];
+            c->nkeys = g[gi].nkeys ? g[gi].nkeys : 1;
+            /* Group 0 keeps the seeds of the one-group engine_run. */
+            c->rng = rng_seed(o->seed, stream, gi == 0 ? k : ((uint64_t)gi << 32) | k, 0x5eed);
+            set_nonblock(c->fd, 1);
+            struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+            if (epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) < 0) {
+                snprintf(note, sizeof note, "epoll_ctl: %s", strerror(errno));
+                goto out;
+            }
         }
     }
     uint64_t t0 = now_ns();
     uint64_t warm_end = t0 + (uint64_t)(o->warmup * 1e9);
     uint64_t end = 0;
-    /* The warm-up lasts its time and at least until every request of the
-     * first pipeline has been answered: a deep pipeline of large requests
-     * otherwise measures the servers filling their buffers. */
-    uint64_t warm_reqs = (uint64_t)cell->conns * cell->depth;
     uint64_t drain_end = 0;
-    for (uint32_t i = 0; i < cell->conns; i++) {
+    for (uint32_t i = 0; i < nconns; i++) {
         struct bconn *c = &conns[i];
-        while (c->inflight < cell->depth) {
-            pick(c, idx, cell->batch);
-            conn_issue(c, idx, cell->batch);
-        }
+        while (c->inflight < c->cell->depth && !run.exhausted)
+            conn_next(&run, c, idx);
         if (obuf_flush(&c->out, c->fd) < 0 || conn_arm(ep, c, &armed[i]) < 0) {
-            snprintf(r->note, sizeof r->note, "write: %s", strerror(errno));
+            snprintf(note, sizeof note, "write: %s", strerror(errno));
             goto out;
         }
     }
@@ -369,22 +434,24 @@ void engine_run(const struct tproto *tp, const char *sock, const struct bench_ce
             run.t_start = now;
             end = now + (uint64_t)(o->seconds * 1e9);
         }
-        if (run.measuring && !run.stopping && (now >= end || run.reqs >= run.max_reqs)) {
+        if (run.measuring && !run.stopping && (now >= end || run_bound_hit(&run))) {
             run.stopping = 1;
             run.t_end = now;
             double srv1 = probe_cpu(server_pid);
-            r->srv_cpu_s = srv0 >= 0 && srv1 >= 0 ? srv1 - srv0 : -1;
-            r->cli_cpu_s = probe_self_cpu() - cli0;
+            for (int i = 0; i < ng; i++) {
+                g[i].res.srv_cpu_s = srv0 >= 0 && srv1 >= 0 ? srv1 - srv0 : -1;
+                g[i].res.cli_cpu_s = probe_self_cpu() - cli0;
+            }
             drain_end = now + DRAIN_NS;
         }
         if (run.stopping) {
             uint32_t busy = 0;
-            for (uint32_t i = 0; i < cell->conns; i++)
+            for (uint32_t i = 0; i < nconns; i++)
                 busy += conns[i].inflight;
             if (busy == 0)
                 break;
             if (now >= drain_end) {
-                snprintf(r->note, sizeof r->note, "%s: %u replies never came", tp->name, busy);
+                snprintf(note, sizeof note, "%u replies never came", busy);
                 goto out;
             }
         }
@@ -397,7 +464,7 @@ void engine_run(const struct tproto *tp, const char *sock, const struct bench_ce
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            snprintf(r->note, sizeof r->note, "epoll_wait: %s", strerror(errno));
+            snprintf(note, sizeof note, "epoll_wait: %s", strerror(errno));
             goto out;
         }
         for (int k = 0; k < n; k++) {
@@ -405,48 +472,66 @@ void engine_run(const struct tproto *tp, const char *sock, const struct bench_ce
             size_t ci = (size_t)(c - conns);
             if (evs[k].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
                 if (conn_on_readable(&run, c, idx) < 0) {
-                    snprintf(r->note, sizeof r->note, "%s", run.err);
+                    snprintf(note, sizeof note, "%s", run.err);
                     goto out;
                 }
             }
             if (c->out.oom) {
-                snprintf(r->note, sizeof r->note, "out of memory encoding");
+                snprintf(note, sizeof note, "out of memory encoding");
                 goto out;
             }
             if (c->out.pending > 0 && obuf_flush(&c->out, c->fd) < 0) {
-                snprintf(r->note, sizeof r->note, "%s: write: %s", tp->name, strerror(errno));
+                snprintf(note, sizeof note, "%s: write: %s", c->tp->name, strerror(errno));
                 goto out;
             }
             if (conn_arm(ep, c, &armed[ci]) < 0) {
-                snprintf(r->note, sizeof r->note, "epoll_ctl: %s", strerror(errno));
+                snprintf(note, sizeof note, "epoll_ctl: %s", strerror(errno));
                 goto out;
             }
         }
     }
-    r->ok = 1;
-    r->secs = (double)(run.t_end - run.t_start) / 1e9;
-    r->reqs = run.reqs;
-    r->items = run.reqs * cell->batch;
-    r->bytes = r->items * cell->size;
-    if (run.nlat > 0) {
-        qsort(run.lat, run.nlat, sizeof *run.lat, cmp_u32);
-        r->p50_us = run.lat[run.nlat / 2] / 1e3;
-        r->p99_us = run.lat[(size_t)((double)run.nlat * 0.99)] / 1e3;
+    ok = 1;
+    for (int i = 0; i < ng; i++) {
+        group_finish(&g[i], (double)(run.t_end - run.t_start) / 1e9);
+        g[i].res.all = run.all;
     }
 out:
     for (uint32_t i = 0; i < opened; i++) {
         /* A failed run leaves replies in flight: a teardown would wait for
          * them, so just close. */
-        if (!r->ok) {
+        if (!ok) {
             close(conns[i].fd);
             conns[i].fd = -1;
         }
         conn_close(&conns[i]);
+    }
+    for (int i = 0; i < ng; i++) {
+        if (!ok) {
+            g[i].res.ok = 0;
+            snprintf(g[i].res.note, sizeof g[i].res.note, "%s", note);
+        }
+        free(g[i].lat);
+        g[i].lat = NULL;
     }
     if (ep >= 0)
         close(ep);
     free(idx);
     free(armed);
     free(conns);
-    free(run.lat);
+}
+
+/* One measurement of one cell: a single group. */
+void engine_run(const struct tproto *tp, const char *sock, const struct bench_cell *cell,
+                uint32_t nkeys, uint64_t arena, uint64_t stream, long server_pid,
+                const struct bench_opts *o, struct bench_result *r)
+{
+    struct bench_group g;
+    memset(&g, 0, sizeof g);
+    g.tp = tp;
+    g.cell = cell;
+    g.nkeys = nkeys;
+    g.arena = arena;
+    g.max_reqs = o->max_requests;
+    engine_mix(sock, &g, 1, stream, server_pid, o);
+    *r = g.res;
 }

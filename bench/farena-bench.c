@@ -1,6 +1,7 @@
 /* farena-bench: runs the benchmark matrix against farenad, Redis, memcached
  * and the two floors, interleaving the targets cell by cell, round by round,
- * then the memory and many-files sections, and writes a markdown report. */
+ * then the memory, many-files and cold sections, and writes a markdown
+ * report. */
 #include <errno.h>
 #include <getopt.h>
 #include <sched.h>
@@ -32,7 +33,10 @@ struct ctx {
     const char *sock[TGT_COUNT];
     int have[TGT_COUNT];
     const char *mc_ext_sock;
-    const char *farena_mem_sock; /* a fresh farenad for the memory and build sections */
+    const char *farena_mem_sock;  /* a fresh farenad for the memory and build sections */
+    const char *farena_cold_sock; /* a farenad for the cold section (NULL: no section) */
+    int cold_only;                /* run the cold section alone */
+    struct cold_opts cold;
     int64_t farena_rss;          /* its RSS with rss_bytes stored, -1 unknown */
     uint32_t floor_sendfile_min; /* the socket floor sends items this large by sendfile */
     int ops;                     /* bit 1 << OP_GET, 1 << OP_SET: parts of the matrix */
@@ -587,31 +591,39 @@ static void write_raw(const struct ctx *x)
 /* Prints usage. */
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: farena-bench [options]\n"
-               "  --farena SOCK          farenad socket\n"
-               "  --farena-mem SOCK      a fresh farenad for the memory and build sections\n"
-               "  --redis SOCK           redis-server unix socket\n"
-               "  --memcached SOCK       memcached unix socket (meta and text protocols)\n"
-               "  --memcached-ext SOCK   memcached with extstore, for the memory section\n"
-               "  --scratch DIR          temp files of the floors (default $TMPDIR or /var/tmp)\n"
-               "  --rounds N             rounds of the matrix (default 5)\n"
-               "  --seconds S            measured seconds per measurement (default 0.5)\n"
-               "  --warmup S             warm-up seconds per measurement (default 0.05)\n"
-               "  --requests N           request bound per measurement (default 50000000)\n"
-               "  --seed N               seed of the key streams (default 1)\n"
-               "  --quick                one round, small matrix, short measurements\n"
-               "  --sizes LIST --get-batches LIST --push-batches LIST --conns LIST --depths LIST\n"
-               "  --ops get|push|both    which half of the matrix (default both)\n"
-               "  --dataset BYTES        bytes stored per payload size for gets (default 64M)\n"
-               "  --rss-bytes BYTES      memory section: bytes to store (default 2G; 0 = skip)\n"
-               "  --build-files N        files of the many-files build (default 10000; 0 = skip)\n"
-               "  --server-cpu N         pin the forked socket-floor server to CPU N\n"
-               "  --floor-sendfile BYTES socket floor: sendfile items this large (default 16K)\n"
-               "  --out FILE             markdown report (default bench-report.md)\n"
-               "  --raw FILE             every measurement as TSV\n"
-               "  --command STR          the command line to record in the report\n"
-               "  --note STR             a line for the report's notes (repeatable)\n"
-               "  --verbose              print every measurement\n");
+    fprintf(f,
+            "usage: farena-bench [options]\n"
+            "  --farena SOCK          farenad socket\n"
+            "  --farena-mem SOCK      a fresh farenad for the memory and build sections\n"
+            "  --farena-cold SOCK     a farenad for the cold section (runs the section)\n"
+            "  --cold-only            only the cold section (socket: --farena-cold or --farena)\n"
+            "  --cold-bytes BYTES     cold dataset, up to 4095M (default 2G; quick 64M)\n"
+            "  --cold-seconds S       longest cold or latency cell (default 4; quick 0.3)\n"
+            "  --cold-conns N         cold readers and floor threads (default 16)\n"
+            "  --syscalls TOOL        count farenad's syscalls per get: auto (perf and\n"
+            "                         strace), perf, strace, none (default auto)\n"
+            "  --redis SOCK           redis-server unix socket\n"
+            "  --memcached SOCK       memcached unix socket (meta and text protocols)\n"
+            "  --memcached-ext SOCK   memcached with extstore, for the memory section\n"
+            "  --scratch DIR          temp files of the floors (default $TMPDIR or /var/tmp)\n"
+            "  --rounds N             rounds of the matrix and the cold section (default 5)\n"
+            "  --seconds S            measured seconds per measurement (default 0.5)\n"
+            "  --warmup S             warm-up seconds per measurement (default 0.05)\n"
+            "  --requests N           request bound per measurement (default 50000000)\n"
+            "  --seed N               seed of the key streams (default 1)\n"
+            "  --quick                one round, small matrix, short measurements\n"
+            "  --sizes LIST --get-batches LIST --push-batches LIST --conns LIST --depths LIST\n"
+            "  --ops get|push|both    which half of the matrix (default both)\n"
+            "  --dataset BYTES        bytes stored per payload size for gets (default 64M)\n"
+            "  --rss-bytes BYTES      memory section: bytes to store (default 2G; 0 = skip)\n"
+            "  --build-files N        files of the many-files build (default 10000; 0 = skip)\n"
+            "  --server-cpu N         pin the forked socket-floor server to CPU N\n"
+            "  --floor-sendfile BYTES socket floor: sendfile items this large (default 16K)\n"
+            "  --out FILE             markdown report (default bench-report.md)\n"
+            "  --raw FILE             every measurement as TSV\n"
+            "  --command STR          the command line to record in the report\n"
+            "  --note STR             a line for the report's notes (repeatable)\n"
+            "  --verbose              print every measurement\n");
 }
 
 /* Parses a byte count with K/M/G suffixes. */
@@ -652,6 +664,8 @@ int main(int argc, char **argv)
     x.floor_sendfile_min = 16u << 10;
     x.ops = 3;
     x.out = "bench-report.md";
+    x.cold.syscalls = "auto";
+    x.cold.conns = 16;
     x.rss_bytes = 2ull << 30;
     x.build_files = 10000;
     const char *tmp = getenv("TMPDIR");
@@ -661,6 +675,12 @@ int main(int argc, char **argv)
     enum {
         O_FARENA = 256,
         O_FARENA_MEM,
+        O_FARENA_COLD,
+        O_COLD_ONLY,
+        O_COLD_BYTES,
+        O_COLD_SECONDS,
+        O_COLD_CONNS,
+        O_SYSCALLS,
         O_REDIS,
         O_MC,
         O_MCEXT,
@@ -692,6 +712,12 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         {"farena", required_argument, NULL, O_FARENA},
         {"farena-mem", required_argument, NULL, O_FARENA_MEM},
+        {"farena-cold", required_argument, NULL, O_FARENA_COLD},
+        {"cold-only", no_argument, NULL, O_COLD_ONLY},
+        {"cold-bytes", required_argument, NULL, O_COLD_BYTES},
+        {"cold-seconds", required_argument, NULL, O_COLD_SECONDS},
+        {"cold-conns", required_argument, NULL, O_COLD_CONNS},
+        {"syscalls", required_argument, NULL, O_SYSCALLS},
         {"redis", required_argument, NULL, O_REDIS},
         {"memcached", required_argument, NULL, O_MC},
         {"memcached-ext", required_argument, NULL, O_MCEXT},
@@ -729,6 +755,24 @@ int main(int argc, char **argv)
             break;
         case O_FARENA_MEM:
             x.farena_mem_sock = optarg;
+            break;
+        case O_FARENA_COLD:
+            x.farena_cold_sock = optarg;
+            break;
+        case O_COLD_ONLY:
+            x.cold_only = 1;
+            break;
+        case O_COLD_BYTES:
+            x.cold.bytes = parse_bytes(optarg);
+            break;
+        case O_COLD_SECONDS:
+            x.cold.seconds = atof(optarg);
+            break;
+        case O_COLD_CONNS:
+            x.cold.conns = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case O_SYSCALLS:
+            x.cold.syscalls = optarg;
             break;
         case O_REDIS:
             x.sock[TGT_REDIS] = optarg;
@@ -838,7 +882,23 @@ int main(int argc, char **argv)
         if (!dataset_set)
             x.o.dataset_bytes = 16u << 20;
         x.o.warmup = 0.03;
+        if (!x.cold.bytes)
+            x.cold.bytes = 64u << 20;
+        if (x.cold.seconds <= 0)
+            x.cold.seconds = 0.3;
     }
+    if (!x.cold.bytes)
+        x.cold.bytes = 2ull << 30;
+    if (x.cold.seconds <= 0)
+        x.cold.seconds = 4;
+    if (x.cold_only && !x.farena_cold_sock)
+        x.farena_cold_sock = x.sock[TGT_FARENA];
+    if (x.cold_only && !x.farena_cold_sock)
+        die("--cold-only needs --farena-cold or --farena");
+    if (x.cold.conns == 0 || x.cold.conns > 1024 || x.cold.seconds <= 0 ||
+        (strcmp(x.cold.syscalls, "auto") != 0 && strcmp(x.cold.syscalls, "perf") != 0 &&
+         strcmp(x.cold.syscalls, "strace") != 0 && strcmp(x.cold.syscalls, "none") != 0))
+        die("bad cold options (see --help)");
     x.nsizes = parse_list(sizes ? sizes : x.quick ? "64,64K" : "64,1K,64K,1M", x.sizes, MAX_SIZES);
     x.ngb = parse_list(gb ? gb : x.quick ? "1,100" : "1,100,1000", x.gbatches, MAX_LIST);
     x.nsb = parse_list(sb ? sb : x.quick ? "1,100" : "1,100,1000", x.sbatches, MAX_LIST);
@@ -873,10 +933,12 @@ int main(int argc, char **argv)
     if (!mkdtemp(x.floor_dir))
         die("mkdtemp: %s", strerror(errno));
     snprintf(x.floor_sock, sizeof x.floor_sock, "%s/floor.sock", x.floor_dir);
-    x.floor_pid = floor_server_start(x.floor_sock, x.o.scratch, x.o.dataset_bytes,
-                                     x.floor_sendfile_min, x.o.server_cpu);
-    if (x.floor_pid < 0)
-        die("cannot start the socket floor server: %s", strerror(errno));
+    if (!x.cold_only) {
+        x.floor_pid = floor_server_start(x.floor_sock, x.o.scratch, x.o.dataset_bytes,
+                                         x.floor_sendfile_min, x.o.server_cpu);
+        if (x.floor_pid < 0)
+            die("cannot start the socket floor server: %s", strerror(errno));
+    }
 
     uint64_t steal0 = 0, total0 = 0, steal1 = 0, total1 = 0;
     probe_steal(&steal0, &total0);
@@ -885,8 +947,10 @@ int main(int argc, char **argv)
     time_t started = time(NULL);
     uint64_t t_start = now_ns();
 
-    discover_pids(&x);
-    run_matrix(&x);
+    if (!x.cold_only) {
+        discover_pids(&x);
+        run_matrix(&x);
+    }
     if (x.farena_ctl_open) {
         engine_close(&x.farena_ctl);
         x.farena_ctl_open = 0;
@@ -896,10 +960,25 @@ int main(int argc, char **argv)
     FILE *ex = open_memstream(&extra, &extra_len);
     if (!ex)
         die("out of memory");
-    if (x.rss_bytes > 0)
+    if (x.rss_bytes > 0 && !x.cold_only)
         run_rss(&x, ex);
-    if (x.build_files > 0)
+    if (x.build_files > 0 && !x.cold_only)
         run_build(&x, ex);
+    char cold_raw[4096];
+    if (x.farena_cold_sock) {
+        x.cold.sock = x.farena_cold_sock;
+        x.cold.rounds = x.rounds;
+        x.cold.tmpdir = x.floor_dir;
+        x.cold.raw = NULL;
+        if (x.raw) {
+            size_t l = strlen(x.raw);
+            if (l > 4 && strcmp(x.raw + l - 4, ".tsv") == 0)
+                l -= 4;
+            snprintf(cold_raw, sizeof cold_raw, "%.*s-cold.tsv", (int)l, x.raw);
+            x.cold.raw = cold_raw;
+        }
+        cold_run(&x.cold, &x.o, ex);
+    }
     if (x.nnotes > 0) {
         fprintf(ex, "## Notes\n\n");
         for (int i = 0; i < x.nnotes; i++)
@@ -908,7 +987,8 @@ int main(int argc, char **argv)
     }
     fclose(ex);
 
-    floor_server_stop(x.floor_pid);
+    if (x.floor_pid > 0)
+        floor_server_stop(x.floor_pid);
     unlink(x.floor_sock);
     rmdir(x.floor_dir);
     probe_steal(&steal1, &total1);
@@ -947,18 +1027,26 @@ int main(int argc, char **argv)
     fprintf(hf, "- CPU steal during the run (/proc/stat): %.2f %%; load average at start %.2f\n",
             steal_pct, load0[0]);
     fprintf(hf, "- Command: `%s`\n", x.command ? x.command : "farena-bench");
-    fprintf(hf,
-            "- Settings: %d round%s, %.2f s measured + %.2f s warm-up per measurement, seed "
-            "%llu, %.0f MiB get dataset per size, targets interleaved per cell%s\n",
-            x.rounds, x.rounds == 1 ? "" : "s", x.o.seconds, x.o.warmup,
-            (unsigned long long)x.o.seed, (double)x.o.dataset_bytes / (1 << 20), pin_text);
-    fprintf(hf,
-            "- Caps: a batch over %u MiB and a connection's requests in flight over %u MiB "
-            "are lowered (shown as asked→used)\n",
-            BATCH_BYTES_CAP >> 20, INFLIGHT_BYTES_CAP >> 20);
-    fprintf(hf, "- Targets: farena %s, Redis %s, memcached %s; one client thread (epoll)\n",
-            x.have[TGT_FARENA] ? "yes" : "SKIPPED", x.have[TGT_REDIS] ? "yes" : "SKIPPED",
-            x.have[TGT_MC_META] ? "yes" : "SKIPPED");
+    if (x.cold_only) {
+        fprintf(hf,
+                "- Settings: the cold section alone: %d round%s, %.2f GiB cold dataset, cells of "
+                "at most %.2f s, %u cold readers, seed %llu%s\n",
+                x.rounds, x.rounds == 1 ? "" : "s", (double)x.cold.bytes / (1u << 30),
+                x.cold.seconds, x.cold.conns, (unsigned long long)x.o.seed, pin_text);
+    } else {
+        fprintf(hf,
+                "- Settings: %d round%s, %.2f s measured + %.2f s warm-up per measurement, seed "
+                "%llu, %.0f MiB get dataset per size, targets interleaved per cell%s\n",
+                x.rounds, x.rounds == 1 ? "" : "s", x.o.seconds, x.o.warmup,
+                (unsigned long long)x.o.seed, (double)x.o.dataset_bytes / (1 << 20), pin_text);
+        fprintf(hf,
+                "- Caps: a batch over %u MiB and a connection's requests in flight over %u MiB "
+                "are lowered (shown as asked→used)\n",
+                BATCH_BYTES_CAP >> 20, INFLIGHT_BYTES_CAP >> 20);
+        fprintf(hf, "- Targets: farena %s, Redis %s, memcached %s; one client thread (epoll)\n",
+                x.have[TGT_FARENA] ? "yes" : "SKIPPED", x.have[TGT_REDIS] ? "yes" : "SKIPPED",
+                x.have[TGT_MC_META] ? "yes" : "SKIPPED");
+    }
     fclose(hf);
 
     if (report_write(x.out, x.rows, x.nrows, header, extra, x.have, x.farena_rss, x.rss_bytes) < 0)

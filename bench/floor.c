@@ -9,7 +9,9 @@
  * pread on a page-cached temp file, no socket at all. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -577,6 +579,124 @@ void floor_pread_run(enum bench_op op, uint32_t size, const struct bench_opts *o
     r->items = items - start_items;
     r->reqs = r->items;
     r->bytes = r->items * size;
+}
+
+/* Writes the cold floor's file. */
+int floor_cold_file(const char *scratch, uint64_t bytes)
+{
+    int fd = anon_file(scratch);
+    if (fd < 0)
+        return -1;
+    const char *payload = bench_payload();
+    for (uint64_t off = 0; off < bytes; off += BENCH_MAX_SIZE) {
+        size_t n = bytes - off < BENCH_MAX_SIZE ? (size_t)(bytes - off) : BENCH_MAX_SIZE;
+        if (pwrite_chunked(fd, payload, n, (off_t)off) < 0 || fdatasync(fd) < 0) {
+            int e = errno;
+            close(fd);
+            errno = e;
+            return -1;
+        }
+    }
+    return fd;
+}
+
+/* State shared by the cold floor's threads. */
+struct cold_floor {
+    int fd;
+    uint32_t size;
+    const uint32_t *perm;
+    uint32_t nperm;
+    uint64_t deadline;
+    atomic_uint next;   /* next index into perm */
+    atomic_int go;      /* threads wait for it */
+    atomic_int closed;  /* the window has closed */
+    atomic_ullong done; /* reads completed (after the window's close too) */
+    atomic_int failed;
+    uint64_t t_end, done_at_end; /* written by the thread that closes */
+};
+
+/* Closes the window once: the first caller records the time and count. */
+static void cold_close(struct cold_floor *cf)
+{
+    int open = 0;
+    if (atomic_compare_exchange_strong(&cf->closed, &open, 1)) {
+        cf->t_end = now_ns();
+        cf->done_at_end = atomic_load(&cf->done);
+    }
+}
+
+/* One cold floor thread. */
+static void *cold_thread(void *arg)
+{
+    struct cold_floor *cf = arg;
+    char *buf = malloc(cf->size);
+    if (!buf) {
+        atomic_store(&cf->failed, 1);
+        cold_close(cf);
+        return NULL;
+    }
+    while (!atomic_load(&cf->go))
+        sched_yield();
+    while (!atomic_load(&cf->closed)) {
+        unsigned i = atomic_fetch_add(&cf->next, 1u);
+        if (i >= cf->nperm || now_ns() >= cf->deadline) {
+            cold_close(cf);
+            break;
+        }
+        if (pread_full(cf->fd, buf, cf->size, (off_t)cf->perm[i] * cf->size) < 0) {
+            atomic_store(&cf->failed, 1);
+            cold_close(cf);
+            break;
+        }
+        atomic_fetch_add(&cf->done, 1u);
+    }
+    free(buf);
+    return NULL;
+}
+
+/* Runs the cold floor. */
+void floor_cold_run(int fd, uint32_t size, const uint32_t *perm, uint32_t nperm, uint32_t threads,
+                    double seconds, struct bench_result *r)
+{
+    memset(r, 0, sizeof *r);
+    struct cold_floor cf;
+    memset(&cf, 0, sizeof cf);
+    cf.fd = fd;
+    cf.size = size;
+    cf.perm = perm;
+    cf.nperm = nperm;
+    pthread_t *tid = calloc(threads, sizeof *tid);
+    uint32_t started = 0;
+    if (!tid) {
+        snprintf(r->note, sizeof r->note, "out of memory");
+        return;
+    }
+    cf.deadline = UINT64_MAX;
+    for (; started < threads; started++) {
+        if (pthread_create(&tid[started], NULL, cold_thread, &cf) != 0)
+            break;
+    }
+    double cpu0 = probe_self_cpu();
+    uint64_t t0 = now_ns();
+    cf.deadline = t0 + (uint64_t)(seconds * 1e9);
+    atomic_store(&cf.go, 1);
+    if (started < threads)
+        cold_close(&cf);
+    for (uint32_t i = 0; i < started; i++)
+        pthread_join(tid[i], NULL);
+    free(tid);
+    if (started < threads || atomic_load(&cf.failed)) {
+        snprintf(r->note, sizeof r->note, "cold floor: %s",
+                 started < threads ? "cannot start its threads" : "read error");
+        return;
+    }
+    r->ok = 1;
+    r->secs = (double)(cf.t_end - t0) / 1e9;
+    r->items = r->reqs = cf.done_at_end;
+    r->all = atomic_load(&cf.done);
+    r->bytes = r->items * size;
+    r->cli_cpu_s = probe_self_cpu() - cpu0;
+    r->srv_cpu_s = -1;
 }
 
 /* The in-process many-files floor. */

@@ -321,6 +321,15 @@ int report_write(const char *path, const struct bench_row *rows, size_t nrows, c
     if (!f)
         return -1;
     fprintf(f, "%s\n", header);
+    if (nrows == 0) {
+        /* A run without the matrix (the cold section alone). */
+        fprintf(f, "%s", extra);
+        if (ferror(f)) {
+            fclose(f);
+            return -1;
+        }
+        return fclose(f);
+    }
     fprintf(f, "## Bars\n\nMedians over the rounds; ratios are farena ÷ reference "
                "(the bars are judged on pinned runs).\n\n");
     fprintf(f, "| bar | cell | farena | needed | ratio | verdict |\n|---|---|---|---|---|---|\n");

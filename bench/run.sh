@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Benchmarks farenad side by side with Redis, memcached and the floors.
 #
-#   bench/run.sh [--quick] [--pin] [--pin-cpu N] [--seed N] [--out FILE]
-#                [--rounds N] [--seconds S] [--build-dir DIR] [--no-install]
-#                [-- farena-bench options...]
+#   bench/run.sh [--quick] [--cold | --no-cold] [--cold-bytes BYTES] [--pin]
+#                [--pin-cpu N] [--seed N] [--out FILE] [--rounds N] [--seconds S]
+#                [--build-dir DIR] [--no-install] [-- farena-bench options...]
 #
 # Builds farenad and farena-bench in Release (build/release), unless
 # --build-dir names a build dir that already has both. Starts farenad,
@@ -14,7 +14,20 @@
 # interleaved cell by cell, stops every server it started by pid, and writes
 # a markdown report (default bench/out/report-DATE.md, raw TSV beside it).
 #
+# The cold section runs last, against a farenad of its own: cold 4 KiB and
+# 1 MiB gets against a threaded in-process pread floor, hot-get latency alone
+# and under cold readers or a push stream, and farenad's syscalls per
+# pipelined get (perf and/or strace, when they can attach). It needs no root:
+# it evicts farenad's files through /proc/PID/fd. It stores about twice
+# --cold-bytes on the scratch filesystem while it runs (the dataset, then a
+# push stream of that size; a third copy only if the floor cannot read
+# farenad's own file), and frees it all at the end. With --pin the floor's
+# threads share the one CPU too.
+#
 #   --quick       one round, small matrix, short measurements (< 2 minutes)
+#   --cold        the cold section alone (no Redis or memcached needed)
+#   --no-cold     skip the cold section
+#   --cold-bytes B  the cold dataset, up to 4095M (default 2G; --quick 64M)
 #   --pin         run every server and the client on one CPU (taskset): the
 #                 numbers then measure CPU work, not cross-CPU wake-ups
 #   --pin-cpu N   the CPU for --pin (default: the last one)
@@ -25,6 +38,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 quick=0 pin=0 pin_cpu="" seed=1 out="" rounds="" seconds="" build_dir="" no_install=0
+cold=1 cold_only=0 cold_bytes=""
 passthru=()
 orig_args="$*"
 
@@ -32,6 +46,9 @@ die() { echo "run.sh: $*" >&2; exit 1; }
 while [ $# -gt 0 ]; do
     case "$1" in
     --quick) quick=1 ;;
+    --cold) cold=1; cold_only=1 ;;
+    --no-cold) cold=0; cold_only=0 ;;
+    --cold-bytes) cold_bytes=${2:?}; shift ;;
     --pin) pin=1 ;;
     --pin-cpu) pin=1; pin_cpu=${2:?}; shift ;;
     --seed) seed=${2:?}; shift ;;
@@ -76,16 +93,15 @@ install_pkgs() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" \
         >/dev/null 2>&1
 }
-command -v redis-server >/dev/null || install_pkgs redis-server || true
-command -v memcached >/dev/null || install_pkgs memcached || true
+if [ "$cold_only" = 0 ]; then
+    command -v redis-server >/dev/null || install_pkgs redis-server || true
+    command -v memcached >/dev/null || install_pkgs memcached || true
+fi
 
 # ---- places ----
 sockdir=$(mktemp -d /tmp/farena-bench.XXXXXX)
 scratch_base=${FARENA_BENCH_SCRATCH:-${TMPDIR:-/var/tmp}}
 scratch=$(mktemp -d "$scratch_base/farena-bench-scratch.XXXXXX")
-if [ "$(stat -f -c %T "$scratch")" = tmpfs ]; then
-    note "the scratch dir $scratch is on tmpfs: farena's 'disk' is RAM here"
-fi
 
 pids=()
 cleanup() {
@@ -105,6 +121,14 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+if [ "$(stat -f -c %T "$scratch")" = tmpfs ]; then
+    note "the scratch dir $scratch is on tmpfs: farena's 'disk' is RAM here"
+    # Nothing on tmpfs can be evicted to disk: the cold section would measure RAM.
+    [ "$cold_only" = 1 ] && die "the cold section needs a scratch dir on a disk, not tmpfs (set FARENA_BENCH_SCRATCH)"
+    [ "$cold" = 1 ] && note "cold section skipped: its scratch dir is on tmpfs"
+    cold=0
+fi
 
 pin_cmd=()
 bench_pin=()
@@ -132,29 +156,39 @@ else
     rss_bytes=$((2 << 30))
 fi
 
+daemons=()
+[ "$cold_only" = 0 ] && daemons+=(matrix mem)
+[ "$cold" = 1 ] && daemons+=(cold)
 if [ -n "$farenad" ]; then
-    for which in matrix mem; do
+    for which in "${daemons[@]}"; do
         sock="$sockdir/farenad-$which.sock"
         "${pin_cmd[@]}" "$farenad" --socket "$sock" --dir "$scratch" --quiet \
             2>"$sockdir/farenad-$which.log" &
         pid=$!
         pids+=("$pid")
         if wait_sock "$sock" "$pid"; then
-            if [ "$which" = matrix ]; then
-                args+=(--farena "$sock")
-            else
-                args+=(--farena-mem "$sock")
-            fi
+            case "$which" in
+            matrix) args+=(--farena "$sock") ;;
+            mem) args+=(--farena-mem "$sock") ;;
+            cold) args+=(--farena-cold "$sock") ;;
+            esac
         else
             note "farenad ($which) did not start: $(tail -n3 "$sockdir/farenad-$which.log" | tr '\n' ' ')"
         fi
     done
-    note "farenad $("$farenad" --version 2>&1 | head -n1), one event loop, scratch on $(stat -f -c %T "$scratch"); the memory and many-files sections use a second, fresh farenad"
+    if [ "$cold_only" = 1 ]; then
+        note "farenad $("$farenad" --version 2>&1 | head -n1), scratch on $(stat -f -c %T "$scratch") ($(df -P "$scratch" | awk 'NR==2 {print $1}'))"
+    else
+        note "farenad $("$farenad" --version 2>&1 | head -n1), one event loop, scratch on $(stat -f -c %T "$scratch"); the memory and many-files sections use a second, fresh farenad$([ "$cold" = 1 ] && echo ", the cold section a third")"
+    fi
 else
+    [ "$cold_only" = 1 ] && die "farenad is not built: the cold section needs it"
     note "farenad is not built yet: farena columns are empty"
 fi
 
-if command -v redis-server >/dev/null; then
+if [ "$cold_only" = 1 ]; then
+    :
+elif command -v redis-server >/dev/null; then
     sock="$sockdir/redis.sock"
     "${pin_cmd[@]}" redis-server --port 0 --unixsocket "$sock" --unixsocketperm 700 \
         --save '' --appendonly no --dir "$sockdir" --daemonize no \
@@ -171,7 +205,9 @@ else
     note "redis-server is not installed and could not be installed: Redis columns are empty"
 fi
 
-if command -v memcached >/dev/null; then
+if [ "$cold_only" = 1 ]; then
+    :
+elif command -v memcached >/dev/null; then
     mcuser=()
     [ "$(id -u)" -eq 0 ] && mcuser=(-u root)
     sock="$sockdir/memcached.sock"
@@ -211,6 +247,8 @@ fi
 [ -n "$out" ] || { mkdir -p "$here/out"; out="$here/out/report-$(date -u +%Y%m%d-%H%M%S).md"; }
 raw="${out%.md}.tsv"
 [ "$quick" = 1 ] && args+=(--quick)
+[ "$cold_only" = 1 ] && args+=(--cold-only)
+[ -n "$cold_bytes" ] && args+=(--cold-bytes "$cold_bytes")
 [ -n "$rounds" ] && args+=(--rounds "$rounds")
 [ -n "$seconds" ] && args+=(--seconds "$seconds")
 [ "$pin" = 1 ] && note "pinned: servers, the socket floor and the client all on CPU $pin_cpu"

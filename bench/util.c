@@ -88,6 +88,16 @@ int unix_connect(const char *path)
     return fd;
 }
 
+/* The peer's pid from SO_PEERCRED. */
+long unix_peer_pid(int fd)
+{
+    struct ucred cr;
+    socklen_t len = sizeof cr;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0 || cr.pid <= 0)
+        return -1;
+    return (long)cr.pid;
+}
+
 /* Writes everything to a blocking fd. */
 int write_all(int fd, const void *p, size_t len)
 {
