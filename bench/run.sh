@@ -32,7 +32,9 @@
 #                 numbers then measure CPU work, not cross-CPU wake-ups
 #   --pin-cpu N   the CPU for --pin (default: the last one)
 #   --no-install  never install packages (CTest uses this)
-#   -- ...        the rest goes to farena-bench (e.g. -- --sizes 64 --depths 16)
+#   -- ...        the rest goes to farena-bench (e.g. -- --sizes 64 --depths 16)#
+# $FARENAD_ARGS, if set, is added to every farenad's command line (for
+# example FARENAD_ARGS="--io-engine threads" to measure the fallback engine).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -162,7 +164,8 @@ daemons=()
 if [ -n "$farenad" ]; then
     for which in "${daemons[@]}"; do
         sock="$sockdir/farenad-$which.sock"
-        "${pin_cmd[@]}" "$farenad" --socket "$sock" --dir "$scratch" --quiet \
+        # shellcheck disable=SC2086 # FARENAD_ARGS is a list of options
+        "${pin_cmd[@]}" "$farenad" --socket "$sock" --dir "$scratch" --quiet ${FARENAD_ARGS:-} \
             2>"$sockdir/farenad-$which.log" &
         pid=$!
         pids+=("$pid")

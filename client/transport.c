@@ -399,7 +399,10 @@ static int run_step(farena_client *c, struct run *r)
     return 0;
 }
 
-/* Gives back buffer memory a large call grew beyond BUF_KEEP. */
+/* Gives back buffer memory a large call grew beyond BUF_KEEP. Called as
+ * the next call begins, never at the end of the call that grew it: that
+ * call's result (c->result) points into rx until its caller has copied it
+ * out. */
 static void trim_buffers(farena_client *c)
 {
     if (c->tx_cap > BUF_KEEP && c->tx_off == c->tx_len) {
@@ -427,6 +430,7 @@ int cl_run(farena_client *c, struct cl_call *call)
     struct run r;
     int err = 0;
 
+    trim_buffers(c); /* the previous call's result is dead now */
     memset(&r, 0, sizeof(r));
     r.call = call;
     r.err_req = SIZE_MAX;
@@ -469,7 +473,6 @@ int cl_run(farena_client *c, struct cl_call *call)
         if (err != 0)
             break;
     }
-    trim_buffers(c);
     if (err != 0)
         return err;
     if (r.err != 0) {

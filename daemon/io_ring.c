@@ -22,6 +22,10 @@
 
 #include "log.h"
 
+/* Reads at least this long go straight to the kernel's worker threads
+ * (IOSQE_ASYNC) instead of being tried inline first. */
+#define RING_ASYNC_MIN (128u << 10)
+
 /* The backend's state, owned by the engine (io->be_state). */
 struct ring {
     struct io_uring ring;
@@ -66,6 +70,8 @@ static unsigned ring_submit(struct io *io)
                                  op->off);
         else
             io_uring_prep_read(sqe, op->fd, op->dst, (unsigned)op->left, op->off);
+        if (!op->is_write && op->left >= RING_ASYNC_MIN)
+            io_uring_sqe_set_flags(sqe, IOSQE_ASYNC);
         io_uring_sqe_set_data(sqe, op);
         n++;
     }

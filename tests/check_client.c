@@ -838,6 +838,43 @@ END_TEST
 /* ---- batches far above max_message (daemon with --max-message 256K) ---- */
 
 /* Several MiB of large items both ways, split into many requests. */
+/* Replies that grow the receive buffer past what it keeps (16 MiB): the
+ * buffer is trimmed only once the call's result has been copied out, so
+ * both gets return their exact bytes (the trim once freed the buffer the
+ * result pointed into: wrong bytes or a crash on the second get). */
+START_TEST(large_gets_after_the_buffer_grew)
+{
+    static const size_t sizes[] = {(8u << 20) + 1, 10u << 20, 17u << 20, 64};
+    farena_loc locs[4];
+    farena_handle w, arena;
+    farena_client *c;
+    uint8_t *data;
+
+    start(NULL);
+    c = conn();
+    data = malloc(17u << 20);
+    ck_assert_ptr_nonnull(data);
+    th_pattern(data, 17u << 20, 5);
+    OK(c, farena_writer_new(c, 0, &w));
+    for (int i = 0; i < 4; i++)
+        OK(c, farena_push(c, w, data, sizes[i], &locs[i]));
+    OK(c, farena_into_arena(c, w, &arena));
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 4; i++) {
+            farena_buf out = FARENA_BUF_INIT;
+
+            OK(c, farena_get_into(c, arena, locs[i], &out));
+            ck_assert_uint_eq(out.len, sizes[i]);
+            ck_assert_msg(memcmp(out.data, data, sizes[i]) == 0, "get %d of round %d differs", i,
+                          round);
+            farena_buf_free(&out);
+        }
+    }
+    free(data);
+    farena_close(c);
+}
+END_TEST
+
 START_TEST(batch_megabytes_round_trip)
 {
     enum { N = 64 };
@@ -2154,6 +2191,7 @@ static Suite *client_suite(void)
     tcase_add_test(tc, batch_many_small_small_messages);
     tcase_add_test(tc, batch_too_large_refused);
     tcase_add_test(tc, get_many_split_fails_late);
+    tcase_add_test(tc, large_gets_after_the_buffer_grew);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("memory");
