@@ -7,6 +7,10 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config libevent-dev libmsgpack-dev)
 if [ "${1:-}" = test ]; then
     pkgs+=(check clang libclang-rt-14-dev procps python3 systemd)
+    # The Python package's suites: zict's mapping checks (they import pytest),
+    # a Dask LocalCluster, and `pip install --no-build-isolation` offline.
+    pkgs+=(python3-zict python3-pytest python3-distributed python3-dask python3-numpy
+           python3-psutil python3-pip python3-setuptools python3-wheel)
 fi
 
 missing=()

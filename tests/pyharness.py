@@ -56,13 +56,14 @@ class Daemon:
         with farena.Client(self.sock, timeout=10) as c:
             return c.stat()
 
-    def wait_idle(self, timeout=20):
-        """Waits until no other connection is open and nothing is stored;
-        returns the last stat (check it: this does not raise on timeout)."""
+    def wait_idle(self, timeout=20, connections=1):
+        """Waits until nothing is stored and at most `connections` are open
+        (counting the one that asks); returns the last stat (check it: this
+        does not raise on timeout)."""
         deadline = time.monotonic() + timeout
         while True:
             st = self.stat()
-            idle = (st["connections"] <= 1 and st["writers"] == 0 and st["files"] == 0
+            idle = (st["connections"] <= connections and st["writers"] == 0 and st["files"] == 0
                     and st["arenas"] == 0 and st["bytes_on_disk"] == 0)
             if idle or time.monotonic() > deadline:
                 return st

@@ -242,6 +242,7 @@ _CLASS_NAMES = {
     -104: "Utf8Error", -105: "InvalidArgumentError", -106: "ForkError",
     -107: "UnknownDaemonError", -108: "FarenaTimeoutError",
 }
+FarenaError = Error  # the name this module used first
 _CLASSES = {}
 for _code, _cls in _CLASS_NAMES.items():
     _CLASSES[_code] = type(_cls, (Error,), {"__doc__": strerror(_code)})
