@@ -9,6 +9,7 @@ closes. Bounded: the cluster has 60 s to start and every step a timeout.
 """
 
 import os
+import subprocess
 import sys
 import unittest
 
@@ -109,6 +110,20 @@ class DaskSpillTest(unittest.TestCase):
         self.assertEqual((st["connections"], st["writers"], st["files"], st["arenas"],
                           st["bytes_on_disk"]), (1, 0, 0, 0, 0), st)
         self.assertEqual(os.listdir(self.daemon.scratch), [])
+
+    def test_example_runs(self):
+        # examples/dask_spill.py, small: 8 MB of data, 1 MiB kept per worker.
+        example = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples",
+                               "dask_spill.py")
+        env = dict(os.environ, FARENA_SOCKET=self.daemon.sock, PYTHONPATH=os.pathsep.join(
+            [pyharness.PYTHON_DIR] + sys.path[1:]))
+        out = subprocess.run([sys.executable, example, "--memory-limit", "300MiB", "--target",
+                              "1MiB", "--factor", "0.02"], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, timeout=90)
+        text = out.stdout.decode("utf-8", "replace")
+        self.assertEqual(out.returncode, 0, text)
+        self.assertIn("ok in", text)
+        self.assertIn("0 B still stored after the cluster closed", text)
 
 
 if __name__ == "__main__":
