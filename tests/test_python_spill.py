@@ -44,8 +44,10 @@ class SpillMappingTest(unittest.TestCase):
     def assert_bound(self, m):
         st = m.stats()
         self.assertLessEqual(st["stored_bytes"], 2 * st["live_bytes"] + st["writer_bytes"], st)
-        self.assertLessEqual(st["writer_bytes"], max(m.segment_bytes, 64 * KiB), st)
-        self.assertLessEqual(st["arenas"], 2 * st["live_bytes"] // max(1, m.tail_bytes) + 1, st)
+        self.assertLessEqual(st["writer_bytes"],
+                             max(m.segment_bytes, m.tail_bytes + m.own_arena_bytes), st)
+        least = max(1, min(m.tail_bytes, m.own_arena_bytes))
+        self.assertLessEqual(st["arenas"], 2 * st["live_bytes"] // least + 1, st)
         self.assertLessEqual(st["tail_bytes"], m.tail_bytes, st)
 
     def test_zict_check_mapping(self):
@@ -92,15 +94,34 @@ class SpillMappingTest(unittest.TestCase):
         self.assertEqual(m.pop("nope", 7), 7)
 
     def test_values_leave_the_process(self):
-        m = self.mapping(tail_bytes=64 * KiB)
+        m = self.mapping(tail_bytes=64 * KiB, own_arena_bytes=2 * MiB)
         before = self.daemon.stat()["bytes_written"]
         blob = os.urandom(MiB)
         m["a"] = blob
         self.assertGreaterEqual(self.daemon.stat()["bytes_written"] - before, MiB)
         st = m.stats()
-        self.assertEqual(st["tail_bytes"], 0)  # too big to keep a copy of
+        self.assertEqual((st["tail_bytes"], st["writer_bytes"]), (0, MiB))  # no copy kept
         self.assertEqual(m["a"], blob)  # sealed to read it back
         self.assertEqual(m.stats()["seals"], 1)
+
+    def test_large_values_get_an_arena_each(self):
+        m = self.mapping()  # own_arena_bytes: 1 MiB
+        m["small"] = b"s"
+        big = os.urandom(MiB)
+        m["big"] = big
+        st = m.stats()
+        self.assertEqual((st["arenas"], st["writer_bytes"], st["seals"]), (1, 1, 0))
+        self.assertEqual(m["big"], big)
+        self.assertEqual(m.stats()["seals"], 0)  # readable at once
+        frames = [bytearray(b"w" * MiB), memoryview(b"_read-only view")[1:], b"", b"!"]
+        m["frames"] = frames
+        self.assertEqual(m["frames"], b"w" * MiB + b"read-only view!")
+        self.assertEqual(self.daemon.stat()["arenas"], 2)
+        del m["big"]  # released at once, nothing to compact
+        st = m.stats()
+        self.assertEqual((st["arenas"], st["dead_bytes"], st["compactions"]), (1, 0, 0))
+        m["frames"] = b"small now"
+        self.assertEqual(self.daemon.stat()["arenas"], 0)
 
     def test_small_recent_values_read_without_sealing(self):
         m = self.mapping(tail_bytes=4 * KiB)
@@ -153,7 +174,7 @@ class SpillMappingTest(unittest.TestCase):
                                                 for i in range(6, 10)})
 
     def test_random_workload_keeps_the_bound(self):
-        m = self.mapping(segment_bytes=64 * KiB, tail_bytes=4 * KiB)
+        m = self.mapping(segment_bytes=64 * KiB, tail_bytes=4 * KiB, own_arena_bytes=5000)
         r = random.Random(13)
         ref = {}
         for _ in range(4000):
@@ -239,6 +260,16 @@ class SpillMappingQuotaTest(unittest.TestCase):
             self.assertEqual(len(m), 1)
             m["k"] = b"new"
             self.assertEqual(m["k"], b"new")
+        self.assertEqual(self.daemon.wait_idle()["bytes_on_disk"], 0)
+
+    def test_failed_large_set_leaves_nothing(self):
+        with farena.SpillMapping(self.daemon.sock) as m:
+            m["k"] = b"old"
+            with self.assertRaises(farena.NoSpaceError):
+                m["k"] = bytes(2 * MiB)  # its own arena: the writer is discarded
+            self.assertEqual(m["k"], b"old")
+            st = self.daemon.stat()
+            self.assertEqual((st["writers"], st["arenas"], st["bytes_on_disk"]), (1, 0, 3))
         self.assertEqual(self.daemon.wait_idle()["bytes_on_disk"], 0)
 
     def test_failed_compaction_keeps_every_value(self):

@@ -6,33 +6,38 @@ into a mapping). One mapping uses one connection of its own.
 
 How sets, gets and deletes map onto farena:
 
-- A set appends the value to the mapping's one open writer (file index 0)
-  and records key -> (segment, offset, length). The value leaves the
-  process at once. Values of more than 4 MiB (or a quarter of the daemon's
-  max_message, if smaller) are pushed and read in consecutive pieces, so a
-  value may be as large as a file (4 GiB - 1).
-- Arenas are immutable and only arenas can be read, so the open writer is
-  sealed (``into_arena``) when a get asks for a value in it, or before a
-  push that would take it past ``segment_bytes`` (64 MiB). The next set opens
-  a new writer. While the open writer holds at most ``tail_bytes`` (1 MiB),
-  the mapping also keeps copies of its values in memory and serves gets of
-  them from there, so reading back what was just written never seals a tiny
-  arena: every arena holds more than ``tail_bytes`` when it is sealed,
-  except one sealed to make room for a value of nearly a whole file.
+- A value of at least ``own_arena_bytes`` (1 MiB) gets a one-file arena of
+  its own (writer_new, push, into_arena): readable at once, released as
+  soon as it is deleted or overwritten, never copied.
+- A smaller value is appended to the mapping's one open writer (file index
+  0). The mapping records key -> (segment, offset, length); the value
+  leaves the process at once. Arenas are immutable and only arenas can be
+  read, so the open writer is sealed (``into_arena``) when a get asks for a
+  value in it, or before a push would take it past ``segment_bytes`` (64
+  MiB); the next set opens a new writer. While the open writer holds at
+  most ``tail_bytes`` (1 MiB), the mapping also keeps copies of its values
+  in memory and serves gets of them from there, so reading back what was
+  just written never seals a tiny arena: every shared arena holds more than
+  ``tail_bytes`` when it is sealed.
 - A delete or an overwrite only forgets the location: the value's bytes
   become dead. An arena whose values are all dead is released at once (the
   daemon frees its file); so is the open writer. When more than half of a
-  sealed arena's bytes are dead, its live values are copied into the open
+  shared arena's bytes are dead, its live values are copied into the open
   writer and the arena is released (compaction; each byte is copied at most
   once per byte that died beside it).
+- Values are pushed and read in pieces of at most 4 MiB (or a quarter of
+  the daemon's max_message, if smaller), consecutive in one file, so a value
+  may be as large as a file (4 GiB - 1). A value given as a list of frames
+  (as distributed serialises) is pushed frame by frame without joining.
 
-The bound: bytes held in farenad <= 2 x live bytes + the open writer, and
-the open writer holds at most max(segment_bytes, the largest value) bytes.
-The number of arenas is at most 2 x live bytes / tail_bytes + 1. Memory in
-the process: the index (one small tuple per key) plus at most tail_bytes of
-copies. If a compaction fails (the scratch disk is full, say), the arena is
-kept as it is and the compaction is retried at its next delete; until then
-the bound may be exceeded, and a warning is logged on the "farena" logger.
+The bound: bytes held in farenad <= 2 x live bytes + the open writer, which
+holds at most max(segment_bytes, tail_bytes + own_arena_bytes) bytes. The
+number of arenas is at most 2 x live bytes / min(tail_bytes,
+own_arena_bytes) + 1. Memory in the process: the index (one small tuple per
+key) plus at most tail_bytes of copies. If a compaction fails (the scratch
+disk is full, say), the arena is kept as it is and the compaction is
+retried at its next delete; until then the bound may be exceeded, and a
+warning is logged on the "farena" logger.
 
 Errors: a failed set raises farena.Error (NoSpaceError, FileFullError, ...)
 and leaves the mapping as it was (the old value, if any, stays). A missing
@@ -86,17 +91,38 @@ class _Segment:
 Value = Union[bytes, bytearray, memoryview, List[Any], Tuple[Any, ...]]
 
 
-def _value_bytes(value: Any) -> bytes:
-    """The bytes of a value: a bytes-like object, or a list or tuple of them
-    (joined, as zict.File writes them)."""
-    if isinstance(value, bytes):
-        return value
-    if isinstance(value, (list, tuple)):
-        return b"".join(part if isinstance(part, bytes) else bytes(memoryview(part))
-                        for part in value)
+def _frames(value: Any) -> List[memoryview]:
+    """The value as a list of flat byte views: a bytes-like object, or a list
+    or tuple of them (stored one after the other, as zict.File writes them)."""
     if isinstance(value, str):
         raise TypeError("SpillMapping values are bytes-like, not str")
-    return bytes(memoryview(value))
+    parts = value if isinstance(value, (list, tuple)) else [value]
+    out = []
+    for part in parts:
+        if isinstance(part, str):
+            raise TypeError("SpillMapping values are bytes-like, not str")
+        mv = memoryview(part)
+        if not mv.c_contiguous:
+            mv = memoryview(mv.tobytes())
+        out.append(mv.cast("B") if mv.format != "B" or mv.ndim != 1 else mv)
+    return out
+
+
+def _address(mv: memoryview) -> Tuple[int, Any]:
+    """The address of a flat view's first byte, and the object that keeps it
+    valid: no copy for bytes and writable buffers, a copy for other
+    read-only ones (ctypes takes no pointer into those)."""
+    if mv.nbytes == 0:
+        return 0, None
+    if not mv.readonly:
+        c = ctypes.c_char.from_buffer(mv)
+        return ctypes.addressof(c), c
+    obj = mv.obj
+    if isinstance(obj, bytes) and len(obj) == mv.nbytes:
+        return ctypes.cast(ctypes.c_char_p(obj), ctypes.c_void_p).value, obj
+    copy = bytearray(mv)
+    c = ctypes.c_char.from_buffer(copy)
+    return ctypes.addressof(c), (copy, c)
 
 
 class SpillMapping(MutableMapping):
@@ -106,8 +132,9 @@ class SpillMapping(MutableMapping):
     to wait forever, else seconds per call. segment_bytes: the open writer
     is sealed before a push would take it past this (64 MiB). tail_bytes:
     while the open writer holds at most this, copies of its values stay in
-    memory (1 MiB). See the module farena.spill for the design and the
-    bound on dead space.
+    memory (1 MiB). own_arena_bytes: values at least this large get an
+    arena of their own (1 MiB). See the module farena.spill for the design
+    and the bound on dead space.
 
     Values may be any bytes-like object, or a list or tuple of them (stored
     joined); they come back as bytes. Keys never leave the process: any
@@ -115,9 +142,11 @@ class SpillMapping(MutableMapping):
     """
 
     def __init__(self, socket_path: Optional[str] = None, timeout: Optional[float] = None,
-                 segment_bytes: int = 64 * _MiB, tail_bytes: int = _MiB):
-        if segment_bytes < 1 or tail_bytes < 0:
-            raise ValueError("segment_bytes must be positive, tail_bytes not negative")
+                 segment_bytes: int = 64 * _MiB, tail_bytes: int = _MiB,
+                 own_arena_bytes: int = _MiB):
+        if segment_bytes < 1 or tail_bytes < 0 or own_arena_bytes < 1:
+            raise ValueError("segment_bytes and own_arena_bytes must be positive, "
+                             "tail_bytes not negative")
         self._lock = threading.RLock()
         self._index: Dict[Hashable, Tuple[_Segment, int, int]] = {}
         self._writer: Optional[_Segment] = None
@@ -127,6 +156,7 @@ class SpillMapping(MutableMapping):
         limits = self._client.limits()
         self.segment_bytes = segment_bytes
         self.tail_bytes = tail_bytes
+        self.own_arena_bytes = own_arena_bytes
         self._file_max = limits["file_max"]
         # Requests and replies of at most 4 MiB: small next to max_message,
         # and below the size past which libfarena trims its receive buffer.
@@ -147,15 +177,22 @@ class SpillMapping(MutableMapping):
             return self._read(seg.handle, off, n)
 
     def __setitem__(self, key: str, value: Value) -> None:
-        data = _value_bytes(value)
+        frames = _frames(value)
+        n = sum(f.nbytes for f in frames)
         with self._lock:
             self._live_client()
-            seg, off = self._append(data)
+            if n >= self.own_arena_bytes:
+                seg, off, data = self._own_arena(frames, n), 0, None
+            else:
+                data = b"".join(frames) if len(frames) != 1 or not isinstance(
+                    frames[0].obj, bytes) or frames[0].nbytes != len(frames[0].obj) \
+                    else frames[0].obj
+                seg, off = self._append(data)
             old = self._forget(key)
-            self._index[key] = (seg, off, len(data))
+            self._index[key] = (seg, off, n)
             seg.keys.add(key)
-            self._live += len(data)
-            if seg.tail is not None:
+            self._live += n
+            if seg.tail is not None and data is not None:
                 seg.tail[key] = data
             if old is not None:
                 self._settle(old)
@@ -282,47 +319,84 @@ class SpillMapping(MutableMapping):
         if seg.tail is not None and seg.size > self.tail_bytes:
             seg.tail = None
 
+    def _push(self, writer: int, frames: List[memoryview], off: int) -> int:
+        """Pushes frames one after the other to the writer, whose end is at
+        off, in pieces of at most chunk bytes (an empty value is one empty
+        push); returns the bytes pushed. On a failure, raises with .pushed
+        set to the bytes already in."""
+        c = self._live_client()
+        done = 0
+        try:
+            for mv in frames or [memoryview(b"")]:
+                if mv.nbytes == 0 and len(frames) > 1:
+                    continue
+                addr, keep = _address(mv)
+                at = 0
+                while True:
+                    piece = min(self._chunk, mv.nbytes - at)
+                    loc = _CLoc()
+                    c._check(_lib.farena_push(c._client(), _h(writer), addr + at, piece,
+                                              ctypes.byref(loc)))
+                    if loc.offset != off + done:
+                        raise _error(-102, "push landed at %d, expected %d"
+                                     % (loc.offset, off + done))
+                    done += piece
+                    at += piece
+                    if at >= mv.nbytes:
+                        break
+                del keep
+        except BaseException as e:
+            e.pushed = done
+            raise
+        return done
+
     def _append(self, data: bytes) -> Tuple[_Segment, int]:
         """Appends data to the open writer; returns (segment, offset). On a
         failure the bytes already pushed are counted dead and the error is
         raised."""
-        c = self._live_client()
         seg = self._room(len(data))
         off = seg.size
-        if len(data) <= self._chunk:
-            loc = c.push(seg.handle, data)
-            self._pushed(seg, len(data))
-            if loc.offset != off:
-                raise _error(-102, "push landed at %d, expected %d" % (loc.offset, off))
-            return seg, off
-        base = ctypes.cast(ctypes.c_char_p(data), ctypes.c_void_p).value
-        done = 0
         try:
-            while done < len(data):
-                piece = min(self._chunk, len(data) - done)
-                loc = _CLoc()
-                c._check(_lib.farena_push(c._client(), _h(seg.handle), base + done, piece,
-                                          ctypes.byref(loc)))
-                if loc.offset != off + done:
-                    done += piece
-                    raise _error(-102, "push landed at %d, expected %d" % (loc.offset, off))
-                done += piece
-        except BaseException:
+            done = self._push(seg.handle, [memoryview(data)], off)
+        except BaseException as e:
+            done = getattr(e, "pushed", 0)
             self._pushed(seg, done)
             seg.dead += done
             raise
         self._pushed(seg, done)
         return seg, off
 
+    def _own_arena(self, frames: List[memoryview], n: int) -> _Segment:
+        """Stores one large value as a one-file arena of its own (released
+        when the value dies: never compacted); returns its segment."""
+        if n > self._file_max:
+            raise _error(-7, "a value of %d bytes is larger than a file may be (%d)"
+                         % (n, self._file_max))
+        c = self._live_client()
+        w = c.writer_new(0)
+        try:
+            self._push(w, frames, 0)
+            arena = c.into_arena(w)
+        except BaseException:
+            try:
+                c.release(w)
+            except Exception:
+                pass
+            raise
+        seg = _Segment(int(arena))
+        seg.sealed = True
+        seg.size = n
+        seg.tail = None
+        self._arenas.add(seg)
+        return seg
+
     def _read(self, arena: int, off: int, n: int) -> bytes:
         """The n bytes at off of the one-file arena."""
         c = self._live_client()
         if n <= self._chunk:
             return c.get(arena, (0, off, n))
-        out = bytearray()
-        for at in range(0, n, self._chunk):
-            out += c.get(arena, (0, off + at, min(self._chunk, n - at)))
-        return bytes(out)
+        return b"".join(c.get(arena, (0, off + at, min(self._chunk, n - at)))
+                        for at in range(0, n, self._chunk))
 
     def _seal(self, seg: _Segment) -> None:
         """Turns the open writer seg into a one-file arena (or releases it
