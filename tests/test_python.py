@@ -7,7 +7,9 @@ import array
 import os
 import pickle
 import pydoc
+import subprocess
 import sys
+import tempfile
 import unittest
 
 import pyharness
@@ -254,6 +256,36 @@ class PackageTest(unittest.TestCase):
             self.skipTest("FARENA_LIB not set")
         self.assertTrue(os.path.samefile(farena.library_path, want),
                         "%s is not %s" % (farena.library_path, want))
+
+    def run_import(self, env_changes):
+        """Imports farena from the source tree in a fresh python3 without
+        LD_LIBRARY_PATH; returns (exit status, output)."""
+        env = {k: v for k, v in os.environ.items() if k not in ("LD_LIBRARY_PATH", "FARENA_LIB")}
+        env.update(env_changes)
+        env["PYTHONPATH"] = pyharness.PYTHON_DIR
+        out = subprocess.run([sys.executable, "-c", "import farena; print(farena.library_path)"],
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             timeout=60, cwd=tempfile.gettempdir())
+        return out.returncode, out.stdout.decode().strip()
+
+    def loader_finds_one(self):
+        """Whether the dynamic loader alone finds a libfarena.so.1 (installed
+        system-wide), which then comes first."""
+        code = "import ctypes\ntry:\n ctypes.CDLL('libfarena.so.1')\nexcept OSError:\n exit(1)"
+        env = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}
+        return subprocess.run([sys.executable, "-c", code], env=env, timeout=60).returncode == 0
+
+    def test_farena_lib_is_the_last_resort(self):
+        want = os.environ.get("FARENA_LIB")
+        if not want or self.loader_finds_one():
+            self.skipTest("FARENA_LIB not set, or a libfarena.so.1 is installed")
+        rc, out = self.run_import({"FARENA_LIB": want})
+        self.assertEqual(rc, 0, out)
+        self.assertTrue(os.path.samefile(out, want), out)
+        rc, out = self.run_import({})
+        self.assertNotEqual(rc, 0)
+        self.assertIn("libfarena not found", out)
+        self.assertIn("FARENA_LIB", out)
 
     def test_one_exception_base(self):
         self.assertIs(farena.FarenaError, farena.Error)

@@ -126,5 +126,52 @@ class DaskSpillTest(unittest.TestCase):
         self.assertIn("0 B still stored after the cluster closed", text)
 
 
+class SpillBufferTest(unittest.TestCase):
+    """farena.dask.SpillBuffer on its own, against a daemon with a 1 MiB quota."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.daemon = pyharness.Daemon(["--max-bytes", "1M"])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.daemon.stop()
+
+    def test_spills_and_keeps_what_cannot_spill(self):
+        import numpy as np
+        buf = farena.dask.SpillBuffer(target=300_000, socket=self.daemon.sock)
+        self.addCleanup(buf.close)
+        a = [np.random.default_rng(i).random(25_000) for i in range(8)]  # 200 kB each
+        for i, v in enumerate(a[:4]):
+            buf["a%d" % i] = v
+        self.assertEqual(len(buf.fast), 1)
+        self.assertEqual(len(buf.slow), 3)
+        self.assertGreaterEqual(buf.spilled_total[1], 3 * 200_000)
+        self.assertEqual(buf.get_metrics()["disk_count"], 3)
+        self.assertGreater(self.daemon.stat()["bytes_on_disk"], 3 * 200_000)
+        # The quota is full after five: the sixth spill fails, is logged, and
+        # the value stays in memory (as distributed does for a full disk).
+        with self.assertLogs("distributed.spill", "ERROR"):
+            for i, v in enumerate(a[4:], 4):
+                buf["a%d" % i] = v
+        self.assertIn("a7", buf.fast)
+        self.assertGreater(len(buf.fast), 1)
+        self.assertEqual(len(buf), 8)
+        for k in list(buf.fast):  # in memory: reading them spills nothing
+            self.assertTrue(np.array_equal(buf[k], a[int(k[1:])]), k)
+        # A spilled one comes back exact (the quota is freed first: reading
+        # moves it to memory, which may evict another, as distributed does).
+        spilled = next(iter(buf.slow))
+        for k in list(buf.fast):
+            del buf[k]
+        self.assertTrue(np.array_equal(buf[spilled], a[int(spilled[1:])]))
+        for k in list(buf):
+            del buf[k]
+        self.assertEqual(buf.spilled_total, (0, 0))
+        buf.close()
+        st = self.daemon.wait_idle()
+        self.assertEqual((st["arenas"], st["writers"], st["bytes_on_disk"]), (0, 0, 0))
+
+
 if __name__ == "__main__":
     unittest.main(argv=[sys.argv[0]], verbosity=2)
