@@ -72,8 +72,11 @@ class SpillBuffer(_DistributedSpillBuffer):
 
     Use it as a worker's data: ``LocalCluster(...,
     data=(farena.dask.SpillBuffer, {"target": T}))``, or
-    ``dask worker --data ...`` style constructors. close() (the worker calls
-    it on shutdown) releases everything spilled.
+    ``Worker(..., data=(farena.dask.SpillBuffer, {"target": T}))``.
+    mapping is the SpillMapping that holds the spilled values (its stats()
+    show the space used in farenad). close() releases everything spilled;
+    a worker process that exits without it releases it too, as its
+    connection closes.
     """
 
     def __init__(self, target: int, max_spill: Union[int, Literal[False]] = False,
