@@ -201,7 +201,7 @@ class SpillMappingTest(unittest.TestCase):
 
     def test_large_values_in_pieces(self):
         m = self.mapping()
-        blob = os.urandom(9 * MiB + 17)  # three pieces
+        blob = os.urandom(9 * MiB + 17)  # ten pieces
         m["big"] = memoryview(blob)
         m["after"] = b"tail"
         self.assertEqual(m["big"], blob)
