@@ -14,9 +14,11 @@ worker), farenad's peak RSS (VmHWM; its own process, started here), and
 the sum, which must be the same for both.
 
 Then, per target, a second cluster persists the matrix (spilled), and one
-worker is killed with SIGKILL: the files left in its local directory right
-after the kill (before the nanny's replacement may purge them), and for
-farena the bytes farenad still holds for it once its connection closed.
+worker is killed with SIGKILL (its nanny told neither to restart it nor to
+remove its directory, as when the nanny dies with it: a whole job killed,
+the OOM killer, a crashed container; a surviving nanny cleans up itself): the files left in its local directory a second later and
+under the cluster's local directory once the cluster closed, and for farena
+the bytes farenad still holds once the worker's connection closed.
 
 Only the RSS-driven memory monitor is off (spilling is by target alone, the
 same in both); the spill code paths are distributed's own. Output: a
@@ -197,6 +199,15 @@ def kill_once(args, mode, daemon, base):
             st = daemon.stat()
             held, conns = st["bytes_on_disk"], st["connections"]
             before = files_under(wdir)
+            # As if the nanny died with its worker (the whole job SIGKILLed,
+            # the OOM killer, a crashed container): a surviving nanny removes
+            # a dead worker's directory itself and starts a new worker, which
+            # purges stale directories of the same base.
+            for nanny in c.workers.values():
+                if nanny.worker_address == addr:
+                    nanny.close_gracefully()
+                    if nanny.process is not None:
+                        nanny.process.worker_dir = None
             os.kill(pid, signal.SIGKILL)
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline:
@@ -205,22 +216,24 @@ def kill_once(args, mode, daemon, base):
                 except ProcessLookupError:
                     break
                 time.sleep(0.005)
-            left = files_under(wdir)
             # farenad drops what the worker held when its connection closes;
             # measured at once, before the lost blocks are recomputed.
             after = held
-            while time.monotonic() < deadline:
+            while mode == "farena" and time.monotonic() < deadline:
                 st = daemon.stat()
                 if st["connections"] < conns:
                     after = st["bytes_on_disk"]
                     break
-                time.sleep(0.005)
+                time.sleep(0.002)
+            time.sleep(1.0)
+            left = files_under(wdir)
             del x
     finally:
         c.close()
+    after_close = files_under(local)
     shutil.rmtree(local, ignore_errors=True)
     return {"files_before": before, "files_left": left, "farena_held_before": held,
-            "farena_held_after": after, "farena_share": share}
+            "farena_held_after": after, "farena_share": share, "after_close": after_close}
 
 
 def main():
@@ -260,8 +273,9 @@ def main():
              __import__("distributed").__version__))
     print()
     print("| spill to | wall (median) | workers' peak RSS (max) | spilled at end | "
-          "farenad peak RSS | files left in a SIGKILLed worker's dir | bytes left |")
-    print("|---|---|---|---|---|---|---|")
+          "farenad peak RSS | files left by a SIGKILLed worker | bytes left | "
+          "files left after the cluster closed |")
+    print("|---|---|---|---|---|---|---|---|")
     for mode in ("farena", "default"):
         rs = results[mode]
         walls = sorted(r["wall"] for r in rs)
@@ -275,12 +289,13 @@ def main():
                                  format_bytes(k["farena_held_after"]))
         else:
             left_bytes = format_bytes(k["files_left"][1])
-        print("| %s | %.2f s | %s | %s | %s | %d (of %d before the kill) | %s |"
+        print("| %s | %.2f s | %s | %s | %s | %d (of %d before the kill) | %s | %d (%s) |"
               % ("farena (farena.dask.SpillBuffer)" if mode == "farena"
                  else "local disk (distributed default, zict.File)",
                  walls[len(walls) // 2], format_bytes(max(r["rss"] for r in rs)),
                  format_bytes(max(r["spilled"] for r in rs)), extra,
-                 k["files_left"][0], k["files_before"][0], left_bytes))
+                 k["files_left"][0], k["files_before"][0], left_bytes,
+                 k["after_close"][0], format_bytes(k["after_close"][1])))
     sums = {r["sum"] for rs in results.values() for r in rs}
     print()
     print("Every run's sum: %s (%s)" % (", ".join(repr(s) for s in sorted(sums)),
