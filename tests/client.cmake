@@ -44,7 +44,7 @@ if(Python3_Interpreter_FOUND AND NOT CMAKE_C_FLAGS MATCHES "-fsanitize")
     set(FARENA_DASK_PYTHON "")
     foreach(py IN ITEMS ${Python3_EXECUTABLE} /usr/bin/python3)
         if(EXISTS ${py})
-            execute_process(COMMAND ${py} -c "import zict, distributed, pytest, setuptools, wheel"
+            execute_process(COMMAND ${py} -c "import zict, distributed, numpy, pytest, setuptools, wheel"
                             RESULT_VARIABLE farena_py_rc OUTPUT_QUIET ERROR_QUIET)
             if(farena_py_rc EQUAL 0)
                 set(FARENA_DASK_PYTHON ${py})
@@ -64,7 +64,7 @@ if(Python3_Interpreter_FOUND AND NOT CMAKE_C_FLAGS MATCHES "-fsanitize")
                          ${PROJECT_SOURCE_DIR} $<TARGET_FILE_DIR:farena>)
     else()
         foreach(t client_python_spill client_python_dask client_python_pip)
-            add_test(NAME ${t} COMMAND sh -c "echo 'no python3 here imports zict, distributed, \
+            add_test(NAME ${t} COMMAND sh -c "echo 'no python3 here imports zict, distributed, numpy, \
 pytest, setuptools and wheel: run scripts/deps.sh test'; exit 1")
         endforeach()
     endif()
