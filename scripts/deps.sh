@@ -14,6 +14,10 @@ if [ "${1:-}" = test ]; then
     if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
         pkgs+=(nodejs npm)
     fi
+    # The Python package's suites: zict's mapping checks (they import pytest),
+    # a Dask LocalCluster, and `pip install --no-build-isolation` offline.
+    pkgs+=(python3-zict python3-pytest python3-distributed python3-dask python3-numpy
+           python3-psutil python3-pip python3-setuptools python3-wheel)
 fi
 
 missing=()

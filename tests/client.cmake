@@ -17,16 +17,59 @@ add_test(NAME client_cli
                  $<TARGET_FILE:farenad>)
 set_tests_properties(client_cli PROPERTIES TIMEOUT 60)
 
-# The Python module over this build's libfarena.so. Not registered in a
-# sanitized build: loading an ASan-instrumented library into an
-# uninstrumented python3 needs libasan preloaded, which would test the
-# sanitizer setup more than the module.
+# The Python package over this build's libfarena.so: LD_LIBRARY_PATH puts
+# this build's library first in the dynamic loader's search (the package's
+# first lookup), so an installed libfarena.so.1 cannot shadow it; FARENA_LIB
+# names it too, and test_python.py checks that it is the one loaded. Not
+# registered in a sanitized build: loading an ASan-instrumented library into
+# an uninstrumented python3 needs libasan preloaded, which would test the
+# sanitizer setup more than the package.
 find_package(Python3 COMPONENTS Interpreter)
 if(Python3_Interpreter_FOUND AND NOT FARENA_SANITIZE)
+    set(farena_py_env
+        "LD_LIBRARY_PATH=$<TARGET_FILE_DIR:farena>"
+        "FARENA_LIB=$<TARGET_FILE:farena>"
+        "FARENA_PYTHON_DIR=${PROJECT_SOURCE_DIR}/client/python"
+        "PYTHONDONTWRITEBYTECODE=1")
     add_test(NAME client_python
              COMMAND Python3::Interpreter ${CMAKE_CURRENT_SOURCE_DIR}/test_python.py
                      $<TARGET_FILE:farenad>)
-    set_tests_properties(client_python PROPERTIES
-        TIMEOUT 120
-        ENVIRONMENT "FARENA_LIB=$<TARGET_FILE:farena>;FARENA_PYTHON_DIR=${PROJECT_SOURCE_DIR}/client/python")
+    set_tests_properties(client_python PROPERTIES TIMEOUT 120 ENVIRONMENT "${farena_py_env}")
+
+    # SpillMapping (zict's checks), the Dask LocalCluster and the pip install
+    # need the distribution's python3-zict, python3-distributed and setuptools
+    # (scripts/deps.sh test), which only the distribution's interpreter
+    # imports: the first of the python3 CMake found and /usr/bin/python3 that
+    # has them runs these. Where none has, the tests are still registered
+    # and fail saying what is missing.
+    set(FARENA_DASK_PYTHON "")
+    foreach(py IN ITEMS ${Python3_EXECUTABLE} /usr/bin/python3)
+        if(EXISTS ${py})
+            execute_process(COMMAND ${py} -c "import zict, distributed, numpy, pytest, setuptools, wheel"
+                            RESULT_VARIABLE farena_py_rc OUTPUT_QUIET ERROR_QUIET)
+            if(farena_py_rc EQUAL 0)
+                set(FARENA_DASK_PYTHON ${py})
+                break()
+            endif()
+        endif()
+    endforeach()
+    if(FARENA_DASK_PYTHON)
+        add_test(NAME client_python_spill
+                 COMMAND ${FARENA_DASK_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/test_python_spill.py
+                         $<TARGET_FILE:farenad>)
+        add_test(NAME client_python_dask
+                 COMMAND ${FARENA_DASK_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/test_python_dask.py
+                         $<TARGET_FILE:farenad>)
+        add_test(NAME client_python_pip
+                 COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/test_python_pip.sh ${FARENA_DASK_PYTHON}
+                         ${PROJECT_SOURCE_DIR} $<TARGET_FILE_DIR:farena>)
+    else()
+        foreach(t client_python_spill client_python_dask client_python_pip)
+            add_test(NAME ${t} COMMAND sh -c "echo 'no python3 here imports zict, distributed, numpy, \
+pytest, setuptools and wheel: run scripts/deps.sh test'; exit 1")
+        endforeach()
+    endif()
+    set_tests_properties(client_python_spill PROPERTIES TIMEOUT 120 ENVIRONMENT "${farena_py_env}")
+    set_tests_properties(client_python_dask PROPERTIES TIMEOUT 120 ENVIRONMENT "${farena_py_env}")
+    set_tests_properties(client_python_pip PROPERTIES TIMEOUT 120)
 endif()

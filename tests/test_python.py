@@ -1,58 +1,19 @@
-"""The Python module farena.py against a private farenad.
+"""The farena package's binding (farena.Client) against a private farenad.
 
-usage: test_python.py FARENAD  (with FARENA_LIB naming the libfarena.so to
-load and FARENA_PYTHON_DIR the directory of farena.py). The daemon is
-started here on a temporary socket and stopped by pid at the end.
+usage: test_python.py FARENAD (environment: see pyharness.py).
 """
 
+import array
 import os
-import shutil
+import pickle
+import pydoc
 import subprocess
 import sys
 import tempfile
-import time
 import unittest
 
-FARENAD = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("FARENAD", "farenad")
-sys.path.insert(0, os.environ.get(
-    "FARENA_PYTHON_DIR",
-    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "client", "python")))
-
-import farena  # noqa: E402
-
-
-class Daemon:
-    """A private farenad on a temporary socket."""
-
-    def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="farena-py-")
-        self.sock = os.path.join(self.dir, "farenad.sock")
-        os.mkdir(os.path.join(self.dir, "scratch"))
-        self.log = open(os.path.join(self.dir, "farenad.log"), "wb")
-        self.proc = subprocess.Popen(
-            [FARENAD, "--socket", self.sock, "--dir", os.path.join(self.dir, "scratch"),
-             "--min-free", "0"], stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                farena.Client(self.sock, timeout=1).close()
-                return
-            except farena.FarenaError:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    self.stop()
-                    raise RuntimeError("farenad did not start")
-                time.sleep(0.02)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, 15)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, 9)
-                self.proc.wait()
-        self.log.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
+import pyharness
+from pyharness import Daemon, farena
 
 
 class FarenaTest(unittest.TestCase):
@@ -222,6 +183,55 @@ class FarenaTest(unittest.TestCase):
         self.assertEqual(c.arena_info(arena)["refs"], 1)
         self.assertEqual(c.get(arena, loc), b"abcdef")
 
+    def test_arena_context_manager(self):
+        c = self.client()
+        w = c.writer_new(0)
+        loc = c.push(w, b"scoped")
+        with c.into_arena(w) as arena:
+            self.assertIsInstance(arena, int)
+            self.assertEqual(repr(arena), "Arena(%d)" % arena)
+            self.assertEqual(pickle.loads(pickle.dumps(arena)), int(arena))
+            self.assertEqual(c.get(arena, loc), b"scoped")
+            c.name(arena, "py-scoped")
+            with c.opened(c.lookup("py-scoped")) as again:
+                self.assertEqual(c.arena_info(again)["refs"], 3)
+            self.assertEqual(c.arena_info(arena)["refs"], 2)
+        self.assertEqual(c.arena_info(arena)["refs"], 1)  # the name's
+        arena.release()  # once only: a second release does nothing
+        self.assertEqual(c.arena_info(arena)["refs"], 1)
+        c.unname("py-scoped")
+        with self.assertRaises(farena.NoSuchHandleError):
+            c.arena_info(arena)
+        # Released explicitly inside the block, or after close: no error.
+        w = c.writer_new(0)
+        c.push(w, b"x")
+        with c.into_arena(w) as other:
+            c.release(other)
+        w = c.writer_new(0)
+        c.push(w, b"x")
+        d = farena.Client(self.daemon.sock)
+        w2 = d.writer_new(0)
+        d.push(w2, b"y")
+        with d.into_arena(w2):
+            d.close()
+
+    def test_bytes_like_everywhere(self):
+        c = self.client()
+        w = c.writer_new(0)
+        items = [b"b", bytearray(b"ba"), memoryview(b"mvx")[:2], array.array("B", [1, 2]),
+                 "str"]
+        locs = c.push_many(w, items)
+        one = c.push(w, memoryview(bytearray(b"single")))
+        arena = c.into_arena(w)
+        self.assertEqual(c.get_many(arena, locs), [b"b", b"ba", b"mv", b"\x01\x02", b"str"])
+        self.assertEqual(c.get(arena, one), b"single")
+        c.name(arena, b"py-bytes-name")
+        self.assertEqual(c.lookup(bytearray(b"py-bytes-name")), arena)
+        c.unname("py-bytes-name")
+        buf = bytearray()
+        c.get_into(arena, one, buf)
+        self.assertEqual(memoryview(buf).tobytes(), b"single")
+
     def test_server_and_stat(self):
         c = self.client()
         info = c.server()
@@ -235,6 +245,70 @@ class FarenaTest(unittest.TestCase):
         c.set_timeout(5)
         c.set_timeout(None)
         self.assertEqual(farena.version(), "0.1.0")
+
+
+class PackageTest(unittest.TestCase):
+    """The package as the ecosystem expects it (no daemon needed)."""
+
+    def test_loads_the_library_under_test(self):
+        want = os.environ.get("FARENA_LIB")
+        if not want:
+            self.skipTest("FARENA_LIB not set")
+        self.assertTrue(os.path.samefile(farena.library_path, want),
+                        "%s is not %s" % (farena.library_path, want))
+
+    def run_import(self, env_changes):
+        """Imports farena from the source tree in a fresh python3 without
+        LD_LIBRARY_PATH; returns (exit status, output)."""
+        env = {k: v for k, v in os.environ.items() if k not in ("LD_LIBRARY_PATH", "FARENA_LIB")}
+        env.update(env_changes)
+        env["PYTHONPATH"] = pyharness.PYTHON_DIR
+        out = subprocess.run([sys.executable, "-c", "import farena; print(farena.library_path)"],
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             timeout=60, cwd=tempfile.gettempdir())
+        return out.returncode, out.stdout.decode().strip()
+
+    def loader_finds_one(self):
+        """Whether the dynamic loader alone finds a libfarena.so.1 (installed
+        system-wide), which then comes first."""
+        code = "import ctypes\ntry:\n ctypes.CDLL('libfarena.so.1')\nexcept OSError:\n exit(1)"
+        env = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}
+        return subprocess.run([sys.executable, "-c", code], env=env, timeout=60).returncode == 0
+
+    def test_farena_lib_is_the_last_resort(self):
+        want = os.environ.get("FARENA_LIB")
+        if not want or self.loader_finds_one():
+            self.skipTest("FARENA_LIB not set, or a libfarena.so.1 is installed")
+        rc, out = self.run_import({"FARENA_LIB": want})
+        self.assertEqual(rc, 0, out)
+        self.assertTrue(os.path.samefile(out, want), out)
+        rc, out = self.run_import({})
+        self.assertNotEqual(rc, 0)
+        self.assertIn("libfarena not found", out)
+        self.assertIn("FARENA_LIB", out)
+
+    def test_one_exception_base(self):
+        self.assertIs(farena.FarenaError, farena.Error)
+        for name in farena.__all__:
+            obj = getattr(farena, name)
+            if isinstance(obj, type) and issubclass(obj, Exception):
+                self.assertTrue(issubclass(obj, farena.Error), name)
+        self.assertTrue(issubclass(farena.NoSpaceError, farena.Error))
+
+    def test_documented(self):
+        text = pydoc.render_doc(farena, renderer=pydoc.plaintext)
+        for word in ("SpillMapping", "libfarena.so.1", "LD_LIBRARY_PATH", "FARENA_LIB"):
+            self.assertIn(word, text)
+        for cls in (farena.Client, farena.Arena, farena.SpillMapping):
+            for name, member in vars(cls).items():
+                if callable(member) and not name.startswith("_"):
+                    self.assertTrue(member.__doc__, "%s.%s" % (cls.__name__, name))
+        stub = os.path.join(os.path.dirname(farena.__file__), "__init__.pyi")
+        with open(stub) as f:
+            hints = f.read()
+        for name, member in vars(farena.Client).items():
+            if callable(member) and not name.startswith("_"):
+                self.assertIn("def %s(" % name, hints, name)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 
 farenad is a scratch spill store shared between processes on one machine:
 payloads go to anonymous files on disk and are read back by location. This
-module mirrors the C library (and through it the Rust crate farena 0.3):
-bytes in, bytes out, handles as ints, failures as FarenaError. An int
+package mirrors the C library (and through it the Rust crate farena 0.3):
+bytes in, bytes out, handles as ints, failures as farena.Error. An int
 outside its C type's range (a file index above 65535, a negative offset, a
 handle of 2**64 or more) raises ValueError before anything is sent.
 
@@ -13,13 +13,37 @@ handle of 2**64 or more) raises ValueError before anything is sent.
         w = c.writer_new(0)
         hello = c.push(w, b"hello")
         world = c.push(w, b" world")
-        arena = c.into_arena(w)
-        assert c.get(arena, hello) == b"hello"
-        assert c.get_many(arena, [hello, world]) == [b"hello", b" world"]
-        c.name(arena, "greeting")            # outlives this connection
+        with c.into_arena(w) as arena:       # released when the block ends
+            assert c.get(arena, hello) == b"hello"
+            assert c.get_many(arena, [hello, world]) == [b"hello", b" world"]
 
-The shared library is found through $FARENA_LIB (a path), else next to this
-file, else ctypes.util.find_library("farena"). Standard library only.
+    with farena.SpillMapping() as m:         # a dict of bytes kept in farenad
+        m["x"] = b"spilled"
+        assert m["x"] == b"spilled"
+
+What is here:
+
+- Client: one connection; every method of the protocol (writer_new, push,
+  push_many, finish, into_arena, build, arena_new, get, get_many, ...).
+- Arena: the int handle of an arena this connection holds, returned by
+  into_arena, build, arena_new and Client.opened; ``with`` releases it.
+- Loc: a location (file_index, offset, len).
+- SpillMapping: a MutableMapping[str, bytes] whose values live in farenad
+  (see farena.spill); farena.dask.SpillBuffer spills Dask workers to it.
+- Error: the base of every exception raised for a failed call; each
+  FARENA_E... code has its own subclass (NoSuchNameError, NoSpaceError, ...).
+
+Payload arguments accept any bytes-like object (bytes, bytearray,
+memoryview, array, numpy buffers: anything with the buffer protocol) and str
+(sent as UTF-8); payloads come back as bytes.
+
+The shared library libfarena.so.1 is loaded from, in order: (1) the
+dynamic loader's search (LD_LIBRARY_PATH, the ld.so cache, the system
+directories); (2) next to this package: its own directory, the directory
+that holds it, and the library directory `cmake --install` recorded
+relative to it; (3) $FARENA_LIB, a path. To force one particular build,
+put its directory in LD_LIBRARY_PATH. library_path names the file that was
+loaded. Standard library only.
 
 A Client is not thread-safe: use one per thread, or serialise calls. After
 os.fork() a Client belongs to the parent; the child must open its own.
@@ -31,7 +55,8 @@ import operator
 import os
 from collections import namedtuple
 
-__all__ = ["Client", "Loc", "FarenaError", "version", "strerror", "library_path"]
+__all__ = ["Client", "Arena", "Loc", "Error", "FarenaError", "SpillMapping", "version",
+           "strerror", "library_path"]
 
 Loc = namedtuple("Loc", ["file_index", "offset", "len"])
 Loc.__doc__ = "Where a payload lives in an arena: file index, byte offset, length."
@@ -81,25 +106,59 @@ class _CStat(ctypes.Structure):
         ("errors", ctypes.c_uint64 * _STAT_METHODS)]
 
 
-def _find_library():
-    """Returns the path of libfarena to load (see the module's docstring)."""
+_SONAME = "libfarena.so.1"
+
+
+def _loaded_path(fallback):
+    """The file the dynamic loader mapped for libfarena (from
+    /proc/self/maps), else fallback."""
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                path = line.split(None, 5)[-1].strip()
+                if os.path.basename(path).startswith("libfarena.so"):
+                    return path
+    except OSError:
+        pass
+    return fallback
+
+
+def _candidates():
+    """The paths tried after the dynamic loader (see the module's docstring)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    out = [os.path.join(here, _SONAME), os.path.join(os.path.dirname(here), _SONAME)]
+    try:
+        from . import _install  # written by `cmake --install`
+        out.append(os.path.normpath(os.path.join(here, _install.LIBDIR, _SONAME)))
+    except ImportError:
+        pass
     env = os.environ.get("FARENA_LIB")
     if env:
-        return env
-    here = os.path.dirname(os.path.abspath(__file__))
-    for name in ("libfarena.so.1", "libfarena.so"):
-        path = os.path.join(here, name)
+        out.append(env)
+    return out
+
+
+def _load_library():
+    """Loads libfarena: the dynamic loader, then next to this package, then
+    $FARENA_LIB. Returns (the CDLL, the path of the file loaded)."""
+    errors = []
+    try:
+        lib = ctypes.CDLL(_SONAME)
+        return lib, _loaded_path(_SONAME)
+    except OSError as e:
+        errors.append(str(e))
+    for path in _candidates():
         if os.path.exists(path):
-            return path
-    found = ctypes.util.find_library("farena")
-    if found:
-        return found
-    raise ImportError("libfarena not found: set FARENA_LIB to the path of libfarena.so, "
-                      "or install it where the dynamic linker finds it")
+            try:
+                return ctypes.CDLL(path), os.path.abspath(path)
+            except OSError as e:
+                errors.append(str(e))
+    raise ImportError("libfarena not found (%s): install it where the dynamic linker finds it "
+                      "(and run ldconfig), put its directory in LD_LIBRARY_PATH, or set "
+                      "FARENA_LIB to the path of libfarena.so.1" % "; ".join(errors))
 
 
-library_path = _find_library()
-_lib = ctypes.CDLL(library_path)
+_lib, library_path = _load_library()
 
 _P = ctypes.c_void_p
 _H = ctypes.c_uint64
@@ -156,8 +215,8 @@ def strerror(code):
     return _lib.farena_strerror(code).decode()
 
 
-class FarenaError(Exception):
-    """A libfarena call failed.
+class Error(Exception):
+    """A libfarena call failed: the base of every farena exception.
 
     code is the negative FARENA_E... int, name its symbol (e.g.
     "FARENA_ENOSUCHNAME"), message the details (the daemon's message or the
@@ -183,16 +242,17 @@ _CLASS_NAMES = {
     -104: "Utf8Error", -105: "InvalidArgumentError", -106: "ForkError",
     -107: "UnknownDaemonError", -108: "FarenaTimeoutError",
 }
+FarenaError = Error  # the name this module used first
 _CLASSES = {}
 for _code, _cls in _CLASS_NAMES.items():
-    _CLASSES[_code] = type(_cls, (FarenaError,), {"__doc__": strerror(_code)})
+    _CLASSES[_code] = type(_cls, (Error,), {"__doc__": strerror(_code)})
     globals()[_cls] = _CLASSES[_code]
     __all__.append(_cls)
 
 
 def _error(code, message=""):
     """Builds the exception for a FARENA_E... code."""
-    return _CLASSES.get(code, FarenaError)(code, message)
+    return _CLASSES.get(code, Error)(code, message)
 
 
 def _as_bytes(data):
@@ -251,6 +311,43 @@ def _c_name(name):
     return b
 
 
+class Arena(int):
+    """The handle of an arena this connection holds a reference to.
+
+    An int, usable wherever a handle is (and equal to it); returned by
+    Client.into_arena, build, arena_new and opened. As a context manager its
+    exit releases that reference, as release() does. Pickles as a plain int.
+    """
+
+    def __new__(cls, handle, client):
+        self = int.__new__(cls, handle)
+        self._client = client
+        return self
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+        return False
+
+    def __reduce__(self):
+        return (int, (int(self),))
+
+    def __repr__(self):
+        return "Arena(%d)" % int(self)
+
+    def release(self):
+        """Drops this reference once; later calls, a reference already released
+        through Client.release, or a closed client do nothing."""
+        client, self._client = self._client, None
+        if client is not None and client._c is not None:
+            try:
+                client.release(int(self))
+            except NoSuchHandleError:  # noqa: F821 (made in the loop above)
+                pass
+
+
 class Client:
     """One connection to farenad; a context manager that closes it.
 
@@ -292,7 +389,7 @@ class Client:
         _lib.farena_buf_free(ctypes.byref(self._buf))
 
     def _check(self, rc):
-        """Raises the FarenaError for rc when it is not 0."""
+        """Raises the farena.Error for rc when it is not 0."""
         if rc != 0:
             msg = _lib.farena_errmsg(self._c) if self._c is not None else b""
             raise _error(rc, (msg or b"").decode("utf-8", "replace"))
@@ -380,7 +477,7 @@ class Client:
         """Ends a writer of index 0 as a one-file arena; returns the arena."""
         h = ctypes.c_uint64()
         self._check(_lib.farena_into_arena(self._client(), _h(writer), ctypes.byref(h)))
-        return h.value
+        return Arena(h.value, self)
 
     def _files_call(self, fn, files):
         files = [_h(f) for f in files]
@@ -391,11 +488,11 @@ class Client:
 
     def build(self, files):
         """Assembles an arena from file handles in any order; returns it."""
-        return self._files_call(_lib.farena_build, files)
+        return Arena(self._files_call(_lib.farena_build, files), self)
 
     def arena_new(self, files):
         """Assembles an arena from file handles in index order; returns it."""
-        return self._files_call(_lib.farena_arena_new, files)
+        return Arena(self._files_call(_lib.farena_arena_new, files), self)
 
     # ---- reading ----
 
@@ -470,6 +567,12 @@ class Client:
         """Takes one more reference to the arena for this connection."""
         self._check(_lib.farena_open(self._client(), _h(arena)))
 
+    def opened(self, arena):
+        """Takes a reference like open() and returns it as an Arena, for
+        ``with c.opened(c.lookup(name)) as a: ...``."""
+        self.open(arena)
+        return Arena(arena, self)
+
     def release(self, handle):
         """Drops this connection's writer, file or one arena reference."""
         self._check(_lib.farena_release(self._client(), _h(handle)))
@@ -504,3 +607,6 @@ class Client:
                     per[m.decode()] = getattr(st, key)[i]
             out[key] = per
         return out
+
+
+from .spill import SpillMapping  # noqa: E402 (needs Client, defined above)
