@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include "../proto/codec.h"
 
@@ -43,6 +44,8 @@ struct outq_slot {
     int failed;
     enum proto_err code;
     char msg[160];
+    int *fds; /* descriptors to pass with the first byte (owned), or NULL */
+    size_t nfds;
 };
 
 struct outq {
@@ -80,11 +83,22 @@ static void outq_count(struct outq *q, int64_t delta)
         *q->total = (uint64_t)((int64_t)*q->total + delta);
 }
 
+/* Closes the descriptors a slot still holds. */
+static void slot_close_fds(struct outq_slot *s)
+{
+    for (size_t i = 0; i < s->nfds; i++)
+        close(s->fds[i]);
+    free(s->fds);
+    s->fds = NULL;
+    s->nfds = 0;
+}
+
 /* Frees one chain element, keeping a large buffer as the spare. */
 static void slot_free(struct outq_slot *s)
 {
     struct outq *q = s->q;
 
+    slot_close_fds(s);
     if (s->b.cap >= OUTQ_SPARE_MIN && q->spare_bytes + s->b.cap <= OUTQ_SPARE_TOTAL) {
         struct outq_spare *sp = (struct outq_spare *)(void *)s->b.p;
 
@@ -234,6 +248,21 @@ static void slot_complete(struct outq_slot *s)
     q->ready(q->arg);
 }
 
+/* Attaches descriptors; see outq.h. */
+int outq_slot_attach_fds(struct outq_slot *s, const int *fds, size_t n)
+{
+    int *copy;
+
+    assert(s->fds == NULL && n > 0 && n <= OUTQ_MAX_FDS);
+    copy = malloc(n * sizeof(*copy));
+    if (copy == NULL)
+        return -1;
+    memcpy(copy, fds, n * sizeof(*copy));
+    s->fds = copy;
+    s->nfds = n;
+    return 0;
+}
+
 /* A part is done; see outq.h. */
 void outq_slot_done(struct outq_slot *s)
 {
@@ -320,17 +349,30 @@ long outq_send(struct outq *q, int fd, size_t budget)
         struct msghdr mh;
         size_t want = 0, room = budget - (size_t)total;
         int n = 0;
-        struct outq_slot *s;
+        struct outq_slot *s, *fds = NULL;
+        union {
+            struct cmsghdr h;
+            char buf[CMSG_SPACE(sizeof(int) * OUTQ_MAX_FDS)];
+        } cm;
         ssize_t rc;
 
         for (s = q->head; s != NULL && n < OUTQ_IOV && want < room; s = s->next) {
             if (s->pending > 0)
+                break;
+            /* Descriptors travel with their reply's first byte, in a
+             * sendmsg of their own: stop before such a reply, or send it
+             * alone when it comes first. */
+            if (s->nfds > 0 && n > 0)
                 break;
             if (s->b.len > s->sent) {
                 iov[n].iov_base = s->b.p + s->sent;
                 iov[n].iov_len = s->b.len - s->sent;
                 want += iov[n].iov_len;
                 n++;
+            }
+            if (s->nfds > 0) {
+                fds = s;
+                break;
             }
         }
         if (s == NULL && n < OUTQ_IOV && want < room && q->tail.len > q->tail_sent) {
@@ -349,6 +391,15 @@ long outq_send(struct outq *q, int fd, size_t budget)
         memset(&mh, 0, sizeof(mh));
         mh.msg_iov = iov;
         mh.msg_iovlen = (size_t)n;
+        if (fds != NULL) {
+            memset(&cm, 0, sizeof(cm));
+            mh.msg_control = cm.buf;
+            mh.msg_controllen = CMSG_SPACE(sizeof(int) * fds->nfds);
+            cm.h.cmsg_level = SOL_SOCKET;
+            cm.h.cmsg_type = SCM_RIGHTS;
+            cm.h.cmsg_len = CMSG_LEN(sizeof(int) * fds->nfds);
+            memcpy(CMSG_DATA(&cm.h), fds->fds, sizeof(int) * fds->nfds);
+        }
         rc = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (rc < 0 && errno == EINTR)
             continue;
@@ -356,6 +407,8 @@ long outq_send(struct outq *q, int fd, size_t budget)
             break;
         if (rc < 0)
             return -1;
+        if (fds != NULL && rc > 0)
+            slot_close_fds(fds); /* the peer has them now: our copies go */
         outq_consume(q, (size_t)rc);
         total += rc;
         if ((size_t)rc < want)

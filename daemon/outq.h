@@ -58,6 +58,16 @@ struct outq_slot *outq_slot_new(struct outq *q, uint32_t msgid, size_t size, uns
  * writing to it. */
 struct obuf *outq_slot_buf(struct outq_slot *s);
 
+/* Most descriptors one reply passes (the kernel's SCM_MAX_FD). */
+#define OUTQ_MAX_FDS 253u
+
+/* Gives the slot n descriptors (1..OUTQ_MAX_FDS) to pass to the peer as
+ * SCM_RIGHTS with the slot's first byte; the queue owns them from then on
+ * and closes its copies once they are sent, or when the slot is freed
+ * unsent. At most once per slot. Returns 0, or -1 when out of memory (the
+ * caller still owns them). */
+int outq_slot_attach_fds(struct outq_slot *s, const int *fds, size_t n);
+
 /* Adds n pending parts (one per read issued into the slot). */
 void outq_slot_add(struct outq_slot *s, uint32_t n);
 
