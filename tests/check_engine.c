@@ -6,6 +6,7 @@
  * suite on each engine (check_engine, check_engine_threads). */
 #include <check.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -231,6 +232,45 @@ START_TEST(a_push_is_readable_when_answered)
 }
 END_TEST
 
+/* A write that fails in the engine (here EFBIG: the daemon runs under a
+ * 1 MiB RLIMIT_FSIZE) answers the error for the items it carried, leaves
+ * everything accepted before it readable, and the writer usable. */
+START_TEST(a_failed_write_rolls_back_only_its_items)
+{
+    struct rlimit lim = {1 << 20, 1 << 20};
+    struct th_client *c;
+    struct th_reply r;
+    struct proto_loc l1, l2;
+    uint64_t w, a;
+
+    /* Inherited by the daemon; SIG_IGN survives its exec. */
+    ck_assert(signal(SIGXFSZ, SIG_IGN) != SIG_ERR);
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    th_must_start(&D, NULL);
+    c = th_must_connect(&D);
+    w = th_writer_new(c, 0);
+    l1 = th_push(c, w, data, 512 << 10);
+    TH_ERR_CALL(c, &r, "io_error", "push_many", "ua", w, 3u, "b", data, (size_t)100, "b", data,
+                (size_t)(600 << 10), "b", data, (size_t)10);
+    ck_assert_msg(strstr(r.msg, "item 1: ") == r.msg && strstr(r.msg, "large") != NULL, "%s",
+                  r.msg);
+    /* Item 0 went to the writer's buffer before the failing write: it
+     * stays, as the protocol says; items 1 and 2 are gone. */
+    TH_OK_CALL(c, &r, "writer_len", "u", w);
+    ck_assert_uint_eq(th_res_u64(&r), (512 << 10) + 100);
+    TH_ERR_CALL(c, &r, "io_error", "push", "ub", w, data, (size_t)(700 << 10));
+    l2 = th_push(c, w, data + 7, 1000);
+    ck_assert_uint_eq(l2.offset, (512 << 10) + 100);
+    a = th_call_u64(c, "into_arena", w);
+    TH_OK_CALL(c, &r, "get", "uL", a, l1);
+    th_assert_bytes(r.result, data, 512 << 10);
+    TH_OK_CALL(c, &r, "get", "uL", a, l2);
+    th_assert_bytes(r.result, data + 7, 1000);
+    th_close(c);
+    th_must_stop(&D);
+}
+END_TEST
+
 /* SIGTERM with reads and writes in flight: every request gets exactly one
  * answer (its result, or shutting_down if it arrived after the signal), the
  * results are right, and the daemon exits 0 with nothing leaked. */
@@ -334,6 +374,7 @@ static Suite *engine_suite(void)
     tcase_add_test(tc, release_with_reads_in_flight);
     tcase_add_test(tc, unname_with_reads_in_flight);
     tcase_add_test(tc, a_push_is_readable_when_answered);
+    tcase_add_test(tc, a_failed_write_rolls_back_only_its_items);
     tcase_add_test(tc, sigterm_with_io_in_flight);
     suite_add_tcase(s, tc);
     tc = tcase_create("options");
