@@ -43,6 +43,7 @@ struct options {
     uint64_t file_max;
     enum io_kind io_engine;
     uint64_t io_depth;
+    uint64_t reply_memory;
     int verbosity; /* -v adds one, -q takes one away */
 };
 
@@ -80,6 +81,8 @@ static void usage(FILE *f)
             "  --io-engine E      file I/O engine: auto (io_uring, else threads; the\n"
             "                     default), uring (fail if unavailable), threads\n"
             "  --io-depth N       reads and writes in flight at once, 1..%u (default %u)\n"
+            "  --reply-memory N   replies all connections may hold queued, payloads\n"
+            "                     being read included, 1M.. (default 256M)\n"
             "  -v, --verbose      log more (per-connection events); repeatable\n"
             "  -q, --quiet        log less (warnings only; twice: errors only)\n"
             "  --version          print the version and exit\n"
@@ -162,6 +165,7 @@ enum {
     OPT_FILE_MAX,
     OPT_IO_ENGINE,
     OPT_IO_DEPTH,
+    OPT_REPLY_MEMORY,
     OPT_VERSION,
     OPT_HELP
 };
@@ -181,6 +185,7 @@ static void parse_options(int argc, char **argv, struct options *o)
         {"file-max", required_argument, NULL, OPT_FILE_MAX},
         {"io-engine", required_argument, NULL, OPT_IO_ENGINE},
         {"io-depth", required_argument, NULL, OPT_IO_DEPTH},
+        {"reply-memory", required_argument, NULL, OPT_REPLY_MEMORY},
         {"verbose", no_argument, NULL, 'v'},
         {"quiet", no_argument, NULL, 'q'},
         {"version", no_argument, NULL, OPT_VERSION},
@@ -197,6 +202,7 @@ static void parse_options(int argc, char **argv, struct options *o)
         .max_handles = REG_MAX_HANDLES_DEFAULT,
         .file_max = PROTO_FILE_MAX,
         .io_depth = IO_DEPTH_DEFAULT,
+        .reply_memory = SERVER_REPLY_MEMORY_DEFAULT,
     };
     opterr = 0;
     while ((ch = getopt_long(argc, argv, ":vq", longopts, NULL)) != -1) {
@@ -242,6 +248,9 @@ static void parse_options(int argc, char **argv, struct options *o)
             break;
         case OPT_IO_DEPTH:
             o->io_depth = parse_size("--io-depth", optarg, 1, IO_DEPTH_MAX, 0);
+            break;
+        case OPT_REPLY_MEMORY:
+            o->reply_memory = parse_size("--reply-memory", optarg, 1u << 20, UINT64_MAX / 2, 1);
             break;
         case OPT_FILE_MAX:
             o->file_max = parse_size("--file-max", optarg, 1, PROTO_FILE_MAX, 1);
@@ -400,6 +409,7 @@ static void start_registry(const struct options *o, const char *dir, struct io *
     ml.max_bytes = o->max_bytes;
     ml.min_free = o->min_free;
     ml.io_depth = io_depth(io);
+    ml.reply_memory = o->reply_memory;
     *m = methods_new(*reg, io, &ml);
     if (*m == NULL)
         fatal("out of memory");
@@ -450,6 +460,7 @@ static struct server *start_server(const struct options *o, int fd, const char *
     svc.limits.max_depth = PROTO_MAX_DEPTH_DEFAULT;
     svc.limits.max_objects = PROTO_MAX_OBJECTS_DEFAULT;
     svc.max_clients = (uint32_t)o->max_clients;
+    svc.reply_memory = o->reply_memory;
     srv = server_new(*base, fd, &svc, reg, m, io);
     if (srv == NULL) {
         sock_unlink(sctx->bound);

@@ -540,7 +540,7 @@ static int m_hello(struct call *c)
     pack_cstr(pk, FARENAD_VERSION);
     pack_kv_u64(pk, "protocol", PROTO_VERSION);
     pack_cstr(pk, "limits");
-    msgpack_pack_map(pk, 12);
+    msgpack_pack_map(pk, 13);
     pack_kv_u64(pk, "max_message", l->max_message);
     pack_kv_u64(pk, "max_batch", l->max_batch);
     pack_kv_u64(pk, "max_depth", l->max_depth);
@@ -553,6 +553,7 @@ static int m_hello(struct call *c)
     pack_kv_u64(pk, "max_bytes", l->max_bytes);
     pack_kv_u64(pk, "min_free", l->min_free);
     pack_kv_u64(pk, "io_depth", l->io_depth);
+    pack_kv_u64(pk, "reply_memory", l->reply_memory);
     pack_cstr(pk, "methods");
     msgpack_pack_array(pk, PROTO_M_COUNT);
     for (int i = 0; i < PROTO_M_COUNT; i++)

@@ -23,7 +23,8 @@ struct methods_limits {
     uint32_t max_handles;
     uint64_t max_bytes;
     uint64_t min_free;
-    uint32_t io_depth; /* the I/O engine's queue depth */
+    uint32_t io_depth;     /* the I/O engine's queue depth */
+    uint64_t reply_memory; /* the server's bound on queued replies */
 };
 
 struct methods; /* the table's state: registry, limits, counters */

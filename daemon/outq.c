@@ -20,8 +20,9 @@
 /* Slot buffers of at least OUTQ_SPARE_MIN bytes (large gets' replies) are
  * kept for the connection's next ones, OUTQ_SPARE_TOTAL bytes at most: a
  * fresh large block is a fresh mapping whose every page faults in, which
- * cost a stream of 1 MiB gets more than the reads themselves. outq_trim()
- * gives them back once the connection idles. */
+ * cost a stream of 1 MiB gets more than the reads themselves. They count
+ * in the shared total like queued replies; outq_trim_spares() gives them
+ * back (on idle, or when the total is at its bound). */
 #define OUTQ_SPARE_MIN   (64u << 10)
 #define OUTQ_SPARE_TOTAL (8u << 20)
 
@@ -106,6 +107,8 @@ static void slot_free(struct outq_slot *s)
         sp->next = q->spare;
         q->spare = sp;
         q->spare_bytes += sp->cap;
+        if (q->total != NULL)
+            *q->total += sp->cap;
         s->b.p = NULL;
     }
     obuf_fini(&s->b);
@@ -186,6 +189,8 @@ struct outq_slot *outq_slot_new(struct outq *q, uint32_t msgid, size_t size, uns
             if (sp->cap >= cap && sp->cap <= 2 * cap) {
                 *pp = sp->next;
                 q->spare_bytes -= sp->cap;
+                if (q->total != NULL)
+                    *q->total -= sp->cap;
                 cap = sp->cap;
                 s->b.p = (char *)sp;
                 break;
@@ -422,11 +427,19 @@ void outq_trim(struct outq *q, size_t keep)
 {
     if (q->tail.len == 0 && q->tail.cap > keep)
         obuf_fini(&q->tail);
+    outq_trim_spares(q);
+}
+
+/* Frees the kept reply buffers; see outq.h. */
+void outq_trim_spares(struct outq *q)
+{
     while (q->spare != NULL) {
         struct outq_spare *sp = q->spare;
 
         q->spare = sp->next;
         free(sp);
     }
+    if (q->total != NULL)
+        *q->total -= q->spare_bytes;
     q->spare_bytes = 0;
 }

@@ -97,7 +97,11 @@ int outq_sendable(const struct outq *q);
 long outq_send(struct outq *q, int fd, size_t budget);
 
 /* Gives back the tail's memory if it is large and empty, and the large
- * reply buffer kept for reuse. */
+ * reply buffers kept for reuse. */
 void outq_trim(struct outq *q, size_t keep);
+
+/* Gives back the large reply buffers kept for reuse (they count in the
+ * shared total until then). */
+void outq_trim_spares(struct outq *q);
 
 #endif

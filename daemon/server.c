@@ -252,6 +252,14 @@ static void server_reap(evutil_socket_t fd, short what, void *arg)
     server_maybe_done(s);
 }
 
+/* The reply memory is at its bound: every connection gives back the large
+ * buffers it keeps for reuse before anyone waits. */
+static void server_trim_spares(struct server *s)
+{
+    for (struct conn *c = s->conns; c != NULL; c = c->next)
+        outq_trim_spares(c->q);
+}
+
 /* Resumes c's processing on a later loop turn. A zero-delay timer rather
  * than event_active(): libevent runs events activated during a turn in that
  * same turn, so only a timer makes the loop poll the other sockets before
@@ -293,8 +301,14 @@ static int conn_send(struct conn *c)
         conn_kill(c);
         return -1;
     }
-    if (n > 0 && outq_pending(c->q) == 0)
+    if (n > 0 && outq_pending(c->q) == 0) {
         conn_shrink_later(c); /* the tail or a spare reply buffer may be large */
+        if (c->mem_wait && !c->dead) {
+            c->mem_wait = 0;
+            c->backlog = 1;
+            conn_schedule(c);
+        }
+    }
     want = outq_sendable(c->q);
     if (want && !c->writing)
         event_add(c->write_ev, NULL);
@@ -595,9 +609,15 @@ static void conn_process(struct conn *c)
             c->out_paused = 1;
             break;
         }
-        if (c->srv->out_total > SERVER_MEM_HIGH) {
+        if (c->srv->out_total > c->srv->cfg.reply_memory)
+            server_trim_spares(c->srv);
+        if (c->srv->out_total > c->srv->cfg.reply_memory && conn_pending(c) > 0) {
             /* The daemon's reply memory is at its bound: resume once the
-             * sockets have taken enough (server_turn_end). */
+             * sockets have taken enough (server_turn_end), or once this
+             * connection's own replies are all out (conn_send). A
+             * connection with nothing queued always runs one request, so
+             * a client that reads its connections one after another never
+             * waits for itself. */
             c->mem_wait = 1;
             c->srv->mem_waiters++;
             break;
@@ -769,7 +789,7 @@ void server_turn_end(struct server *s)
         }
         conn_resume(c);
     }
-    if (s->mem_waiters > 0 && s->out_total <= SERVER_MEM_LOW) {
+    if (s->mem_waiters > 0 && s->out_total <= s->cfg.reply_memory / 4 * 3) {
         s->mem_waiters = 0;
         for (struct conn *c = s->conns; c != NULL; c = c->next) {
             if (!c->mem_wait)
@@ -936,6 +956,8 @@ struct server *server_new(struct event_base *base, int listen_fd, const struct s
     }
     s->base = base;
     s->cfg = *cfg;
+    if (s->cfg.reply_memory == 0)
+        s->cfg.reply_memory = SERVER_REPLY_MEMORY_DEFAULT;
     s->reg = reg;
     s->m = m;
     s->io = io;

@@ -18,11 +18,11 @@
  * requests are not read (nor processed); below LOW they are again. */
 #define SERVER_OUT_HIGH (4u << 20)
 #define SERVER_OUT_LOW  (1u << 20)
-/* Reply bytes queued by all connections together (payloads read for
- * replies included): above HIGH no connection starts a request; below LOW
- * they carry on. One request can pass HIGH by at most max_message. */
-#define SERVER_MEM_HIGH (256u << 20)
-#define SERVER_MEM_LOW  (192u << 20)
+/* The default bound on reply bytes queued by all connections together
+ * (payloads read for replies included; --reply-memory): above it no
+ * connection starts a request; below three quarters of it they carry on.
+ * One request can pass it by at most max_message. */
+#define SERVER_REPLY_MEMORY_DEFAULT (256u << 20)
 /* Requests handled per connection per event-loop turn before yielding. */
 #define SERVER_BATCH 64
 /* How long shutdown and a closing connection wait for output to drain. */
@@ -34,6 +34,7 @@
 struct server_config {
     struct proto_limits limits; /* the scanner's guards */
     uint32_t max_clients;
+    uint64_t reply_memory; /* 0 = SERVER_REPLY_MEMORY_DEFAULT */
 };
 
 struct server;

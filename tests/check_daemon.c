@@ -112,7 +112,7 @@ START_TEST(hello_reports_server_limits_and_methods)
 {
     static const char *const keys[] = {"max_message", "max_batch", "max_depth",   "max_objects",
                                        "max_name",    "file_max",  "max_clients", "max_writers",
-                                       "max_handles", "max_bytes", "min_free",    "io_depth"};
+                                       "max_handles", "max_bytes", "min_free",    "io_depth", "reply_memory"};
     static const char *const methods[] = {
         "hello",   "writer_new", "push",   "push_many", "writer_len", "finish",      "into_arena",
         "build",   "arena_new",  "get",    "get_many",  "arena_info", "arena_files", "open",

@@ -383,6 +383,60 @@ static long pipelined_gets(uint32_t len, int n)
     return peak;
 }
 
+/* --reply-memory bounds the replies of all connections together: 24
+ * connections each pipeline 12 gets of 1 MiB and read nothing. Without the
+ * bound each would queue about 5 MiB (its own high-water mark), 120 MiB in
+ * all (measured: 97 MiB); with 4 MiB, 4 MiB plus one reply per connection
+ * (a connection with nothing queued always runs one request). Then every
+ * reply still arrives, exact, although the client reads one connection
+ * after the other: the one it reads resumes as soon as its own replies are
+ * out. */
+START_TEST(reply_memory_bounds_all_connections)
+{
+    enum { CONNS = 24, GETS = 12, LEN = 1 << 20, FILE_BYTES = 4 << 20 };
+    unsigned char *data = malloc(FILE_BYTES);
+    struct th_client *c0, *c[CONNS];
+    struct th_reply r;
+    long base, rss, peak = 0;
+    uint64_t w, a;
+
+    th_pattern(data, FILE_BYTES, 9);
+    th_must_start(&D, (const char *const[]){"--reply-memory", "4M", NULL});
+    c0 = th_must_connect(&D);
+    TH_OK_CALL(c0, &r, "hello", "");
+    ck_assert_uint_eq(th_map_u64(th_map_get(r.result, "limits"), "reply_memory"), 4u << 20);
+    w = th_writer_new(c0, 0);
+    for (size_t off = 0; off < FILE_BYTES; off += LEN)
+        th_push(c0, w, data + off, LEN);
+    a = th_call_u64(c0, "into_arena", w);
+    base = th_proc_rss_kib(D.pid);
+    for (int k = 0; k < CONNS; k++) {
+        c[k] = th_must_connect(&D);
+        for (int i = 0; i < GETS; i++)
+            th_queue(c[k], "get", "uL", a, (struct proto_loc){0, (uint32_t)((i % 4) * LEN), LEN});
+        ck_assert_int_eq(th_flush(c[k]), TH_OK);
+    }
+    for (int i = 0; i < 10; i++) {
+        th_sleep_ms(30);
+        rss = th_proc_rss_kib(D.pid);
+        peak = rss > peak ? rss : peak;
+    }
+    ck_assert_msg(peak - base < 48 * 1024, "daemon RSS grew by %ld KiB (from %ld) while nobody read",
+                  peak - base, base);
+    for (int k = 0; k < CONNS; k++) {
+        for (int i = 0; i < GETS; i++) {
+            ck_assert_int_eq(th_recv(c[k], &r), TH_OK);
+            ck_assert_msg(r.err == 0, "%s %s", r.code, r.msg);
+            th_assert_bytes(r.result, data + (i % 4) * LEN, LEN);
+        }
+        th_close(c[k]);
+    }
+    th_close(c0);
+    free(data);
+    th_must_stop(&D);
+}
+END_TEST
+
 /* 400 MiB of 1 MiB gets pipelined unread: RSS stays bounded. */
 START_TEST(back_pressure_bounds_memory_large_gets)
 {
@@ -719,6 +773,7 @@ static Suite *guards_suite(void)
 
     tc = tcase_create("resources");
     tcase_add_test(tc, back_pressure_bounds_memory_large_gets);
+    tcase_add_test(tc, reply_memory_bounds_all_connections);
     tcase_add_test(tc, back_pressure_bounds_memory_small_gets);
     tcase_add_test(tc, far_replies_do_not_inflate_address_space);
     tcase_add_test(tc, large_request_memory_is_given_back);
