@@ -59,7 +59,7 @@ struct reg {
     struct u64map names;    /* name hash -> first struct reg_name */
     struct nametree sorted; /* the same names in byte order */
     uint64_t nnames;
-    uint64_t nowners;
+    uint64_t nowners; /* live owners, for reg_free's check that none is left */
 };
 
 struct reg_owner {
@@ -276,9 +276,7 @@ struct store *reg_store(struct reg *r)
 /* Live counts; see registry.h. */
 void reg_stats_get(const struct reg *r, struct reg_stats *out)
 {
-    out->owners = r->nowners;
     out->names = r->nnames;
-    out->handles = r->objs.len;
 }
 
 /* A new owner; see registry.h. */

@@ -34,11 +34,9 @@ struct reg_config {
 #define REG_MAX_WRITERS_DEFAULT 1024u
 #define REG_MAX_HANDLES_DEFAULT 65536u
 
-/* Live counts, for stat. */
+/* Live counts, for stat and list. */
 struct reg_stats {
-    uint64_t owners;  /* live owners */
-    uint64_t names;   /* bound names */
-    uint64_t handles; /* live handles of every kind */
+    uint64_t names; /* bound names */
 };
 
 /* What arena_info reports. name points into the registry: valid until the

@@ -222,12 +222,6 @@ void store_file_unref(struct store_file *f)
     free(f);
 }
 
-/* The file's index. */
-uint16_t store_file_index(const struct store_file *f)
-{
-    return f->index;
-}
-
 /* Keeps the caller's tag with the file. */
 void store_file_set_tag(struct store_file *f, uint64_t tag)
 {

@@ -164,10 +164,10 @@ void store_file_ref(struct store_file *f);
 /* Drops one reference; at zero the descriptor closes and the bytes leave the
  * quota. */
 void store_file_unref(struct store_file *f);
-uint16_t store_file_index(const struct store_file *f);
 /* A caller-chosen tag kept with the file (the daemon stores its handle). */
 void store_file_set_tag(struct store_file *f, uint64_t tag);
 uint64_t store_file_tag(const struct store_file *f);
+/* The file's size in bytes: the length of everything pushed to it. */
 uint64_t store_file_size(const struct store_file *f);
 /* f's descriptor, for positional reads; borrowed: valid while f is
  * referenced. Never close, write or seek it. */

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "limits.h"
+#include "proto_be.h"
 
 /* Sets *why when the caller asked for it and returns -1. */
 static int fail(const char **why, const char *reason)
@@ -16,24 +17,6 @@ static int fail(const char **why, const char *reason)
 /* The fast path's deepest nesting; a request's is 3 (envelope, params, a
  * location). Deeper messages take msgpack-c's path. */
 #define FAST_DEPTH 8
-
-/* Reads the n-byte (1, 2, 4 or 8) big-endian field at p; a switch on the
- * width lets the compiler load each field whole. */
-static uint64_t rd_be(const unsigned char *p, unsigned n)
-{
-    switch (n) {
-    case 1:
-        return p[0];
-    case 2:
-        return (uint64_t)p[0] << 8 | p[1];
-    case 4:
-        return (uint64_t)p[0] << 24 | (uint64_t)p[1] << 16 | (uint64_t)p[2] << 8 | p[3];
-    default:
-        return (uint64_t)p[0] << 56 | (uint64_t)p[1] << 48 | (uint64_t)p[2] << 40 |
-               (uint64_t)p[3] << 32 | (uint64_t)p[4] << 24 | (uint64_t)p[5] << 16 |
-               (uint64_t)p[6] << 8 | p[7];
-    }
-}
 
 /* The guards fast_decode() applies, in proto_scan's terms: containers open
  * at once, and objects (the root plus every element). */
@@ -120,7 +103,7 @@ static int fast_decode(msgpack_zone *zone, const unsigned char *p, size_t len,
                 if ((size_t)(end - p) < w)
                     return -1;
                 o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
-                o->via.u64 = rd_be(p, w);
+                o->via.u64 = proto_be(p, w);
                 p += w;
                 break;
             case 0xca: {
@@ -131,7 +114,7 @@ static int fast_decode(msgpack_zone *zone, const unsigned char *p, size_t len,
                 } f32;
                 if ((size_t)(end - p) < 4)
                     return -1;
-                f32.u = (uint32_t)rd_be(p, 4);
+                f32.u = (uint32_t)proto_be(p, 4);
                 p += 4;
                 o->type = MSGPACK_OBJECT_FLOAT32;
                 o->via.f64 = (double)f32.f;
@@ -144,7 +127,7 @@ static int fast_decode(msgpack_zone *zone, const unsigned char *p, size_t len,
                 } f64;
                 if ((size_t)(end - p) < 8)
                     return -1;
-                f64.u = rd_be(p, 8);
+                f64.u = proto_be(p, 8);
                 p += 8;
                 o->type = MSGPACK_OBJECT_FLOAT64;
                 o->via.f64 = f64.f;
@@ -158,7 +141,7 @@ static int fast_decode(msgpack_zone *zone, const unsigned char *p, size_t len,
                 w = 1u << (c - 0xd0);
                 if ((size_t)(end - p) < w)
                     return -1;
-                n = rd_be(p, w);
+                n = proto_be(p, w);
                 p += w;
                 /* Sign-extend the w-byte two's complement value. */
                 v = w == 8                        ? (int64_t)n
@@ -182,7 +165,7 @@ static int fast_decode(msgpack_zone *zone, const unsigned char *p, size_t len,
                 w = c <= 0xc6 ? 1u << (c - 0xc4) : 1u << (c - 0xd9);
                 if ((size_t)(end - p) < w)
                     return -1;
-                n = rd_be(p, w);
+                n = proto_be(p, w);
                 p += w;
                 if (c <= 0xc6) {
                     if ((size_t)(end - p) < n)
@@ -199,7 +182,7 @@ static int fast_decode(msgpack_zone *zone, const unsigned char *p, size_t len,
                 w = c == 0xdc ? 2 : 4;
                 if ((size_t)(end - p) < w)
                     return -1;
-                n = rd_be(p, w);
+                n = proto_be(p, w);
                 p += w;
                 goto array;
             default:
@@ -398,8 +381,8 @@ int proto_response_decode(const msgpack_object *msg, struct proto_response *out,
     return 0;
 }
 
-/* Packs a str from a NUL-terminated string. */
-static int pack_cstr(msgpack_packer *pk, const char *s)
+/* A str of strlen(s) bytes; see codec.h. */
+int proto_pack_cstr(msgpack_packer *pk, const char *s)
 {
     size_t len = strlen(s);
     return msgpack_pack_str(pk, len) || msgpack_pack_str_body(pk, s, len);
@@ -454,7 +437,7 @@ int proto_pack_error(msgpack_packer *pk, uint32_t msgid, enum proto_err code, co
         message = proto_err_describe(code);
     return msgpack_pack_array(pk, 4) || msgpack_pack_uint8(pk, PROTO_RESPONSE) ||
                    msgpack_pack_uint32(pk, msgid) || msgpack_pack_array(pk, 2) ||
-                   pack_cstr(pk, name) || pack_cstr(pk, message) || msgpack_pack_nil(pk)
+                   proto_pack_cstr(pk, name) || proto_pack_cstr(pk, message) || msgpack_pack_nil(pk)
                ? -1
                : 0;
 }
@@ -468,7 +451,7 @@ int proto_pack_request_head(msgpack_packer *pk, uint32_t msgid, enum proto_metho
     if (name == NULL)
         return -1;
     return msgpack_pack_array(pk, 4) || msgpack_pack_uint8(pk, PROTO_REQUEST) ||
-                   msgpack_pack_uint32(pk, msgid) || pack_cstr(pk, name) ||
+                   msgpack_pack_uint32(pk, msgid) || proto_pack_cstr(pk, name) ||
                    msgpack_pack_array(pk, nparams)
                ? -1
                : 0;
@@ -482,7 +465,7 @@ int proto_pack_notify_head(msgpack_packer *pk, enum proto_method m, uint32_t npa
     if (name == NULL)
         return -1;
     return msgpack_pack_array(pk, 3) || msgpack_pack_uint8(pk, PROTO_NOTIFY) ||
-                   pack_cstr(pk, name) || msgpack_pack_array(pk, nparams)
+                   proto_pack_cstr(pk, name) || msgpack_pack_array(pk, nparams)
                ? -1
                : 0;
 }

@@ -121,6 +121,11 @@ int proto_pack_notify_head(msgpack_packer *pk, enum proto_method m, uint32_t npa
 /* Packs a location as [file_index, offset, len]. */
 int proto_pack_loc(msgpack_packer *pk, struct proto_loc loc);
 
+/* Packs the NUL-terminated string s (caller's, only read during the call)
+ * as a str of strlen(s) bytes, proto_size_str(strlen(s)) in all. Returns
+ * msgpack's 0 / -1. */
+int proto_pack_cstr(msgpack_packer *pk, const char *s);
+
 /* Payloads (push data, get results) have no helper on purpose: pack the
  * header with msgpack_pack_bin(pk, len), then either msgpack_pack_bin_body(pk,
  * data, len), which hands the caller's pointer straight to the packer's write

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proto_be.h"
+
 /* Longest msgpack header: a marker and an 8-byte value (uint64, float64). */
 #define SCAN_HDR_MAX 9
 
@@ -81,24 +83,6 @@ static const uint8_t hdr_len[256] = {
     /* F0 */ 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
 };
 
-/* Big-endian readers for header fields: 16 bits. */
-static inline uint32_t be16(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 8 | p[1];
-}
-
-/* 32 bits. */
-static inline uint32_t be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-/* 64 bits. */
-static inline uint64_t be64(const uint8_t *p)
-{
-    return (uint64_t)be32(p) << 32 | be32(p + 4);
-}
-
 /* If the complete header h is an integer whose value is not negative (in any
  * encoding, as msgpack-c reads it), stores the value and returns 1. */
 static int header_uint(const uint8_t *h, uint64_t *v)
@@ -115,15 +99,15 @@ static int header_uint(const uint8_t *h, uint64_t *v)
         return c == 0xcc || h[1] < 0x80;
     case 0xcd:
     case 0xd1:
-        *v = be16(h + 1);
+        *v = proto_be16(h + 1);
         return c == 0xcd || h[1] < 0x80;
     case 0xce:
     case 0xd2:
-        *v = be32(h + 1);
+        *v = proto_be32(h + 1);
         return c == 0xce || h[1] < 0x80;
     case 0xcf:
     case 0xd3:
-        *v = be64(h + 1);
+        *v = proto_be64(h + 1);
         return c == 0xcf || h[1] < 0x80;
     default:
         return 0;
@@ -360,12 +344,12 @@ enum proto_scan_status proto_scan_feed(struct proto_scan *s, const void *p, size
         case 0xc5:
         case 0xc8:
         case 0xda:
-            body = be16(h + 1);
+            body = proto_be16(h + 1);
             goto is_body;
         case 0xc6:
         case 0xc9:
         case 0xdb:
-            body = be32(h + 1);
+            body = proto_be32(h + 1);
             goto is_body;
         case 0xd4:
             body = 1;
@@ -383,16 +367,16 @@ enum proto_scan_status proto_scan_feed(struct proto_scan *s, const void *p, size
             body = 16;
             goto is_body;
         case 0xdc:
-            count = be16(h + 1);
+            count = proto_be16(h + 1);
             goto is_container;
         case 0xdd:
-            count = be32(h + 1);
+            count = proto_be32(h + 1);
             goto is_container;
         case 0xde:
-            count = 2u * (uint64_t)be16(h + 1);
+            count = 2u * (uint64_t)proto_be16(h + 1);
             goto is_container;
         case 0xdf:
-            count = 2u * (uint64_t)be32(h + 1);
+            count = 2u * (uint64_t)proto_be32(h + 1);
             goto is_container;
         default:
             /* float32/64, uint8..64, int8..64 */

@@ -1,6 +1,12 @@
-# The protocol module: tables, scanner guards, codec, and a replay of the
-# fuzzing corpus through the same harness the fuzzer runs.
-farena_check(check_proto SOURCES check_proto.c fuzz/pipeline.c LIBS farena_proto farena_testharness TIMEOUT 120 CASE_TIMEOUT 60)
+# The protocol module: tables, scanner framing and guards, unpacking, codec,
+# typed readers, and a replay of the fuzzing corpus through the same harness
+# the fuzzer runs. One program from one file per area (check_proto.c holds
+# main and lists the others), so it stays one CTest entry; the areas share
+# proto_test.c. check_proto_guards.c interposes malloc for the whole program.
+farena_check(check_proto
+    SOURCES check_proto.c check_proto_scan.c check_proto_guards.c check_proto_unpack.c
+            check_proto_codec.c check_proto_readers.c proto_test.c fuzz/pipeline.c
+    LIBS farena_proto farena_testharness TIMEOUT 120 CASE_TIMEOUT 60)
 target_compile_definitions(check_proto PRIVATE
     FARENA_FUZZ_CORPUS="${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus")
 
