@@ -1,6 +1,7 @@
 # farenad, the daemon. farena_daemon holds every daemon module except main.c
 # so the test suites can link the registry and friends directly.
 add_library(farena_daemon STATIC
+    config.c
     log.c
     u64map.c
     obuf.c

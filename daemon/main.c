@@ -19,6 +19,7 @@
 #include <event2/event.h>
 
 #include "../proto/limits.h"
+#include "config.h"
 #include "io.h"
 #include "log.h"
 #include "methods.h"
@@ -27,25 +28,6 @@
 #include "sock.h"
 #include "store.h"
 #include "sysd.h"
-
-#define MIN_FREE_DEFAULT (64u << 20)
-
-/* Everything the command line sets. */
-struct options {
-    const char *socket; /* NULL: the default path */
-    const char *dir;    /* NULL: the default scratch directory */
-    uint64_t max_bytes;
-    uint64_t min_free;
-    uint64_t max_message;
-    uint64_t max_clients;
-    uint64_t max_writers;
-    uint64_t max_handles;
-    uint64_t file_max;
-    enum io_kind io_engine;
-    uint64_t io_depth;
-    uint64_t reply_memory;
-    int verbosity; /* -v adds one, -q takes one away */
-};
 
 /* Signal handling state. */
 struct sigctx {
@@ -171,7 +153,7 @@ enum {
 };
 
 /* Fills *o from argv, exiting on --help, --version and usage errors. */
-static void parse_options(int argc, char **argv, struct options *o)
+static void parse_options(int argc, char **argv, struct farenad_config *o)
 {
     static const struct option longopts[] = {
         {"socket", required_argument, NULL, OPT_SOCKET},
@@ -194,16 +176,6 @@ static void parse_options(int argc, char **argv, struct options *o)
     };
     int ch;
 
-    *o = (struct options){
-        .min_free = MIN_FREE_DEFAULT,
-        .max_message = PROTO_MAX_MESSAGE_DEFAULT,
-        .max_clients = 1024,
-        .max_writers = REG_MAX_WRITERS_DEFAULT,
-        .max_handles = REG_MAX_HANDLES_DEFAULT,
-        .file_max = PROTO_FILE_MAX,
-        .io_depth = IO_DEPTH_DEFAULT,
-        .reply_memory = SERVER_REPLY_MEMORY_DEFAULT,
-    };
     opterr = 0;
     while ((ch = getopt_long(argc, argv, ":vq", longopts, NULL)) != -1) {
         switch (ch) {
@@ -215,45 +187,45 @@ static void parse_options(int argc, char **argv, struct options *o)
         case OPT_DIR:
             if (optarg[0] == '\0')
                 usage_error("--dir: empty path");
-            o->dir = optarg;
+            o->store.dir = optarg;
             break;
         case OPT_MAX_BYTES:
-            o->max_bytes = parse_size("--max-bytes", optarg, 0, UINT64_MAX, 1);
+            o->store.max_bytes = parse_size("--max-bytes", optarg, 0, UINT64_MAX, 1);
             break;
         case OPT_MIN_FREE:
-            o->min_free = parse_size("--min-free", optarg, 0, UINT64_MAX, 1);
+            o->store.min_free = parse_size("--min-free", optarg, 0, UINT64_MAX, 1);
             break;
         case OPT_MAX_MESSAGE:
-            o->max_message = parse_size("--max-message", optarg, PROTO_MAX_MESSAGE_MIN,
-                                        PROTO_MAX_MESSAGE_MAX, 1);
+            o->limits.max_message = (uint32_t)parse_size(
+                "--max-message", optarg, PROTO_MAX_MESSAGE_MIN, PROTO_MAX_MESSAGE_MAX, 1);
             break;
         case OPT_MAX_CLIENTS:
-            o->max_clients = parse_size("--max-clients", optarg, 1, UINT32_MAX, 0);
+            o->max_clients = (uint32_t)parse_size("--max-clients", optarg, 1, UINT32_MAX, 0);
             break;
         case OPT_MAX_WRITERS:
-            o->max_writers = parse_size("--max-writers", optarg, 1, UINT32_MAX, 0);
+            o->reg.max_writers = (uint32_t)parse_size("--max-writers", optarg, 1, UINT32_MAX, 0);
             break;
         case OPT_MAX_HANDLES:
-            o->max_handles = parse_size("--max-handles", optarg, 1, UINT32_MAX, 0);
+            o->reg.max_handles = (uint32_t)parse_size("--max-handles", optarg, 1, UINT32_MAX, 0);
             break;
         case OPT_IO_ENGINE:
             if (strcmp(optarg, "auto") == 0)
-                o->io_engine = IO_AUTO;
+                o->io.kind = IO_AUTO;
             else if (strcmp(optarg, "uring") == 0 || strcmp(optarg, "io_uring") == 0)
-                o->io_engine = IO_URING;
+                o->io.kind = IO_URING;
             else if (strcmp(optarg, "threads") == 0)
-                o->io_engine = IO_THREADS;
+                o->io.kind = IO_THREADS;
             else
                 usage_error("--io-engine: \"%s\" is not auto, uring or threads", optarg);
             break;
         case OPT_IO_DEPTH:
-            o->io_depth = parse_size("--io-depth", optarg, 1, IO_DEPTH_MAX, 0);
+            o->io.depth = (uint32_t)parse_size("--io-depth", optarg, 1, IO_DEPTH_MAX, 0);
             break;
         case OPT_REPLY_MEMORY:
             o->reply_memory = parse_size("--reply-memory", optarg, 1u << 20, UINT64_MAX / 2, 1);
             break;
         case OPT_FILE_MAX:
-            o->file_max = parse_size("--file-max", optarg, 1, PROTO_FILE_MAX, 1);
+            o->store.file_max = parse_size("--file-max", optarg, 1, PROTO_FILE_MAX, 1);
             break;
         case 'v':
             o->verbosity++;
@@ -280,12 +252,12 @@ static void parse_options(int argc, char **argv, struct options *o)
 }
 
 /* The scratch directory: --dir, $FARENA_DIR, $TMPDIR, /var/tmp. */
-static const char *scratch_dir(const struct options *o)
+static const char *scratch_dir(const struct farenad_config *o)
 {
     const char *env;
 
-    if (o->dir != NULL)
-        return o->dir;
+    if (o->store.dir != NULL)
+        return o->store.dir;
     env = getenv("FARENA_DIR");
     if (env != NULL && env[0] != '\0')
         return env;
@@ -376,13 +348,11 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 }
 
 /* Creates the registry (with its store) and the method table from the
- * options; exits on failure. Both are freed by main(). */
-static void start_registry(const struct options *o, const char *dir, struct io *io,
-                           struct reg **reg, struct methods **m)
+ * configuration; exits on failure. Both are freed by main(). */
+static void start_registry(const struct farenad_config *cfg, struct io *io, struct reg **reg,
+                           struct methods **m)
 {
-    struct store_config scfg = {0};
-    struct reg_config rcfg = {0};
-    struct methods_limits ml = {0};
+    const char *dir = cfg->store.dir;
     struct store_err err;
     const char *fstype = NULL;
 
@@ -390,27 +360,9 @@ static void start_registry(const struct options *o, const char *dir, struct io *
         log_warn("scratch directory %s is on %s: stored data will take RAM, not disk "
                  "(use --dir or FARENA_DIR to pick a disk)",
                  dir, fstype);
-    scfg.dir = dir;
-    scfg.max_bytes = o->max_bytes;
-    scfg.min_free = o->min_free;
-    scfg.file_max = o->file_max;
-    rcfg.max_writers = (uint32_t)o->max_writers;
-    rcfg.max_handles = (uint32_t)o->max_handles;
-    if (reg_new(&scfg, &rcfg, reg, &err) < 0)
+    if (reg_new(&cfg->store, &cfg->reg, reg, &err) < 0)
         fatal("scratch directory %s: %s", dir, err.msg);
-
-    ml.max_message = (uint32_t)o->max_message;
-    ml.max_batch = PROTO_MAX_BATCH_DEFAULT;
-    ml.max_depth = PROTO_MAX_DEPTH_DEFAULT;
-    ml.max_objects = PROTO_MAX_OBJECTS_DEFAULT;
-    ml.max_clients = (uint32_t)o->max_clients;
-    ml.max_writers = (uint32_t)o->max_writers;
-    ml.max_handles = (uint32_t)o->max_handles;
-    ml.max_bytes = o->max_bytes;
-    ml.min_free = o->min_free;
-    ml.io_depth = io_depth(io);
-    ml.reply_memory = o->reply_memory;
-    *m = methods_new(*reg, io, &ml);
+    *m = methods_new(*reg, io, cfg);
     if (*m == NULL)
         fatal("out of memory");
 }
@@ -419,7 +371,7 @@ static void start_registry(const struct options *o, const char *dir, struct io *
  * stays empty: systemd owns the file), else bound at --socket or the
  * default path. Returns the path for logs (malloc'd; main() frees it) and
  * sets *activated; exits on failure. */
-static char *open_listener(const struct options *o, int *fd, struct sock_bound *bound,
+static char *open_listener(const struct farenad_config *o, int *fd, struct sock_bound *bound,
                            int *activated)
 {
     char *path, msg[512];
@@ -447,21 +399,14 @@ static char *open_listener(const struct options *o, int *fd, struct sock_bound *
 
 /* Creates the event loop, the server on fd and the signal events; exits on
  * failure (removing the socket file first). */
-static struct server *start_server(const struct options *o, int fd, const char *path,
+static struct server *start_server(const struct farenad_config *cfg, int fd, const char *path,
                                    struct reg *reg, struct methods *m, struct io *io,
                                    struct sigctx *sctx, struct event_base **base,
                                    struct event *sigs[2])
 {
-    struct server_config svc;
     struct server *srv;
 
-    memset(&svc, 0, sizeof(svc));
-    svc.limits.max_message = (uint32_t)o->max_message;
-    svc.limits.max_depth = PROTO_MAX_DEPTH_DEFAULT;
-    svc.limits.max_objects = PROTO_MAX_OBJECTS_DEFAULT;
-    svc.max_clients = (uint32_t)o->max_clients;
-    svc.reply_memory = o->reply_memory;
-    srv = server_new(*base, fd, &svc, reg, m, io);
+    srv = server_new(*base, fd, cfg, reg, m, io);
     if (srv == NULL) {
         sock_unlink(sctx->bound);
         fatal("cannot listen on %s: %s", path, strerror(errno));
@@ -496,25 +441,24 @@ static int serve(struct event_base *base, struct server *srv)
 /* Parses options, starts up, serves until a signal, shuts down. */
 int main(int argc, char **argv)
 {
-    struct options o;
+    struct farenad_config cfg;
     struct sock_bound bound;
     struct reg *reg;
     struct methods *m;
     struct server *srv;
     struct event_base *base;
     struct io *io;
-    struct io_config icfg = {0};
     struct event *sigs[2];
     struct sigctx sctx;
-    const char *dir;
     char *path, msg[512], why[256];
     sigset_t stop_sigs;
     int fd, level, activated, loop_failed;
 
-    parse_options(argc, argv, &o);
-    level = LOG_LVL_INFO + o.verbosity;
-    if (o.verbosity < 0)
-        level = o.verbosity == -1 ? LOG_LVL_WARN : LOG_LVL_ERR;
+    config_defaults(&cfg);
+    parse_options(argc, argv, &cfg);
+    level = LOG_LVL_INFO + cfg.verbosity;
+    if (cfg.verbosity < 0)
+        level = cfg.verbosity == -1 ? LOG_LVL_WARN : LOG_LVL_ERR;
     if (level > LOG_LVL_DEBUG)
         level = LOG_LVL_DEBUG;
     log_init((enum log_level)level);
@@ -532,23 +476,21 @@ int main(int argc, char **argv)
     sigprocmask(SIG_BLOCK, &stop_sigs, NULL);
     raise_nofile();
 
-    dir = scratch_dir(&o);
+    cfg.store.dir = scratch_dir(&cfg);
     base = event_base_new();
     if (base == NULL)
         fatal("cannot create the event loop");
-    icfg.kind = o.io_engine;
-    icfg.depth = (uint32_t)o.io_depth;
-    io = io_new(base, &icfg, why, sizeof(why));
+    io = io_new(base, &cfg.io, why, sizeof(why));
     if (io == NULL)
         fatal("cannot start the I/O engine: %s", why);
     log_info("I/O engine: %s, depth %" PRIu32, io_engine_name(io), io_depth(io));
-    start_registry(&o, dir, io, &reg, &m);
-    path = open_listener(&o, &fd, &bound, &activated);
+    start_registry(&cfg, io, &reg, &m);
+    path = open_listener(&cfg, &fd, &bound, &activated);
     sctx.bound = &bound;
-    srv = start_server(&o, fd, path, reg, m, io, &sctx, &base, sigs);
+    srv = start_server(&cfg, fd, path, reg, m, io, &sctx, &base, sigs);
     sigprocmask(SIG_UNBLOCK, &stop_sigs, NULL);
 
-    log_info("farenad listening on %s (scratch %s)%s", path, dir,
+    log_info("farenad listening on %s (scratch %s)%s", path, cfg.store.dir,
              activated == 1 ? " (socket from systemd)" : "");
     /* Ready only now: the listener is registered, so a client that systemd
      * or a supervisor lets through is served as soon as the loop runs. */

@@ -21,8 +21,8 @@
 struct methods {
     struct reg *reg;
     struct io *io;
-    struct methods_limits lim;
-    uint64_t started_ms; /* CLOCK_MONOTONIC, for uptime */
+    const struct farenad_config *cfg; /* borrowed */
+    uint64_t started_ms;              /* CLOCK_MONOTONIC, for uptime */
     uint64_t connections, connections_total;
     uint64_t bytes_read;
     uint64_t requests[PROTO_M_COUNT];
@@ -61,7 +61,7 @@ static uint64_t methods_now_ms(void)
 }
 
 /* Creates the table; see methods.h. */
-struct methods *methods_new(struct reg *r, struct io *io, const struct methods_limits *lim)
+struct methods *methods_new(struct reg *r, struct io *io, const struct farenad_config *cfg)
 {
     struct methods *m = calloc(1, sizeof(*m));
 
@@ -69,7 +69,7 @@ struct methods *methods_new(struct reg *r, struct io *io, const struct methods_l
         return NULL;
     m->reg = r;
     m->io = io;
-    m->lim = *lim;
+    m->cfg = cfg;
     m->started_ms = methods_now_ms();
     return m;
 }
@@ -525,7 +525,7 @@ static void log_client_info(const msgpack_object *map)
 /* hello [] or [client_info map]. */
 static int m_hello(struct call *c)
 {
-    const struct methods_limits *l = &c->m->lim;
+    const struct farenad_config *l = c->m->cfg;
     msgpack_packer *pk = &c->pk;
 
     if (c->np == 1 && c->p[0].type != MSGPACK_OBJECT_MAP)
@@ -541,18 +541,18 @@ static int m_hello(struct call *c)
     pack_kv_u64(pk, "protocol", PROTO_VERSION);
     pack_cstr(pk, "limits");
     msgpack_pack_map(pk, 13);
-    pack_kv_u64(pk, "max_message", l->max_message);
+    pack_kv_u64(pk, "max_message", l->limits.max_message);
     pack_kv_u64(pk, "max_batch", l->max_batch);
-    pack_kv_u64(pk, "max_depth", l->max_depth);
-    pack_kv_u64(pk, "max_objects", l->max_objects);
+    pack_kv_u64(pk, "max_depth", l->limits.max_depth);
+    pack_kv_u64(pk, "max_objects", l->limits.max_objects);
     pack_kv_u64(pk, "max_name", PROTO_MAX_NAME_LEN);
     pack_kv_u64(pk, "file_max", store_file_max(reg_store(c->m->reg)));
     pack_kv_u64(pk, "max_clients", l->max_clients);
-    pack_kv_u64(pk, "max_writers", l->max_writers);
-    pack_kv_u64(pk, "max_handles", l->max_handles);
-    pack_kv_u64(pk, "max_bytes", l->max_bytes);
-    pack_kv_u64(pk, "min_free", l->min_free);
-    pack_kv_u64(pk, "io_depth", l->io_depth);
+    pack_kv_u64(pk, "max_writers", l->reg.max_writers);
+    pack_kv_u64(pk, "max_handles", l->reg.max_handles);
+    pack_kv_u64(pk, "max_bytes", l->store.max_bytes);
+    pack_kv_u64(pk, "min_free", l->store.min_free);
+    pack_kv_u64(pk, "io_depth", io_depth(c->m->io));
     pack_kv_u64(pk, "reply_memory", l->reply_memory);
     pack_cstr(pk, "methods");
     msgpack_pack_array(pk, PROTO_M_COUNT);
@@ -641,7 +641,7 @@ static int m_push_many(struct call *c)
 
     if (param_handle(c, 0, "writer", &h) < 0)
         return M_ERR;
-    if (param_array(c, 1, "data", c->m->lim.max_batch, &items, &n) < 0)
+    if (param_array(c, 1, "data", c->m->cfg->max_batch, &items, &n) < 0)
         return M_ERR;
     for (k = 0; k < n; k++) {
         why = NULL;
@@ -662,11 +662,11 @@ static int m_push_many(struct call *c)
         size += proto_size_loc(pl);
         off += len;
     }
-    if (size > c->m->lim.max_message)
+    if (size > c->m->cfg->limits.max_message)
         return call_fail(c, PROTO_TOO_LARGE,
                          "push_many: the reply would take %" PRIu64
                          " bytes, max_message is %" PRIu32,
-                         size, c->m->lim.max_message);
+                         size, c->m->cfg->limits.max_message);
     x = calloc(1, sizeof(*x));
     if (x == NULL || (n > 0 && (x->lens = malloc(n * sizeof(*x->lens))) == NULL)) {
         free(x);
@@ -790,7 +790,7 @@ static int build_common(struct call *c, enum reg_build_mode mode)
     uint32_t n;
     int rc;
 
-    if (param_array(c, 0, "files", c->m->lim.max_batch, &items, &n) < 0)
+    if (param_array(c, 0, "files", c->m->cfg->max_batch, &items, &n) < 0)
         return M_ERR;
     if (n > 0) {
         fh = calloc(n, sizeof(*fh));
@@ -874,10 +874,10 @@ static int m_get(struct call *c)
     if (a == NULL || store_check(a, loc, &c->err) < 0)
         return M_ERR;
     size = proto_size_result_head(c->msgid) + proto_size_bin(loc.len);
-    if (size > c->m->lim.max_message)
+    if (size > c->m->cfg->limits.max_message)
         return call_fail(c, PROTO_TOO_LARGE,
                          "get: a %" PRIu64 "-byte response, max_message is %" PRIu32, size,
-                         c->m->lim.max_message);
+                         c->m->cfg->limits.max_message);
     if (!c->answer)
         return M_OK;
     if (loc.len == 0) {
@@ -913,7 +913,7 @@ static int m_get_many(struct call *c)
 
     if (param_handle(c, 0, "arena", &h) < 0)
         return M_ERR;
-    if (param_array(c, 1, "locations", c->m->lim.max_batch, &items, &n) < 0)
+    if (param_array(c, 1, "locations", c->m->cfg->max_batch, &items, &n) < 0)
         return M_ERR;
     if (n > 0) {
         locs = calloc(n, sizeof(*locs));
@@ -944,10 +944,10 @@ static int m_get_many(struct call *c)
         }
         size += proto_size_bin(locs[k].len);
     }
-    if (size > c->m->lim.max_message) {
+    if (size > c->m->cfg->limits.max_message) {
         rc = call_fail(c, PROTO_TOO_LARGE,
                        "get_many: a %" PRIu64 "-byte response, max_message is %" PRIu32, size,
-                       c->m->lim.max_message);
+                       c->m->cfg->limits.max_message);
         goto out;
     }
     if (!c->answer)
@@ -1012,11 +1012,11 @@ static int m_arena_files(struct call *c)
     size = proto_size_result_head(c->msgid) + proto_size_array(n);
     for (size_t i = 0; i < n; i++)
         size += proto_size_uint(reg_file_handle(store_arena_file(a, i)));
-    if (size > c->m->lim.max_message)
+    if (size > c->m->cfg->limits.max_message)
         return call_fail(c, PROTO_TOO_LARGE,
                          "arena_files: the reply would take %" PRIu64
                          " bytes, max_message is %" PRIu32,
-                         size, c->m->lim.max_message);
+                         size, c->m->cfg->limits.max_message);
     call_result(c);
     msgpack_pack_array(&c->pk, n);
     for (size_t i = 0; i < n; i++)
@@ -1133,7 +1133,7 @@ static size_t list_entry_size(const struct reg_list_entry *e)
  * last name returned, or nil when no later name has the prefix. */
 static int m_list(struct call *c)
 {
-    const struct methods_limits *l = &c->m->lim;
+    const struct farenad_config *l = c->m->cfg;
     msgpack_packer *pk = &c->pk;
     const char *why = NULL, *prefix = "", *after = NULL;
     size_t plen = 0, alen = 0, cap, n = 0, size;
@@ -1166,7 +1166,7 @@ static int m_list(struct call *c)
            proto_size_str(6) + proto_size_str(PROTO_MAX_NAME_LEN);
     while (n < cap && reg_list_next(c->m->reg, prefix, plen, after, alen, &e)) {
         size_t es = list_entry_size(&e);
-        if (size + es > l->max_message)
+        if (size + es > l->limits.max_message)
             break;
         size += es;
         ents[n++] = e;
@@ -1279,12 +1279,12 @@ int methods_call(struct methods *m, struct reg_owner *o, const struct proto_requ
         return 0; /* the slot answers, errors included */
     if (rc == M_OK && !c.answer)
         obuf_truncate(tail, mark); /* a notification's result is dropped */
-    if (rc == M_OK && tail->len - mark > m->lim.max_message) {
+    if (rc == M_OK && tail->len - mark > m->cfg->limits.max_message) {
         /* Methods with side effects check their reply's size before acting;
          * this net only catches the side-effect-free rest. */
         obuf_truncate(tail, mark);
         call_fail(&c, PROTO_TOO_LARGE, "%s: the reply is over max_message (%" PRIu32 " bytes)",
-                  proto_method_name(c.method), m->lim.max_message);
+                  proto_method_name(c.method), m->cfg->limits.max_message);
         rc = M_ERR;
     }
     if (rc == M_OK && tail->failed) {

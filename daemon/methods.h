@@ -7,25 +7,10 @@
 #include <stdint.h>
 
 #include "../proto/codec.h"
+#include "config.h"
 #include "io.h"
 #include "outq.h"
 #include "registry.h"
-
-/* The limits hello reports and the methods enforce; plain values, copied by
- * methods_new(). */
-struct methods_limits {
-    uint32_t max_message; /* largest response, bytes */
-    uint32_t max_batch;   /* items per push_many / get_many */
-    uint32_t max_depth;
-    uint32_t max_objects;
-    uint32_t max_clients;
-    uint32_t max_writers;
-    uint32_t max_handles;
-    uint64_t max_bytes;
-    uint64_t min_free;
-    uint32_t io_depth;     /* the I/O engine's queue depth */
-    uint64_t reply_memory; /* the server's bound on queued replies */
-};
 
 struct methods; /* the table's state: registry, limits, counters */
 
@@ -36,9 +21,11 @@ struct methods_out {
     struct outq *q;
 };
 
-/* Creates the table over r and io (borrowed; both must outlive the table).
- * Returns NULL when out of memory. Freed with methods_free(). */
-struct methods *methods_new(struct reg *r, struct io *io, const struct methods_limits *lim);
+/* Creates the table over r and io; it enforces cfg's max_message and
+ * max_batch and reports every limit in hello. r, io and cfg are borrowed
+ * and must outlive the table. Returns NULL when out of memory. Freed with
+ * methods_free(). */
+struct methods *methods_new(struct reg *r, struct io *io, const struct farenad_config *cfg);
 void methods_free(struct methods *m);
 
 /* The connection counts stat reports; the server keeps them current. */

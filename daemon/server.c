@@ -110,7 +110,7 @@ struct conn {
 
 struct server {
     struct event_base *base;
-    struct server_config cfg;
+    const struct farenad_config *cfg; /* borrowed */
     struct reg *reg;
     struct methods *m;
     struct io *io;
@@ -392,7 +392,7 @@ static int conn_in_room(struct conn *c)
 {
     struct conn_in *in = &c->in;
     size_t used = in->end - in->start;
-    size_t limit = (size_t)c->srv->cfg.limits.max_message + CONN_IN_MIN_READ;
+    size_t limit = (size_t)c->srv->cfg->limits.max_message + CONN_IN_MIN_READ;
     size_t ncap;
     char *np;
 
@@ -567,7 +567,7 @@ static int conn_next(struct conn *c)
     int rc;
 
     if (c->in.fed == 0)
-        len = proto_unpack_prefix(&c->zone, p, c->in.end - c->in.start, &c->srv->cfg.limits, &obj);
+        len = proto_unpack_prefix(&c->zone, p, c->in.end - c->in.start, &c->srv->cfg->limits, &obj);
     if (len == 0) {
         rc = conn_scan(c);
         if (rc <= 0)
@@ -609,9 +609,9 @@ static void conn_process(struct conn *c)
             c->out_paused = 1;
             break;
         }
-        if (c->srv->out_total > c->srv->cfg.reply_memory)
+        if (c->srv->out_total > c->srv->cfg->reply_memory)
             server_trim_spares(c->srv);
-        if (c->srv->out_total > c->srv->cfg.reply_memory && conn_pending(c) > 0) {
+        if (c->srv->out_total > c->srv->cfg->reply_memory && conn_pending(c) > 0) {
             /* The daemon's reply memory is at its bound: resume once the
              * sockets have taken enough (server_turn_end), or once this
              * connection's own replies are all out (conn_send). A
@@ -723,7 +723,7 @@ static int conn_new(struct server *s, evutil_socket_t fd, pid_t peer_pid)
     c->more_ev = evtimer_new(s->base, conn_more_cb, c);
     c->shrink_ev = evtimer_new(s->base, conn_shrink_cb, c);
     c->q = outq_new(conn_ready, c, &s->out_total);
-    c->scan = proto_scan_new(&s->cfg.limits);
+    c->scan = proto_scan_new(&s->cfg->limits);
     c->owner = reg_owner_new(s->reg);
     if (c->read_ev == NULL || c->write_ev == NULL || c->more_ev == NULL || c->shrink_ev == NULL ||
         c->q == NULL || c->scan == NULL || c->owner == NULL ||
@@ -789,7 +789,7 @@ void server_turn_end(struct server *s)
         }
         conn_resume(c);
     }
-    if (s->mem_waiters > 0 && s->out_total <= s->cfg.reply_memory / 4 * 3) {
+    if (s->mem_waiters > 0 && s->out_total <= s->cfg->reply_memory / 4 * 3) {
         s->mem_waiters = 0;
         for (struct conn *c = s->conns; c != NULL; c = c->next) {
             if (!c->mem_wait)
@@ -819,7 +819,7 @@ static void server_refuse_limit(struct server *s, evutil_socket_t fd)
     s->limit_refused++;
     if (now - s->last_limit_log >= 10) {
         log_warn("refused %" PRIu64 " connection(s): max_clients (%" PRIu32 ") reached",
-                 s->limit_refused, s->cfg.max_clients);
+                 s->limit_refused, s->cfg->max_clients);
         s->last_limit_log = now;
         s->limit_refused = 0;
     }
@@ -847,7 +847,7 @@ static void server_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, str
         evutil_closesocket(fd);
         return;
     }
-    if (s->nconns >= s->cfg.max_clients) {
+    if (s->nconns >= s->cfg->max_clients) {
         server_refuse_limit(s, fd);
         evutil_closesocket(fd);
         return;
@@ -944,7 +944,7 @@ int server_shutting_down(const struct server *s)
 }
 
 /* Creates the server; see server.h. */
-struct server *server_new(struct event_base *base, int listen_fd, const struct server_config *cfg,
+struct server *server_new(struct event_base *base, int listen_fd, const struct farenad_config *cfg,
                           struct reg *reg, struct methods *m, struct io *io)
 {
     struct server *s = calloc(1, sizeof(*s));
@@ -955,9 +955,7 @@ struct server *server_new(struct event_base *base, int listen_fd, const struct s
         return NULL;
     }
     s->base = base;
-    s->cfg = *cfg;
-    if (s->cfg.reply_memory == 0)
-        s->cfg.reply_memory = SERVER_REPLY_MEMORY_DEFAULT;
+    s->cfg = cfg;
     s->reg = reg;
     s->m = m;
     s->io = io;

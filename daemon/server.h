@@ -9,7 +9,7 @@
 
 #include <event2/event.h>
 
-#include "../proto/limits.h"
+#include "config.h"
 #include "io.h"
 #include "methods.h"
 #include "registry.h"
@@ -18,11 +18,6 @@
  * requests are not read (nor processed); below LOW they are again. */
 #define SERVER_OUT_HIGH (4u << 20)
 #define SERVER_OUT_LOW  (1u << 20)
-/* The default bound on reply bytes queued by all connections together
- * (payloads read for replies included; --reply-memory): above it no
- * connection starts a request; below three quarters of it they carry on.
- * One request can pass it by at most max_message. */
-#define SERVER_REPLY_MEMORY_DEFAULT (256u << 20)
 /* Requests handled per connection per event-loop turn before yielding. */
 #define SERVER_BATCH 64
 /* How long shutdown and a closing connection wait for output to drain. */
@@ -30,20 +25,14 @@
 /* How long the listener pauses after accept() runs out of descriptors. */
 #define SERVER_ACCEPT_PAUSE_MS 100
 
-/* Plain configuration, copied by server_new(). */
-struct server_config {
-    struct proto_limits limits; /* the scanner's guards */
-    uint32_t max_clients;
-    uint64_t reply_memory; /* 0 = SERVER_REPLY_MEMORY_DEFAULT */
-};
-
 struct server;
 
 /* Starts serving on base: listen_fd must be a bound, listening, non-blocking
- * AF_UNIX stream socket; the server owns it from now on (closes it). reg, m
- * and io are borrowed and must outlive the server. Returns NULL (errno) on
+ * AF_UNIX stream socket; the server owns it from now on (closes it). The
+ * server reads cfg's limits, max_clients and reply_memory. cfg, reg, m and
+ * io are borrowed and must outlive the server. Returns NULL (errno) on
  * failure, having closed listen_fd. */
-struct server *server_new(struct event_base *base, int listen_fd, const struct server_config *cfg,
+struct server *server_new(struct event_base *base, int listen_fd, const struct farenad_config *cfg,
                           struct reg *reg, struct methods *m, struct io *io);
 
 /* Ends one turn of the event loop: hands the turn's reads and writes to the
