@@ -353,7 +353,7 @@ static void start_registry(const struct farenad_config *cfg, struct io *io, stru
                            struct methods **m)
 {
     const char *dir = cfg->store.dir;
-    struct store_err err;
+    struct err err;
     const char *fstype = NULL;
 
     if (store_dir_in_memory(dir, &fstype) == 1)
@@ -374,9 +374,10 @@ static void start_registry(const struct farenad_config *cfg, struct io *io, stru
 static char *open_listener(const struct farenad_config *o, int *fd, struct sock_bound *bound,
                            int *activated)
 {
-    char *path, msg[512];
+    char *path;
     const char *why;
     enum sock_status st;
+    struct err err;
 
     memset(bound, 0, sizeof(*bound));
     *activated = sysd_listen_fd(fd, &why);
@@ -391,9 +392,9 @@ static char *open_listener(const struct farenad_config *o, int *fd, struct sock_
     path = o->socket != NULL ? strdup(o->socket) : sock_default_path();
     if (path == NULL)
         fatal("out of memory");
-    st = sock_listen(path, fd, bound, msg, sizeof(msg));
+    st = sock_listen(path, fd, bound, &err);
     if (st != SOCK_OK)
-        fatal("%s", msg);
+        fatal("%s", err.msg);
     return path;
 }
 

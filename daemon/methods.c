@@ -1,6 +1,6 @@
 /* The method table. Each method decodes its params with proto_read_*,
  * calls the registry or the store, and packs its result. Errors are
- * collected in one struct store_err and packed by the dispatcher, so every
+ * collected in one struct err and packed by the dispatcher, so every
  * method answers exactly once. */
 #include "methods.h"
 
@@ -41,7 +41,7 @@ struct call {
     struct methods_out *io;
     struct obuf *tail; /* outq_tail(io->q): replies complete now */
     msgpack_packer pk; /* packs into tail */
-    struct store_err err;
+    struct err err;
 };
 
 /* A method's outcome: done (its reply packed in the tail), failed with
@@ -87,27 +87,12 @@ void methods_set_connections(struct methods *m, uint64_t live, uint64_t total)
     m->connections_total = total;
 }
 
-/* Fills c->err; returns M_ERR for tail calls. */
-static int call_fail(struct call *c, enum proto_err code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int call_fail(struct call *c, enum proto_err code, const char *fmt, ...)
-{
-    va_list ap;
-
-    c->err.code = code;
-    va_start(ap, fmt);
-    vsnprintf(c->err.msg, sizeof(c->err.msg), fmt, ap);
-    va_end(ap);
-    return M_ERR;
-}
-
 /* The bad_request for param i (0-based) named what: "push: param 1
  * (writer): expected ...". */
 static int call_bad_param(struct call *c, uint32_t i, const char *what, const char *why)
 {
-    return call_fail(c, PROTO_BAD_REQUEST, "%s: param %" PRIu32 " (%s): %s",
-                     proto_method_name(c->method), i + 1, what, why);
+    return err_set(&c->err, PROTO_BAD_REQUEST, "%s: param %" PRIu32 " (%s): %s",
+                   proto_method_name(c->method), i + 1, what, why);
 }
 
 /* Reads param i as a handle. */
@@ -130,8 +115,8 @@ static int param_array(struct call *c, uint32_t i, const char *what, uint32_t ma
     if (proto_read_array(&c->p[i], items, n, &why) < 0)
         return call_bad_param(c, i, what, why);
     if (*n > max)
-        return call_fail(c, PROTO_TOO_LARGE, "%s: %" PRIu32 " items, max_batch is %" PRIu32,
-                         proto_method_name(c->method), *n, max);
+        return err_set(&c->err, PROTO_TOO_LARGE, "%s: %" PRIu32 " items, max_batch is %" PRIu32,
+                       proto_method_name(c->method), *n, max);
     return 0;
 }
 
@@ -373,7 +358,7 @@ struct wr {
     uint32_t *lens; /* push_many: their lengths (owned) */
     int refused;    /* push_many: item refused_k was refused before the write */
     uint32_t refused_k;
-    struct store_err refused_err;
+    struct err refused_err;
 };
 
 /* Ends x's slot with an error (a notification's slot just ends). */
@@ -406,7 +391,7 @@ static uint32_t wr_item_at(const struct wr *x, uint64_t off)
 static void wr_done(void *arg, ssize_t res)
 {
     struct wr *x = arg;
-    struct store_err err;
+    struct err err;
     char msg[sizeof(err.msg) + 24];
     int errnum = res < 0 ? (int)-res : ((uint64_t)res != x->req.bytes ? EIO : 0);
 
@@ -457,7 +442,7 @@ static void wr_done(void *arg, ssize_t res)
 static int wr_start(struct call *c, struct store_writer *w, const struct store_wreq *req,
                     struct wr *x)
 {
-    struct store_err err;
+    struct err err;
 
     x->m = c->m;
     x->o = c->o;
@@ -646,8 +631,8 @@ static int m_push_many(struct call *c)
     for (k = 0; k < n; k++) {
         why = NULL;
         if (proto_read_payload(&items[k], &data, &len, &why) < 0)
-            return call_fail(c, PROTO_BAD_REQUEST,
-                             "push_many: param 2 (data): item %" PRIu32 ": %s", k, why);
+            return err_set(&c->err, PROTO_BAD_REQUEST,
+                           "push_many: param 2 (data): item %" PRIu32 ": %s", k, why);
     }
     w = reg_writer(c->o, h, &c->err);
     if (w == NULL)
@@ -663,14 +648,13 @@ static int m_push_many(struct call *c)
         off += len;
     }
     if (size > c->m->cfg->limits.max_message)
-        return call_fail(c, PROTO_TOO_LARGE,
-                         "push_many: the reply would take %" PRIu64
-                         " bytes, max_message is %" PRIu32,
-                         size, c->m->cfg->limits.max_message);
+        return err_set(&c->err, PROTO_TOO_LARGE,
+                       "push_many: the reply would take %" PRIu64 " bytes, max_message is %" PRIu32,
+                       size, c->m->cfg->limits.max_message);
     x = calloc(1, sizeof(*x));
     if (x == NULL || (n > 0 && (x->lens = malloc(n * sizeof(*x->lens))) == NULL)) {
         free(x);
-        return call_fail(c, PROTO_IO_ERROR, "out of memory");
+        return err_set(&c->err, PROTO_IO_ERROR, "out of memory");
     }
     x->n = n;
     x->start = store_writer_len(w);
@@ -695,8 +679,8 @@ static int m_push_many(struct call *c)
          * was refused. */
         if (rc == 0 && x->refused) {
             obuf_truncate(c->tail, mark);
-            call_fail(c, x->refused_err.code, "item %" PRIu32 ": %s", x->refused_k,
-                      x->refused_err.msg);
+            err_set(&c->err, x->refused_err.code, "item %" PRIu32 ": %s", x->refused_k,
+                    x->refused_err.msg);
         }
         rc = rc == 0 && !x->refused ? M_OK : M_ERR;
         free(x->lens);
@@ -795,14 +779,14 @@ static int build_common(struct call *c, enum reg_build_mode mode)
     if (n > 0) {
         fh = calloc(n, sizeof(*fh));
         if (fh == NULL)
-            return call_fail(c, PROTO_IO_ERROR, "out of memory");
+            return err_set(&c->err, PROTO_IO_ERROR, "out of memory");
     }
     for (uint32_t k = 0; k < n; k++) {
         why = NULL;
         if (proto_read_handle(&items[k], &fh[k], &why) < 0) {
             free(fh);
-            return call_fail(c, PROTO_BAD_REQUEST, "%s: param 1 (files): item %" PRIu32 ": %s",
-                             proto_method_name(c->method), k, why);
+            return err_set(&c->err, PROTO_BAD_REQUEST, "%s: param 1 (files): item %" PRIu32 ": %s",
+                           proto_method_name(c->method), k, why);
         }
     }
     rc = reg_build(c->o, fh, n, mode, &ah, &c->err);
@@ -875,9 +859,9 @@ static int m_get(struct call *c)
         return M_ERR;
     size = proto_size_result_head(c->msgid) + proto_size_bin(loc.len);
     if (size > c->m->cfg->limits.max_message)
-        return call_fail(c, PROTO_TOO_LARGE,
-                         "get: a %" PRIu64 "-byte response, max_message is %" PRIu32, size,
-                         c->m->cfg->limits.max_message);
+        return err_set(&c->err, PROTO_TOO_LARGE,
+                       "get: a %" PRIu64 "-byte response, max_message is %" PRIu32, size,
+                       c->m->cfg->limits.max_message);
     if (!c->answer)
         return M_OK;
     if (loc.len == 0) {
@@ -903,7 +887,7 @@ static int m_get_many(struct call *c)
     struct store_loc *locs = NULL;
     struct outq_slot *s;
     struct store_arena *a;
-    struct store_err err;
+    struct err err;
     unsigned char *p;
     char **dst = NULL;
     const char *why;
@@ -919,15 +903,15 @@ static int m_get_many(struct call *c)
         locs = calloc(n, sizeof(*locs));
         dst = calloc(n, sizeof(*dst));
         if (locs == NULL || dst == NULL) {
-            rc = call_fail(c, PROTO_IO_ERROR, "out of memory");
+            rc = err_set(&c->err, PROTO_IO_ERROR, "out of memory");
             goto out;
         }
     }
     for (uint32_t k = 0; k < n; k++) {
         why = NULL;
         if (read_loc(&items[k], &locs[k], &why) < 0) {
-            rc = call_fail(c, PROTO_BAD_REQUEST,
-                           "get_many: param 2 (locations): item %" PRIu32 ": %s", k, why);
+            rc = err_set(&c->err, PROTO_BAD_REQUEST,
+                         "get_many: param 2 (locations): item %" PRIu32 ": %s", k, why);
             goto out;
         }
     }
@@ -939,15 +923,15 @@ static int m_get_many(struct call *c)
     size = proto_size_result_head(c->msgid) + proto_size_array(n);
     for (uint32_t k = 0; k < n; k++) {
         if (store_check(a, locs[k], &err) < 0) {
-            rc = call_fail(c, err.code, "item %" PRIu32 ": %s", k, err.msg);
+            rc = err_set(&c->err, err.code, "item %" PRIu32 ": %s", k, err.msg);
             goto out;
         }
         size += proto_size_bin(locs[k].len);
     }
     if (size > c->m->cfg->limits.max_message) {
-        rc = call_fail(c, PROTO_TOO_LARGE,
-                       "get_many: a %" PRIu64 "-byte response, max_message is %" PRIu32, size,
-                       c->m->cfg->limits.max_message);
+        rc = err_set(&c->err, PROTO_TOO_LARGE,
+                     "get_many: a %" PRIu64 "-byte response, max_message is %" PRIu32, size,
+                     c->m->cfg->limits.max_message);
         goto out;
     }
     if (!c->answer)
@@ -1013,10 +997,10 @@ static int m_arena_files(struct call *c)
     for (size_t i = 0; i < n; i++)
         size += proto_size_uint(reg_file_handle(store_arena_file(a, i)));
     if (size > c->m->cfg->limits.max_message)
-        return call_fail(c, PROTO_TOO_LARGE,
-                         "arena_files: the reply would take %" PRIu64
-                         " bytes, max_message is %" PRIu32,
-                         size, c->m->cfg->limits.max_message);
+        return err_set(&c->err, PROTO_TOO_LARGE,
+                       "arena_files: the reply would take %" PRIu64
+                       " bytes, max_message is %" PRIu32,
+                       size, c->m->cfg->limits.max_message);
     call_result(c);
     msgpack_pack_array(&c->pk, n);
     for (size_t i = 0; i < n; i++)
@@ -1158,7 +1142,7 @@ static int m_list(struct call *c)
     cap = count < l->max_batch ? (size_t)count : l->max_batch;
     cap = cap < rs.names ? cap : (size_t)rs.names;
     if (cap > 0 && (ents = malloc(cap * sizeof(*ents))) == NULL)
-        return call_fail(c, PROTO_IO_ERROR, "list: out of memory");
+        return err_set(&c->err, PROTO_IO_ERROR, "list: out of memory");
     /* Head, {"names": [...], "cursor": the longest name}: every entry that
      * fits after that stays under max_message (64 KiB at least, so a page
      * always holds one name of 255 bytes). */
@@ -1253,8 +1237,8 @@ int methods_call(struct methods *m, struct reg_owner *o, const struct proto_requ
     c.msgid = c.answer ? req->msgid : 0;
     mi = proto_method_from_name(req->method, req->method_len);
     if (mi < 0) {
-        call_fail(&c, PROTO_UNKNOWN_METHOD, "no method \"%.*s\"",
-                  (int)(req->method_len > 64 ? 64 : req->method_len), req->method);
+        err_set(&c.err, PROTO_UNKNOWN_METHOD, "no method \"%.*s\"",
+                (int)(req->method_len > 64 ? 64 : req->method_len), req->method);
         return call_answer_error(&c) < 0 ? -1 : 0;
     }
     c.method = (enum proto_method)mi;
@@ -1262,13 +1246,13 @@ int methods_call(struct methods *m, struct reg_owner *o, const struct proto_requ
     m->requests[mi]++;
     if (shutting_down) {
         m->errors[mi]++;
-        call_fail(&c, PROTO_SHUTTING_DOWN, "the daemon is shutting down");
+        err_set(&c.err, PROTO_SHUTTING_DOWN, "the daemon is shutting down");
         return call_answer_error(&c) < 0 ? -1 : 0;
     }
     obuf_packer(tail, &c.pk);
     if (c.np < def->min_params || c.np > def->max_params) {
-        call_fail(&c, PROTO_BAD_REQUEST, "%s: expected params %s, got %" PRIu32 " params",
-                  proto_method_name(c.method), def->params, c.np);
+        err_set(&c.err, PROTO_BAD_REQUEST, "%s: expected params %s, got %" PRIu32 " params",
+                proto_method_name(c.method), def->params, c.np);
         rc = M_ERR;
     } else {
         rc = def->fn(&c);
@@ -1283,14 +1267,14 @@ int methods_call(struct methods *m, struct reg_owner *o, const struct proto_requ
         /* Methods with side effects check their reply's size before acting;
          * this net only catches the side-effect-free rest. */
         obuf_truncate(tail, mark);
-        call_fail(&c, PROTO_TOO_LARGE, "%s: the reply is over max_message (%" PRIu32 " bytes)",
-                  proto_method_name(c.method), m->cfg->limits.max_message);
+        err_set(&c.err, PROTO_TOO_LARGE, "%s: the reply is over max_message (%" PRIu32 " bytes)",
+                proto_method_name(c.method), m->cfg->limits.max_message);
         rc = M_ERR;
     }
     if (rc == M_OK && tail->failed) {
         /* The packed result is incomplete: answer with an error instead. */
         obuf_truncate(tail, mark);
-        call_fail(&c, PROTO_IO_ERROR, "out of memory");
+        err_set(&c.err, PROTO_IO_ERROR, "out of memory");
         rc = M_ERR;
     }
     if (rc == M_ERR) {
@@ -1306,7 +1290,7 @@ int methods_call(struct methods *m, struct reg_owner *o, const struct proto_requ
 int methods_reject(struct methods *m, const struct proto_request *req, const char *why,
                    struct methods_out *io)
 {
-    char msg[sizeof(((struct store_err *)0)->msg)];
+    char msg[sizeof(((struct err *)0)->msg)];
     int mi = -1;
 
     if (req->method != NULL)

@@ -70,26 +70,11 @@ struct reg_owner {
     uint32_t nhandles; /* writers + files + arena references */
 };
 
-/* Fills *err with code and a formatted message; returns -1 for tail calls. */
-static int reg_fail(struct store_err *err, enum proto_err code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int reg_fail(struct store_err *err, enum proto_err code, const char *fmt, ...)
-{
-    va_list ap;
-
-    err->code = code;
-    va_start(ap, fmt);
-    vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 /* The out-of-memory failure: there is no dedicated code, and io_error is the
  * one that says "the daemon could not do it, try again later". */
-static int reg_nomem(struct store_err *err)
+static int reg_nomem(struct err *err)
 {
-    return reg_fail(err, PROTO_IO_ERROR, "out of memory");
+    return err_set(err, PROTO_IO_ERROR, "out of memory");
 }
 
 /* Called by the store when a file's last reference drops: its handle ends. */
@@ -107,7 +92,7 @@ static void reg_on_file_free(void *ctx, uint64_t tag)
 
 /* Creates the registry and its store; see registry.h. */
 int reg_new(const struct store_config *scfg, const struct reg_config *rcfg, struct reg **out,
-            struct store_err *err)
+            struct err *err)
 {
     struct reg *r = calloc(1, sizeof(*r));
     struct store_config sc = *scfg;
@@ -259,7 +244,7 @@ void reg_free(struct reg *r)
         if (n == 0)
             break; /* cannot happen: nnames counts the table's names */
         for (size_t i = 0; i < n; i++)
-            (void)reg_unname(r, batch[i]->text, batch[i]->len, &(struct store_err){0});
+            (void)reg_unname(r, batch[i]->text, batch[i]->len, &(struct err){0});
     }
     u64map_fini(&r->names);
     u64map_fini(&r->objs);
@@ -353,24 +338,24 @@ uint32_t reg_owner_handles(const struct reg_owner *o)
 }
 
 /* Checks that o may take one more handle. */
-static int reg_check_handles(const struct reg_owner *o, struct store_err *err)
+static int reg_check_handles(const struct reg_owner *o, struct err *err)
 {
     if (o->nhandles >= o->r->cfg.max_handles)
-        return reg_fail(err, PROTO_LIMIT, "this connection holds %" PRIu32 " handles (max_handles)",
-                        o->nhandles);
+        return err_set(err, PROTO_LIMIT, "this connection holds %" PRIu32 " handles (max_handles)",
+                       o->nhandles);
     return 0;
 }
 
 /* Creates a writer owned by o; see registry.h. */
-int reg_writer_new(struct reg_owner *o, uint16_t index, uint64_t *handle, struct store_err *err)
+int reg_writer_new(struct reg_owner *o, uint16_t index, uint64_t *handle, struct err *err)
 {
     struct reg *r = o->r;
     struct store_writer *w;
     struct reg_obj *obj;
 
     if (o->nwriters >= r->cfg.max_writers)
-        return reg_fail(err, PROTO_LIMIT,
-                        "this connection has %" PRIu32 " open writers (max_writers)", o->nwriters);
+        return err_set(err, PROTO_LIMIT,
+                       "this connection has %" PRIu32 " open writers (max_writers)", o->nwriters);
     if (reg_check_handles(o, err) < 0)
         return -1;
     if (store_writer_new(r->st, index, &w, err) < 0)
@@ -389,19 +374,19 @@ int reg_writer_new(struct reg_owner *o, uint16_t index, uint64_t *handle, struct
 }
 
 /* o's writer object under h, or NULL with no_such_handle. */
-static struct reg_obj *reg_owned_writer(struct reg_owner *o, uint64_t h, struct store_err *err)
+static struct reg_obj *reg_owned_writer(struct reg_owner *o, uint64_t h, struct err *err)
 {
     struct reg_obj *obj = reg_find(o->r, h, REG_WRITER);
 
     if (obj == NULL || obj->owner != o) {
-        reg_fail(err, PROTO_NO_SUCH_HANDLE, "no writer %" PRIu64 " on this connection", h);
+        err_set(err, PROTO_NO_SUCH_HANDLE, "no writer %" PRIu64 " on this connection", h);
         return NULL;
     }
     return obj;
 }
 
 /* o's writer; see registry.h. */
-struct store_writer *reg_writer(struct reg_owner *o, uint64_t h, struct store_err *err)
+struct store_writer *reg_writer(struct reg_owner *o, uint64_t h, struct err *err)
 {
     struct reg_obj *obj = reg_owned_writer(o, h, err);
 
@@ -411,7 +396,7 @@ struct store_writer *reg_writer(struct reg_owner *o, uint64_t h, struct store_er
 /* Finishes a writer into an owned file; see registry.h. The file's handle
  * is reserved before the store call so that an allocation failure cannot
  * strand a finished file without a handle. */
-int reg_finish(struct reg_owner *o, uint64_t wh, uint64_t *fh, struct store_err *err)
+int reg_finish(struct reg_owner *o, uint64_t wh, uint64_t *fh, struct err *err)
 {
     struct reg *r = o->r;
     struct reg_obj *wobj = reg_owned_writer(o, wh, err);
@@ -452,7 +437,7 @@ static int reg_owner_ref(struct reg_owner *o, struct reg_obj *obj)
 }
 
 /* Turns a writer into a one-file arena; see registry.h. */
-int reg_into_arena(struct reg_owner *o, uint64_t wh, uint64_t *ah, struct store_err *err)
+int reg_into_arena(struct reg_owner *o, uint64_t wh, uint64_t *ah, struct err *err)
 {
     struct reg *r = o->r;
     struct reg_obj *wobj = reg_owned_writer(o, wh, err);
@@ -495,7 +480,7 @@ int reg_into_arena(struct reg_owner *o, uint64_t wh, uint64_t *ah, struct store_
 
 /* Builds an arena from file handles; see registry.h. */
 int reg_build(struct reg_owner *o, const uint64_t *fh, size_t n, enum reg_build_mode mode,
-              uint64_t *ah, struct store_err *err)
+              uint64_t *ah, struct err *err)
 {
     struct reg *r = o->r;
     struct store_file **files = NULL;
@@ -521,7 +506,7 @@ int reg_build(struct reg_owner *o, const uint64_t *fh, size_t n, enum reg_build_
         struct reg_obj *obj = reg_find(r, fh[i], REG_FILE);
         if (obj == NULL || (obj->owner == NULL && obj->narenas == 0)) {
             free(files);
-            return reg_fail(err, PROTO_NO_SUCH_HANDLE, "item %zu: no live file %" PRIu64, i, fh[i]);
+            return err_set(err, PROTO_NO_SUCH_HANDLE, "item %zu: no live file %" PRIu64, i, fh[i]);
         }
         files[i] = obj->u.f;
     }
@@ -547,17 +532,17 @@ int reg_build(struct reg_owner *o, const uint64_t *fh, size_t n, enum reg_build_
 }
 
 /* The live arena object under h, or NULL with no_such_handle. */
-static struct reg_obj *reg_live_arena(const struct reg *r, uint64_t h, struct store_err *err)
+static struct reg_obj *reg_live_arena(const struct reg *r, uint64_t h, struct err *err)
 {
     struct reg_obj *obj = reg_find(r, h, REG_ARENA);
 
     if (obj == NULL)
-        reg_fail(err, PROTO_NO_SUCH_HANDLE, "no arena %" PRIu64, h);
+        err_set(err, PROTO_NO_SUCH_HANDLE, "no arena %" PRIu64, h);
     return obj;
 }
 
 /* Any live arena; see registry.h. */
-struct store_arena *reg_arena(const struct reg *r, uint64_t h, struct store_err *err)
+struct store_arena *reg_arena(const struct reg *r, uint64_t h, struct err *err)
 {
     struct reg_obj *obj = reg_live_arena(r, h, err);
 
@@ -571,8 +556,7 @@ uint64_t reg_file_handle(const struct store_file *f)
 }
 
 /* arena_info's numbers; see registry.h. */
-int reg_arena_info(const struct reg *r, uint64_t h, struct reg_arena_info *out,
-                   struct store_err *err)
+int reg_arena_info(const struct reg *r, uint64_t h, struct reg_arena_info *out, struct err *err)
 {
     struct reg_obj *obj = reg_live_arena(r, h, err);
 
@@ -587,7 +571,7 @@ int reg_arena_info(const struct reg *r, uint64_t h, struct reg_arena_info *out,
 }
 
 /* o takes a reference; see registry.h. */
-int reg_open(struct reg_owner *o, uint64_t h, struct store_err *err)
+int reg_open(struct reg_owner *o, uint64_t h, struct err *err)
 {
     struct reg_obj *obj = reg_live_arena(o->r, h, err);
 
@@ -599,25 +583,25 @@ int reg_open(struct reg_owner *o, uint64_t h, struct store_err *err)
 }
 
 /* Drops what o holds under h; see registry.h. */
-int reg_release(struct reg_owner *o, uint64_t h, struct store_err *err)
+int reg_release(struct reg_owner *o, uint64_t h, struct err *err)
 {
     struct reg *r = o->r;
     struct reg_obj *obj = u64map_get(&r->objs, h);
     uintptr_t n;
 
     if (obj == NULL)
-        return reg_fail(err, PROTO_NO_SUCH_HANDLE, "no handle %" PRIu64, h);
+        return err_set(err, PROTO_NO_SUCH_HANDLE, "no handle %" PRIu64, h);
     if (obj->kind != REG_ARENA) {
         if (obj->owner != o)
-            return reg_fail(err, PROTO_NO_SUCH_HANDLE,
-                            "this connection holds nothing under handle %" PRIu64, h);
+            return err_set(err, PROTO_NO_SUCH_HANDLE,
+                           "this connection holds nothing under handle %" PRIu64, h);
         reg_owner_drop_obj(o, obj);
         return 0;
     }
     n = (uintptr_t)u64map_get(&o->arefs, h);
     if (n == 0)
-        return reg_fail(err, PROTO_NO_SUCH_HANDLE,
-                        "this connection holds no reference to arena %" PRIu64, h);
+        return err_set(err, PROTO_NO_SUCH_HANDLE,
+                       "this connection holds no reference to arena %" PRIu64, h);
     if (n == 1)
         u64map_del(&o->arefs, h);
     else
@@ -655,18 +639,18 @@ static struct reg_name *reg_name_find(const struct reg *r, const char *s, size_t
 
 /* Checks a name's shape (the method layer checks it too; the registry does
  * not trust its callers with invariants it relies on). */
-static int reg_name_check(const char *s, size_t len, struct store_err *err)
+static int reg_name_check(const char *s, size_t len, struct err *err)
 {
     if (len == 0 || len > PROTO_MAX_NAME_LEN)
-        return reg_fail(err, PROTO_BAD_REQUEST, "a name must be 1..%u bytes, not %zu",
-                        PROTO_MAX_NAME_LEN, len);
+        return err_set(err, PROTO_BAD_REQUEST, "a name must be 1..%u bytes, not %zu",
+                       PROTO_MAX_NAME_LEN, len);
     if (memchr(s, '\0', len) != NULL)
-        return reg_fail(err, PROTO_BAD_REQUEST, "a name must not contain NUL");
+        return err_set(err, PROTO_BAD_REQUEST, "a name must not contain NUL");
     return 0;
 }
 
 /* Binds a name; see registry.h. */
-int reg_name(struct reg *r, uint64_t h, const char *name, size_t len, struct store_err *err)
+int reg_name(struct reg *r, uint64_t h, const char *name, size_t len, struct err *err)
 {
     struct reg_obj *obj;
     struct reg_name *nm, *first;
@@ -678,8 +662,8 @@ int reg_name(struct reg *r, uint64_t h, const char *name, size_t len, struct sto
     if (obj == NULL)
         return -1;
     if (reg_name_find(r, name, len, &hash) != NULL)
-        return reg_fail(err, PROTO_NAME_TAKEN, "the name \"%.*s\" is taken",
-                        (int)(len > 64 ? 64 : len), name);
+        return err_set(err, PROTO_NAME_TAKEN, "the name \"%.*s\" is taken",
+                       (int)(len > 64 ? 64 : len), name);
     nm = malloc(sizeof(*nm) + len);
     if (nm == NULL)
         return reg_nomem(err);
@@ -709,21 +693,20 @@ int reg_name(struct reg *r, uint64_t h, const char *name, size_t len, struct sto
 }
 
 /* Resolves a name; see registry.h. */
-int reg_lookup(const struct reg *r, const char *name, size_t len, uint64_t *h,
-               struct store_err *err)
+int reg_lookup(const struct reg *r, const char *name, size_t len, uint64_t *h, struct err *err)
 {
     uint64_t hash;
     struct reg_name *nm = reg_name_find(r, name, len, &hash);
 
     if (nm == NULL)
-        return reg_fail(err, PROTO_NO_SUCH_NAME, "no arena named \"%.*s\"",
-                        (int)(len > 64 ? 64 : len), name);
+        return err_set(err, PROTO_NO_SUCH_NAME, "no arena named \"%.*s\"",
+                       (int)(len > 64 ? 64 : len), name);
     *h = nm->arena->handle;
     return 0;
 }
 
 /* Unbinds a name; see registry.h. */
-int reg_unname(struct reg *r, const char *name, size_t len, struct store_err *err)
+int reg_unname(struct reg *r, const char *name, size_t len, struct err *err)
 {
     uint64_t hash;
     struct reg_name *nm = reg_name_find(r, name, len, &hash);
@@ -731,8 +714,8 @@ int reg_unname(struct reg *r, const char *name, size_t len, struct store_err *er
     struct reg_obj *obj;
 
     if (nm == NULL)
-        return reg_fail(err, PROTO_NO_SUCH_NAME, "no arena named \"%.*s\"",
-                        (int)(len > 64 ? 64 : len), name);
+        return err_set(err, PROTO_NO_SUCH_NAME, "no arena named \"%.*s\"",
+                       (int)(len > 64 ? 64 : len), name);
     /* Unlink from the hash chain. */
     if (u64map_get(&r->names, hash) == nm) {
         if (nm->hnext != NULL)

@@ -1,7 +1,7 @@
 /* The handle registry: which protocol handle names which store object, which
  * connection owns what, arena names, and every lifetime rule of protocol 1.
  * No networking and no msgpack: the method table calls it, it calls the
- * store, and failures come back as 0 / -1 with a struct store_err.
+ * store, and failures come back as 0 / -1 with a struct err.
  *
  * Handles: one counter from 1 for writers, files and arenas, never reused.
  * A writer and a not-yet-released file belong to one owner (a connection).
@@ -53,7 +53,7 @@ struct reg_arena_info {
  * hook is the registry's own, so scfg's is ignored). Returns 0 and *out
  * (freed with reg_free), or -1 with *err from store_new. */
 int reg_new(const struct store_config *scfg, const struct reg_config *rcfg, struct reg **out,
-            struct store_err *err);
+            struct err *err);
 
 /* Drops every name, then frees the store. Every owner must have been freed
  * first. Arenas still referenced by the store from outside (store_arena_ref)
@@ -81,20 +81,20 @@ uint32_t reg_owner_handles(const struct reg_owner *o);
 /* Creates a writer for file index `index` owned by o. Errors: limit (o's
  * writer or handle cap, or the daemon out of descriptors), no_space,
  * io_error. */
-int reg_writer_new(struct reg_owner *o, uint16_t index, uint64_t *handle, struct store_err *err);
+int reg_writer_new(struct reg_owner *o, uint16_t index, uint64_t *handle, struct err *err);
 
 /* The writer h owned by o (borrowed: valid until o or the writer ends), or
  * NULL with *err no_such_handle. */
-struct store_writer *reg_writer(struct reg_owner *o, uint64_t h, struct store_err *err);
+struct store_writer *reg_writer(struct reg_owner *o, uint64_t h, struct err *err);
 
 /* Finishes o's writer wh into a file owned by o under a new handle *fh; the
  * writer handle ends. On failure the writer is untouched. */
-int reg_finish(struct reg_owner *o, uint64_t wh, uint64_t *fh, struct store_err *err);
+int reg_finish(struct reg_owner *o, uint64_t wh, uint64_t *fh, struct err *err);
 
 /* Turns o's writer wh (index 0) into a one-file arena; o holds one
  * reference under the new handle *ah. The file gets a handle of its own
  * (arena_files shows it), owned by no connection. */
-int reg_into_arena(struct reg_owner *o, uint64_t wh, uint64_t *ah, struct store_err *err);
+int reg_into_arena(struct reg_owner *o, uint64_t wh, uint64_t *ah, struct err *err);
 
 /* How reg_build() places files. */
 enum reg_build_mode {
@@ -108,40 +108,38 @@ enum reg_build_mode {
  * not a file, or a file that has ended), limit, empty, duplicate_index,
  * missing_index, index_mismatch. */
 int reg_build(struct reg_owner *o, const uint64_t *fh, size_t n, enum reg_build_mode mode,
-              uint64_t *ah, struct store_err *err);
+              uint64_t *ah, struct err *err);
 
 /* The live arena h (any connection may read it), borrowed until the next
  * registry call that can drop references; or NULL with *err no_such_handle
  * (unknown, dead, or not an arena). */
-struct store_arena *reg_arena(const struct reg *r, uint64_t h, struct store_err *err);
+struct store_arena *reg_arena(const struct reg *r, uint64_t h, struct err *err);
 
 /* The handle of f, a file of a live arena (every such file has one). */
 uint64_t reg_file_handle(const struct store_file *f);
 
 /* Fills *out for the live arena h; errors as reg_arena(). */
-int reg_arena_info(const struct reg *r, uint64_t h, struct reg_arena_info *out,
-                   struct store_err *err);
+int reg_arena_info(const struct reg *r, uint64_t h, struct reg_arena_info *out, struct err *err);
 
 /* o takes one more reference to the live arena h (counted: open twice,
  * release twice). Errors: no_such_handle, limit. */
-int reg_open(struct reg_owner *o, uint64_t h, struct store_err *err);
+int reg_open(struct reg_owner *o, uint64_t h, struct err *err);
 
 /* Drops what o holds under h: a writer (discarded), an owned file, or one
  * arena reference. A handle o holds nothing of: no_such_handle, and nobody
  * else's holdings change. */
-int reg_release(struct reg_owner *o, uint64_t h, struct store_err *err);
+int reg_release(struct reg_owner *o, uint64_t h, struct err *err);
 
 /* Binds name (len bytes, 1..PROTO_MAX_NAME_LEN, no NUL) to the live arena h;
  * the name holds one reference. Errors: bad_request, no_such_handle,
  * name_taken. */
-int reg_name(struct reg *r, uint64_t h, const char *name, size_t len, struct store_err *err);
+int reg_name(struct reg *r, uint64_t h, const char *name, size_t len, struct err *err);
 
 /* The arena bound to name, without taking a reference; or no_such_name. */
-int reg_lookup(const struct reg *r, const char *name, size_t len, uint64_t *h,
-               struct store_err *err);
+int reg_lookup(const struct reg *r, const char *name, size_t len, uint64_t *h, struct err *err);
 
 /* Removes the name and its reference (the arena may end); or no_such_name. */
-int reg_unname(struct reg *r, const char *name, size_t len, struct store_err *err);
+int reg_unname(struct reg *r, const char *name, size_t len, struct err *err);
 
 /* One bound name as a listing reports it. name points into the registry:
  * valid until the next registry call that unbinds names. */

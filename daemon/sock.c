@@ -12,19 +12,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-/* Formats a failure into msg; returns SOCK_ERROR for tail calls. */
-static enum sock_status sock_fail(char *msg, size_t msglen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static enum sock_status sock_fail(char *msg, size_t msglen, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(msg, msglen, fmt, ap);
-    va_end(ap);
-    return SOCK_ERROR;
-}
+/* Failures return err_set()'s -1, which is SOCK_ERROR. */
+_Static_assert(SOCK_ERROR == -1, "err_set returns SOCK_ERROR");
 
 /* Builds the default path; see sock.h. */
 char *sock_default_path(void)
@@ -61,7 +50,7 @@ static int sock_addr(const char *path, struct sockaddr_un *addr)
 /* Makes sure path's directory exists, is a real directory (not a symlink)
  * and belongs to us; creates it with mode 0700 if missing. Another user's
  * directory could let them replace our socket with theirs. */
-static enum sock_status sock_dir(const char *path, char *msg, size_t msglen)
+static enum sock_status sock_dir(const char *path, struct err *err)
 {
     char *dir = strdup(path);
     char *slash;
@@ -69,7 +58,7 @@ static enum sock_status sock_dir(const char *path, char *msg, size_t msglen)
     enum sock_status rc = SOCK_OK;
 
     if (dir == NULL)
-        return sock_fail(msg, msglen, "out of memory");
+        return err_set(err, PROTO_IO_ERROR, "out of memory");
     slash = strrchr(dir, '/');
     if (slash == NULL) {
         strcpy(dir, ".");
@@ -79,24 +68,24 @@ static enum sock_status sock_dir(const char *path, char *msg, size_t msglen)
         *slash = '\0';
     }
     if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-        rc = sock_fail(msg, msglen, "cannot create the socket directory %s: %s", dir,
-                       strerror(errno));
+        rc = err_set(err, PROTO_IO_ERROR, "cannot create the socket directory %s: %s", dir,
+                     strerror(errno));
     } else if (lstat(dir, &st) < 0) {
-        rc =
-            sock_fail(msg, msglen, "cannot stat the socket directory %s: %s", dir, strerror(errno));
+        rc = err_set(err, PROTO_IO_ERROR, "cannot stat the socket directory %s: %s", dir,
+                     strerror(errno));
     } else if (!S_ISDIR(st.st_mode)) {
-        rc = sock_fail(msg, msglen, "the socket directory %s is not a directory", dir);
+        rc = err_set(err, PROTO_IO_ERROR, "the socket directory %s is not a directory", dir);
     } else if (st.st_uid != geteuid()) {
-        rc = sock_fail(msg, msglen,
-                       "the socket directory %s belongs to uid %lu, not to us (uid %lu); "
-                       "refusing to use it",
-                       dir, (unsigned long)st.st_uid, (unsigned long)geteuid());
+        rc = err_set(err, PROTO_IO_ERROR,
+                     "the socket directory %s belongs to uid %lu, not to us (uid %lu); "
+                     "refusing to use it",
+                     dir, (unsigned long)st.st_uid, (unsigned long)geteuid());
     } else if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
         /* Others could unlink our socket and put their own in its place. */
-        rc = sock_fail(msg, msglen,
-                       "the socket directory %s is writable by others (mode %03o); "
-                       "run chmod 700 on it",
-                       dir, (unsigned)(st.st_mode & 0777));
+        rc = err_set(err, PROTO_IO_ERROR,
+                     "the socket directory %s is writable by others (mode %03o); "
+                     "run chmod 700 on it",
+                     dir, (unsigned)(st.st_mode & 0777));
     }
     free(dir);
     return rc;
@@ -104,87 +93,87 @@ static enum sock_status sock_dir(const char *path, char *msg, size_t msglen)
 
 /* Deals with whatever is at path already: nothing, a stale socket (removed),
  * a live daemon's socket, or something that is not ours to remove. */
-static enum sock_status sock_clear(const char *path, const struct sockaddr_un *addr, char *msg,
-                                   size_t msglen)
+static enum sock_status sock_clear(const char *path, const struct sockaddr_un *addr,
+                                   struct err *err)
 {
     struct stat st;
-    int fd, rc, err;
+    int fd, rc, e;
 
     if (lstat(path, &st) < 0) {
         if (errno == ENOENT)
             return SOCK_OK;
-        return sock_fail(msg, msglen, "cannot stat %s: %s", path, strerror(errno));
+        return err_set(err, PROTO_IO_ERROR, "cannot stat %s: %s", path, strerror(errno));
     }
     if (!S_ISSOCK(st.st_mode))
-        return sock_fail(msg, msglen, "%s exists and is not a socket; not replacing it", path);
+        return err_set(err, PROTO_IO_ERROR, "%s exists and is not a socket; not replacing it",
+                       path);
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
-        return sock_fail(msg, msglen, "socket: %s", strerror(errno));
+        return err_set(err, PROTO_IO_ERROR, "socket: %s", strerror(errno));
     rc = connect(fd, (const struct sockaddr *)addr, sizeof(*addr));
-    err = errno;
+    e = errno;
     close(fd);
     /* A full backlog (EAGAIN) also means somebody is listening. */
-    if (rc == 0 || err == EAGAIN || err == EINPROGRESS) {
-        snprintf(msg, msglen, "another farenad is serving %s", path);
+    if (rc == 0 || e == EAGAIN || e == EINPROGRESS) {
+        err_set(err, PROTO_IO_ERROR, "another farenad is serving %s", path);
         return SOCK_SERVING;
     }
-    if (err != ECONNREFUSED)
-        return sock_fail(msg, msglen, "cannot probe the existing socket %s: %s", path,
-                         strerror(err));
+    if (e != ECONNREFUSED)
+        return err_set(err, PROTO_IO_ERROR, "cannot probe the existing socket %s: %s", path,
+                       strerror(e));
     if (unlink(path) < 0 && errno != ENOENT)
-        return sock_fail(msg, msglen, "cannot remove the stale socket %s: %s", path,
-                         strerror(errno));
+        return err_set(err, PROTO_IO_ERROR, "cannot remove the stale socket %s: %s", path,
+                       strerror(errno));
     return SOCK_OK;
 }
 
 /* Binds and listens; see sock.h. */
-enum sock_status sock_listen(const char *path, int *fd, struct sock_bound *bound, char *msg,
-                             size_t msglen)
+enum sock_status sock_listen(const char *path, int *fd, struct sock_bound *bound, struct err *err)
 {
     struct sockaddr_un addr;
     enum sock_status rc;
     struct stat st;
     mode_t old;
-    int s, brc, err;
+    int s, brc, e;
 
     memset(bound, 0, sizeof(*bound));
     if (sock_addr(path, &addr) < 0)
-        return sock_fail(msg, msglen, "socket path \"%s\" is empty or longer than %zu bytes", path,
-                         sizeof(addr.sun_path) - 1);
-    rc = sock_dir(path, msg, msglen);
+        return err_set(err, PROTO_IO_ERROR, "socket path \"%s\" is empty or longer than %zu bytes",
+                       path, sizeof(addr.sun_path) - 1);
+    rc = sock_dir(path, err);
     if (rc != SOCK_OK)
         return rc;
-    rc = sock_clear(path, &addr, msg, msglen);
+    rc = sock_clear(path, &addr, err);
     if (rc != SOCK_OK)
         return rc;
     s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (s < 0)
-        return sock_fail(msg, msglen, "socket: %s", strerror(errno));
+        return err_set(err, PROTO_IO_ERROR, "socket: %s", strerror(errno));
     /* The mode comes from the umask at bind time; fchmod cannot reach a
      * socket's file, and a chmod after bind would leave a window. */
     old = umask(0177);
     brc = bind(s, (const struct sockaddr *)&addr, sizeof(addr));
-    err = errno;
+    e = errno;
     umask(old);
     if (brc < 0) {
         close(s);
-        if (err == EADDRINUSE) {
-            snprintf(msg, msglen, "another farenad is serving %s", path);
+        if (e == EADDRINUSE) {
+            err_set(err, PROTO_IO_ERROR, "another farenad is serving %s", path);
             return SOCK_SERVING;
         }
-        return sock_fail(msg, msglen, "bind %s: %s", path, strerror(err));
+        return err_set(err, PROTO_IO_ERROR, "bind %s: %s", path, strerror(e));
     }
     if (listen(s, SOMAXCONN) < 0 || lstat(path, &st) < 0) {
-        err = errno;
+        e = errno;
         unlink(path);
         close(s);
-        return sock_fail(msg, msglen, "listen %s: %s", path, strerror(err));
+        return err_set(err, PROTO_IO_ERROR, "listen %s: %s", path, strerror(e));
     }
     bound->path = strdup(path);
     if (bound->path == NULL) {
         unlink(path);
         close(s);
-        return sock_fail(msg, msglen, "out of memory");
+        return err_set(err, PROTO_IO_ERROR, "out of memory");
     }
     bound->dev = st.st_dev;
     bound->ino = st.st_ino;

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "err.h"
+
 /* A socket file this process created; plain struct, filled by
  * sock_listen(). path is owned (freed by sock_forget). */
 struct sock_bound {
@@ -19,7 +21,7 @@ struct sock_bound {
 /* How sock_listen() failed. */
 enum sock_status {
     SOCK_OK = 0,
-    SOCK_ERROR = -1,  /* *msg says why */
+    SOCK_ERROR = -1,  /* *err says why */
     SOCK_SERVING = -2 /* another daemon answers on the path */
 };
 
@@ -33,9 +35,8 @@ char *sock_default_path(void);
  * if connecting to it is refused; binds under umask 0177 (mode 0600) and
  * listens. On success returns SOCK_OK, *fd (non-blocking, close-on-exec;
  * the caller owns it) and *bound (release with sock_forget). On failure
- * writes a one-line reason to msg (msglen bytes). */
-enum sock_status sock_listen(const char *path, int *fd, struct sock_bound *bound, char *msg,
-                             size_t msglen);
+ * fills *err with a one-line reason. */
+enum sock_status sock_listen(const char *path, int *fd, struct sock_bound *bound, struct err *err);
 
 /* Removes the socket file if it is still the one this process bound (a
  * later daemon may have replaced it). Idempotent. */

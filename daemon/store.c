@@ -28,19 +28,6 @@ struct store_arena {
     struct store_file *files[];
 };
 
-/* Fills *err (see store_impl.h). */
-void store_set_err(struct store_err *err, enum proto_err code, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!err)
-        return;
-    err->code = code;
-    va_start(ap, fmt);
-    vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-    va_end(ap);
-}
-
 /* Describes errno value e in lower case (see store_impl.h). */
 const char *store_errstr(int e, char *buf, size_t size)
 {
@@ -68,7 +55,7 @@ static int default_free_bytes(void *ctx, const char *dir, uint64_t *avail)
 }
 
 /* Creates the engine after checking the scratch dir (see store.h). */
-int store_new(const struct store_config *cfg, struct store **out, struct store_err *err)
+int store_new(const struct store_config *cfg, struct store **out, struct err *err)
 {
     struct store *st;
     struct stat sb;
@@ -76,38 +63,38 @@ int store_new(const struct store_config *cfg, struct store **out, struct store_e
     char *dir;
 
     if (!cfg->dir || !cfg->dir[0]) {
-        store_set_err(err, PROTO_BAD_REQUEST, "scratch dir not set");
+        err_set(err, PROTO_BAD_REQUEST, "scratch dir not set");
         return -1;
     }
     if (cfg->file_max > PROTO_FILE_MAX) {
-        store_set_err(err, PROTO_BAD_REQUEST, "file_max %" PRIu64 " is over %" PRIu32,
-                      cfg->file_max, (uint32_t)PROTO_FILE_MAX);
+        err_set(err, PROTO_BAD_REQUEST, "file_max %" PRIu64 " is over %" PRIu32, cfg->file_max,
+                (uint32_t)PROTO_FILE_MAX);
         return -1;
     }
     if (stat(cfg->dir, &sb) != 0) {
-        store_set_err(err, PROTO_IO_ERROR, "scratch dir %s: %s", cfg->dir,
-                      store_errstr(errno, eb, sizeof eb));
+        err_set(err, PROTO_IO_ERROR, "scratch dir %s: %s", cfg->dir,
+                store_errstr(errno, eb, sizeof eb));
         return -1;
     }
     if (!S_ISDIR(sb.st_mode)) {
-        store_set_err(err, PROTO_IO_ERROR, "scratch dir %s: not a directory", cfg->dir);
+        err_set(err, PROTO_IO_ERROR, "scratch dir %s: not a directory", cfg->dir);
         return -1;
     }
     if (access(cfg->dir, W_OK | X_OK) != 0) {
-        store_set_err(err, PROTO_IO_ERROR, "scratch dir %s: %s", cfg->dir,
-                      store_errstr(errno, eb, sizeof eb));
+        err_set(err, PROTO_IO_ERROR, "scratch dir %s: %s", cfg->dir,
+                store_errstr(errno, eb, sizeof eb));
         return -1;
     }
     /* Absolute, so a later chdir of the daemon cannot move the scratch dir. */
     dir = realpath(cfg->dir, NULL);
     if (!dir) {
-        store_set_err(err, PROTO_IO_ERROR, "scratch dir %s: %s", cfg->dir,
-                      store_errstr(errno, eb, sizeof eb));
+        err_set(err, PROTO_IO_ERROR, "scratch dir %s: %s", cfg->dir,
+                store_errstr(errno, eb, sizeof eb));
         return -1;
     }
     st = calloc(1, sizeof(*st));
     if (!st) {
-        store_set_err(err, PROTO_IO_ERROR, "scratch dir %s: out of memory", cfg->dir);
+        err_set(err, PROTO_IO_ERROR, "scratch dir %s: out of memory", cfg->dir);
         free(dir);
         return -1;
     }
@@ -167,20 +154,20 @@ static struct store_arena *arena_alloc(struct store *st, size_t n)
 }
 
 /* finish + a one-file arena; needs index 0. */
-int store_into_arena(struct store_writer *w, struct store_arena **out, struct store_err *err)
+int store_into_arena(struct store_writer *w, struct store_arena **out, struct err *err)
 {
     struct store_arena *a;
     struct store_file *f;
 
     if (store_writer_index(w) != 0) {
-        store_set_err(err, PROTO_MISSING_INDEX,
-                      "into_arena: writer has index %" PRIu16 ", a one-file arena needs index 0",
-                      store_writer_index(w));
+        err_set(err, PROTO_MISSING_INDEX,
+                "into_arena: writer has index %" PRIu16 ", a one-file arena needs index 0",
+                store_writer_index(w));
         return -1;
     }
     a = arena_alloc(NULL, 1);
     if (!a) {
-        store_set_err(err, PROTO_IO_ERROR, "into_arena: out of memory");
+        err_set(err, PROTO_IO_ERROR, "into_arena: out of memory");
         return -1;
     }
     if (store_finish(w, &f, err) != 0) {
@@ -259,7 +246,7 @@ static void arena_commit(struct store_arena *a, struct store_arena **out)
 
 /* An arena from files in any order; indices must be exactly 0..n-1. */
 int store_build(struct store *st, struct store_file *const *files, size_t n,
-                struct store_arena **out, struct store_err *err)
+                struct store_arena **out, struct err *err)
 {
     struct store_arena *a;
     /* One bit per possible u16 index: duplicates are found even among
@@ -267,7 +254,7 @@ int store_build(struct store *st, struct store_file *const *files, size_t n,
     uint64_t seen[(UINT16_MAX + 1) / 64];
 
     if (n == 0) {
-        store_set_err(err, PROTO_EMPTY, "no files to build an arena from");
+        err_set(err, PROTO_EMPTY, "no files to build an arena from");
         return -1;
     }
     memset(seen, 0, sizeof(seen));
@@ -275,8 +262,7 @@ int store_build(struct store *st, struct store_file *const *files, size_t n,
         uint16_t x = files[i]->index;
 
         if (seen[x / 64] & ((uint64_t)1 << (x % 64))) {
-            store_set_err(err, PROTO_DUPLICATE_INDEX,
-                          "file index %" PRIu16 " appears more than once", x);
+            err_set(err, PROTO_DUPLICATE_INDEX, "file index %" PRIu16 " appears more than once", x);
             return -1;
         }
         seen[x / 64] |= (uint64_t)1 << (x % 64);
@@ -284,14 +270,14 @@ int store_build(struct store *st, struct store_file *const *files, size_t n,
     /* n distinct u16 indices: n <= 65536, and each of 0..n-1 must be there. */
     for (size_t i = 0; i < n; i++) {
         if (!(seen[i / 64] & ((uint64_t)1 << (i % 64)))) {
-            store_set_err(err, PROTO_MISSING_INDEX,
-                          "file index %zu is missing (%zu files need indices 0..%zu)", i, n, n - 1);
+            err_set(err, PROTO_MISSING_INDEX,
+                    "file index %zu is missing (%zu files need indices 0..%zu)", i, n, n - 1);
             return -1;
         }
     }
     a = arena_alloc(st, n);
     if (!a) {
-        store_set_err(err, PROTO_IO_ERROR, "build of %zu files: out of memory", n);
+        err_set(err, PROTO_IO_ERROR, "build of %zu files: out of memory", n);
         return -1;
     }
     for (size_t i = 0; i < n; i++)
@@ -302,25 +288,25 @@ int store_build(struct store *st, struct store_file *const *files, size_t n,
 
 /* An arena from files already in index order. */
 int store_arena_new(struct store *st, struct store_file *const *files, size_t n,
-                    struct store_arena **out, struct store_err *err)
+                    struct store_arena **out, struct err *err)
 {
     struct store_arena *a;
 
     if (n == 0) {
-        store_set_err(err, PROTO_EMPTY, "no files to make an arena from");
+        err_set(err, PROTO_EMPTY, "no files to make an arena from");
         return -1;
     }
     for (size_t i = 0; i < n; i++) {
         if (files[i]->index != i) {
-            store_set_err(err, PROTO_INDEX_MISMATCH,
-                          "position %zu holds file index %" PRIu16 " (must be %zu)", i,
-                          files[i]->index, i);
+            err_set(err, PROTO_INDEX_MISMATCH,
+                    "position %zu holds file index %" PRIu16 " (must be %zu)", i, files[i]->index,
+                    i);
             return -1;
         }
     }
     a = arena_alloc(st, n);
     if (!a) {
-        store_set_err(err, PROTO_IO_ERROR, "arena of %zu files: out of memory", n);
+        err_set(err, PROTO_IO_ERROR, "arena of %zu files: out of memory", n);
         return -1;
     }
     memcpy(a->files, files, n * sizeof(files[0]));
@@ -368,29 +354,28 @@ uint64_t store_arena_bytes(const struct store_arena *a)
 }
 
 /* Bounds check of loc in 64-bit arithmetic. */
-int store_check(const struct store_arena *a, struct store_loc loc, struct store_err *err)
+int store_check(const struct store_arena *a, struct store_loc loc, struct err *err)
 {
     uint64_t size;
 
     if (loc.file_index >= a->n) {
-        store_set_err(err, PROTO_OUT_OF_BOUNDS,
-                      "file index %" PRIu16 " is not in the arena (%zu files)", loc.file_index,
-                      a->n);
+        err_set(err, PROTO_OUT_OF_BOUNDS, "file index %" PRIu16 " is not in the arena (%zu files)",
+                loc.file_index, a->n);
         return -1;
     }
     size = a->files[loc.file_index]->size;
     if ((uint64_t)loc.offset + loc.len > size) {
-        store_set_err(err, PROTO_OUT_OF_BOUNDS,
-                      "offset %" PRIu32 " + len %" PRIu32 " is past the end of file %" PRIu16
-                      " (size %" PRIu64 ")",
-                      loc.offset, loc.len, loc.file_index, size);
+        err_set(err, PROTO_OUT_OF_BOUNDS,
+                "offset %" PRIu32 " + len %" PRIu32 " is past the end of file %" PRIu16
+                " (size %" PRIu64 ")",
+                loc.offset, loc.len, loc.file_index, size);
         return -1;
     }
     return 0;
 }
 
 /* Reads loc with pread; no locks, no shared writes, so thread-safe. */
-int store_get(const struct store_arena *a, struct store_loc loc, void *dst, struct store_err *err)
+int store_get(const struct store_arena *a, struct store_loc loc, void *dst, struct err *err)
 {
     const struct store_file *f;
     unsigned char *p = dst;
@@ -407,14 +392,14 @@ int store_get(const struct store_arena *a, struct store_loc loc, void *dst, stru
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            store_set_err(err, PROTO_IO_ERROR, "read of file %" PRIu16 " at offset %" PRIu64 ": %s",
-                          loc.file_index, off, store_errstr(errno, eb, sizeof eb));
+            err_set(err, PROTO_IO_ERROR, "read of file %" PRIu16 " at offset %" PRIu64 ": %s",
+                    loc.file_index, off, store_errstr(errno, eb, sizeof eb));
             return -1;
         }
         if (n == 0) {
-            store_set_err(err, PROTO_IO_ERROR,
-                          "file %" PRIu16 " ends at %" PRIu64 ", short of its size %" PRIu64,
-                          loc.file_index, off, f->size);
+            err_set(err, PROTO_IO_ERROR,
+                    "file %" PRIu16 " ends at %" PRIu64 ", short of its size %" PRIu64,
+                    loc.file_index, off, f->size);
             return -1;
         }
         done += (uint64_t)n;

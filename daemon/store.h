@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
-#include "../proto/errors.h"
+#include "err.h"
 
 struct store;        /* the engine: scratch dir, quota, counters */
 struct store_writer; /* an append-only file being written */
@@ -25,13 +25,6 @@ struct store_loc {
     uint16_t file_index;
     uint32_t offset;
     uint32_t len;
-};
-
-/* Why a call failed: a protocol error code and a human message. Filled only
- * when a call returns -1; owned by the caller (usually on its stack). */
-struct store_err {
-    enum proto_err code;
-    char msg[160];
 };
 
 /* Engine configuration, copied by store_new(). Zero fields take defaults. */
@@ -66,7 +59,7 @@ struct store_stats {
  * Returns 0 and *out (freed with store_free), or -1 with *err: bad_request
  * for a bad configuration (no dir, file_max over 4 GiB - 1), io_error for a
  * dir that is missing, not a directory or not writable. */
-int store_new(const struct store_config *cfg, struct store **out, struct store_err *err);
+int store_new(const struct store_config *cfg, struct store **out, struct err *err);
 
 /* Frees the engine. Every writer, file and arena must have been released;
  * objects still alive are a caller bug (asserted in debug builds). */
@@ -83,8 +76,7 @@ uint64_t store_file_max(const struct store *st);
  * (owned by the caller: end it with store_finish, store_into_arena or
  * store_writer_discard), or -1 with *err (io_error, no_space, limit on
  * EMFILE). */
-int store_writer_new(struct store *st, uint16_t index, struct store_writer **out,
-                     struct store_err *err);
+int store_writer_new(struct store *st, uint16_t index, struct store_writer **out, struct err *err);
 
 /* Appends len bytes and stores their location in *loc. An empty push writes
  * nothing and returns len 0 at the current cursor. A push that would take the
@@ -92,7 +84,7 @@ int store_writer_new(struct store *st, uint16_t index, struct store_writer **out
  * quota or the free-space floor, no_space; ENOSPC no_space; EIO io_error. On
  * any failure the writer keeps every byte pushed before and stays usable. */
 int store_push(struct store_writer *w, const void *data, size_t len, struct store_loc *loc,
-               struct store_err *err);
+               struct err *err);
 
 /* ---- asynchronous appends (the daemon's path) ----
  *
@@ -123,14 +115,14 @@ struct store_wreq {
  * store_write_done(). A failure leaves every earlier accepted payload
  * accepted. */
 int store_stage(struct store_writer *w, const void *data, size_t len, struct store_loc *loc,
-                struct store_err *err);
+                struct err *err);
 
 /* The write that the staged payloads need, plus the buffered bytes when
  * flush_all is set (before finish). Returns 1 and fills *req (w is busy
  * until store_write_done), 0 when nothing needs writing, -1 when out of
  * memory (*err; the staged payloads are dropped as by a failed write). */
 int store_write_take(struct store_writer *w, int flush_all, struct store_wreq *req,
-                     struct store_err *err);
+                     struct err *err);
 
 /* Ends the write of req: errnum 0 commits it; any other errno value cuts
  * the file back, drops every payload staged since the last commit (their
@@ -138,7 +130,7 @@ int store_write_take(struct store_writer *w, int flush_all, struct store_wreq *r
  * *err (no_space for ENOSPC/EDQUOT, else io_error) naming the first dropped
  * payload's offset. Returns 0 or -1. */
 int store_write_done(struct store_writer *w, const struct store_wreq *req, int errnum,
-                     struct store_err *err);
+                     struct err *err);
 
 /* Bytes pushed so far (the crate's len; 0 means is_empty). */
 uint64_t store_writer_len(const struct store_writer *w);
@@ -149,7 +141,7 @@ uint16_t store_writer_index(const struct store_writer *w);
 /* Flushes and turns w into an immutable file with refcount 1, owned by the
  * caller. On success w is gone. On failure (-1, *err: io_error or no_space)
  * w is untouched and still owned by the caller. */
-int store_finish(struct store_writer *w, struct store_file **out, struct store_err *err);
+int store_finish(struct store_writer *w, struct store_file **out, struct err *err);
 
 /* Discards w: its file and descriptor vanish, its bytes leave the quota. */
 void store_writer_discard(struct store_writer *w);
@@ -157,7 +149,7 @@ void store_writer_discard(struct store_writer *w);
 /* finish + a one-file arena. w must have index 0 (else missing_index, and w
  * is untouched). On success w is gone and *out is an arena with refcount 1;
  * the file is owned by the arena only. */
-int store_into_arena(struct store_writer *w, struct store_arena **out, struct store_err *err);
+int store_into_arena(struct store_writer *w, struct store_arena **out, struct err *err);
 
 /* Takes one more reference to f. */
 void store_file_ref(struct store_file *f);
@@ -178,12 +170,12 @@ int store_file_fd(const struct store_file *f);
  * exactly 0..n-1). On success the arena holds its own reference to every
  * file (the caller keeps its references) and *out has refcount 1. */
 int store_build(struct store *st, struct store_file *const *files, size_t n,
-                struct store_arena **out, struct store_err *err);
+                struct store_arena **out, struct err *err);
 
 /* The low-level form: files[i] must have index i (else index_mismatch, or
  * empty for n == 0). References as in store_build. */
 int store_arena_new(struct store *st, struct store_file *const *files, size_t n,
-                    struct store_arena **out, struct store_err *err);
+                    struct store_arena **out, struct err *err);
 
 /* Takes one more reference to a. */
 void store_arena_ref(struct store_arena *a);
@@ -199,12 +191,12 @@ uint64_t store_arena_bytes(const struct store_arena *a);
 /* Checks loc against a in 64-bit arithmetic: out_of_bounds when the file
  * index is not in a, or offset + len is past that file's end (a len-0 loc
  * at the very end is fine). */
-int store_check(const struct store_arena *a, struct store_loc loc, struct store_err *err);
+int store_check(const struct store_arena *a, struct store_loc loc, struct err *err);
 
 /* Reads loc's bytes into dst (room for loc.len bytes) with pread, retrying
  * short reads and EINTR. Errors: out_of_bounds, io_error. Thread-safe as
  * described at the top of this header. */
-int store_get(const struct store_arena *a, struct store_loc loc, void *dst, struct store_err *err);
+int store_get(const struct store_arena *a, struct store_loc loc, void *dst, struct err *err);
 
 /* The descriptor of a's file at index i (reads go through the I/O engine
  * with store_file_fd; this is for inspecting files, as the tests do).

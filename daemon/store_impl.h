@@ -67,10 +67,6 @@ struct store_file {
     uint64_t refs;
 };
 
-/* Fills *err (if err is not NULL) with code and a printf-style message. */
-__attribute__((format(printf, 3, 4))) void store_set_err(struct store_err *err, enum proto_err code,
-                                                         const char *fmt, ...);
-
 /* Writes errno value e's description, first letter lower-cased, into buf
  * (size bytes) and returns buf. Thread-safe. */
 const char *store_errstr(int e, char *buf, size_t size);

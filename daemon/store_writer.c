@@ -74,8 +74,7 @@ static int open_anonymous(const char *dir)
 }
 
 /* A writer on a new anonymous scratch file. */
-int store_writer_new(struct store *st, uint16_t index, struct store_writer **out,
-                     struct store_err *err)
+int store_writer_new(struct store *st, uint16_t index, struct store_writer **out, struct err *err)
 {
     struct store_writer *w;
     char eb[96];
@@ -83,16 +82,15 @@ int store_writer_new(struct store *st, uint16_t index, struct store_writer **out
 
     w = calloc(1, sizeof(*w));
     if (!w) {
-        store_set_err(err, PROTO_IO_ERROR, "writer %" PRIu16 ": out of memory", index);
+        err_set(err, PROTO_IO_ERROR, "writer %" PRIu16 ": out of memory", index);
         return -1;
     }
     fd = open_anonymous(st->dir);
     if (fd < 0) {
         e = errno;
         free(w);
-        store_set_err(err, e == EMFILE || e == ENFILE ? PROTO_LIMIT : write_errno_code(e),
-                      "cannot create a scratch file in %s: %s", st->dir,
-                      store_errstr(e, eb, sizeof eb));
+        err_set(err, e == EMFILE || e == ENFILE ? PROTO_LIMIT : write_errno_code(e),
+                "cannot create a scratch file in %s: %s", st->dir, store_errstr(e, eb, sizeof eb));
         return -1;
     }
     w->st = st;
@@ -135,14 +133,14 @@ static int write_all(int fd, struct iovec *iov, int cnt, uint64_t off)
 
 /* Probes free space on the scratch filesystem, setting st->headroom to the
  * bytes that may still be accepted before the min_free floor. */
-static int floor_probe(struct store *st, struct store_err *err)
+static int floor_probe(struct store *st, struct err *err)
 {
     uint64_t avail = 0, room;
     char eb[96];
 
     if (st->free_bytes(st->free_bytes_ctx, st->dir, &avail) != 0) {
-        store_set_err(err, PROTO_IO_ERROR, "free-space probe of %s failed: %s", st->dir,
-                      store_errstr(errno, eb, sizeof eb));
+        err_set(err, PROTO_IO_ERROR, "free-space probe of %s failed: %s", st->dir,
+                store_errstr(errno, eb, sizeof eb));
         st->probed = false;
         return -1;
     }
@@ -164,17 +162,17 @@ static int floor_probe(struct store *st, struct store_err *err)
  * between two probes can move it, and they are caught at the next flush.
  * Freeing a file or discarding a writer forgets the headroom, since space
  * came back. */
-static int floor_check(struct store *st, size_t len, bool writes_now, struct store_err *err)
+static int floor_check(struct store *st, size_t len, bool writes_now, struct err *err)
 {
     if (st->min_free == 0)
         return 0;
     if ((writes_now || !st->probed || len > st->headroom) && floor_probe(st, err) != 0)
         return -1;
     if (len > st->headroom) {
-        store_set_err(err, PROTO_NO_SPACE,
-                      "push of %zu bytes would leave less than min_free %" PRIu64
-                      " bytes free (room %" PRIu64 ")",
-                      len, st->min_free, st->headroom);
+        err_set(err, PROTO_NO_SPACE,
+                "push of %zu bytes would leave less than min_free %" PRIu64
+                " bytes free (room %" PRIu64 ")",
+                len, st->min_free, st->headroom);
         return -1;
     }
     return 0;
@@ -211,7 +209,7 @@ static int stage_begin(struct store_writer *w)
 
 /* Accepts a payload without writing; see store.h. */
 int store_stage(struct store_writer *w, const void *data, size_t len, struct store_loc *loc,
-                struct store_err *err)
+                struct err *err)
 {
     struct store *st = w->st;
     bool direct;
@@ -225,17 +223,16 @@ int store_stage(struct store_writer *w, const void *data, size_t len, struct sto
         return 0;
     }
     if (len > st->file_max - w->len) {
-        store_set_err(err, PROTO_FILE_FULL,
-                      "push of %zu bytes to file %" PRIu16 " at %" PRIu64
-                      " would pass file_max %" PRIu64,
-                      len, w->index, w->len, st->file_max);
+        err_set(err, PROTO_FILE_FULL,
+                "push of %zu bytes to file %" PRIu16 " at %" PRIu64 " would pass file_max %" PRIu64,
+                len, w->index, w->len, st->file_max);
         return -1;
     }
     if (st->max_bytes &&
         (st->bytes_on_disk >= st->max_bytes || len > st->max_bytes - st->bytes_on_disk)) {
-        store_set_err(err, PROTO_NO_SPACE,
-                      "push of %zu bytes would pass max_bytes %" PRIu64 " (%" PRIu64 " in use)",
-                      len, st->max_bytes, st->bytes_on_disk);
+        err_set(err, PROTO_NO_SPACE,
+                "push of %zu bytes would pass max_bytes %" PRIu64 " (%" PRIu64 " in use)", len,
+                st->max_bytes, st->bytes_on_disk);
         return -1;
     }
     if (!w->staging && !w->buf && len < st->wbuf_cap)
@@ -249,7 +246,7 @@ int store_stage(struct store_writer *w, const void *data, size_t len, struct sto
         return -1;
     if (direct) {
         if ((!w->staging && stage_begin(w) < 0) || stage_add(w, data, len) < 0) {
-            store_set_err(err, PROTO_IO_ERROR, "push of %zu bytes: out of memory", len);
+            err_set(err, PROTO_IO_ERROR, "push of %zu bytes: out of memory", len);
             if (w->nsiov == (w->used > 0 ? 1 : 0) && w->len == w->stage_len)
                 w->staging = false; /* nothing staged yet: as if never begun */
             return -1;
@@ -271,8 +268,7 @@ int store_stage(struct store_writer *w, const void *data, size_t len, struct sto
 }
 
 /* Hands out the pending write; see store.h. */
-int store_write_take(struct store_writer *w, int flush_all, struct store_wreq *req,
-                     struct store_err *err)
+int store_write_take(struct store_writer *w, int flush_all, struct store_wreq *req, struct err *err)
 {
     assert(!w->busy);
     if (!w->staging) {
@@ -280,8 +276,7 @@ int store_write_take(struct store_writer *w, int flush_all, struct store_wreq *r
             return 0;
         if (stage_begin(w) < 0) {
             w->staging = false;
-            store_set_err(err, PROTO_IO_ERROR, "flush of file %" PRIu16 ": out of memory",
-                          w->index);
+            err_set(err, PROTO_IO_ERROR, "flush of file %" PRIu16 ": out of memory", w->index);
             return -1;
         }
     }
@@ -296,7 +291,7 @@ int store_write_take(struct store_writer *w, int flush_all, struct store_wreq *r
 
 /* Commits or rolls back a write; see store.h. */
 int store_write_done(struct store_writer *w, const struct store_wreq *req, int errnum,
-                     struct store_err *err)
+                     struct err *err)
 {
     struct store *st = w->st;
     uint64_t staged = w->len - w->stage_len; /* payload bytes staged by reference */
@@ -320,9 +315,8 @@ int store_write_done(struct store_writer *w, const struct store_wreq *req, int e
     if (ftruncate(w->fd, (off_t)w->flushed) != 0) {
         /* nothing more to do; see above */
     }
-    store_set_err(err, write_errno_code(errnum),
-                  "write to file %" PRIu16 " at offset %" PRIu64 ": %s", w->index, w->flushed,
-                  store_errstr(errnum, eb, sizeof eb));
+    err_set(err, write_errno_code(errnum), "write to file %" PRIu16 " at offset %" PRIu64 ": %s",
+            w->index, w->flushed, store_errstr(errnum, eb, sizeof eb));
     w->len = w->stage_len;
     st->buffered -= staged;
     st->bytes_on_disk -= staged;
@@ -332,7 +326,7 @@ int store_write_done(struct store_writer *w, const struct store_wreq *req, int e
 }
 
 /* Performs req on the calling thread. */
-static int write_now(struct store_writer *w, struct store_wreq *req, struct store_err *err)
+static int write_now(struct store_writer *w, struct store_wreq *req, struct err *err)
 {
     struct iovec iov[4];
     int n = req->iovcnt;
@@ -346,7 +340,7 @@ static int write_now(struct store_writer *w, struct store_wreq *req, struct stor
 
 /* Appends on the calling thread; see store.h. */
 int store_push(struct store_writer *w, const void *data, size_t len, struct store_loc *loc,
-               struct store_err *err)
+               struct err *err)
 {
     struct store_wreq req;
     int rc;
@@ -372,14 +366,14 @@ uint16_t store_writer_index(const struct store_writer *w)
 }
 
 /* Flushes and turns w into a file; on failure w is untouched. */
-int store_finish(struct store_writer *w, struct store_file **out, struct store_err *err)
+int store_finish(struct store_writer *w, struct store_file **out, struct err *err)
 {
     struct store *st = w->st;
     struct store_file *f;
 
     f = calloc(1, sizeof(*f));
     if (!f) {
-        store_set_err(err, PROTO_IO_ERROR, "finish of file %" PRIu16 ": out of memory", w->index);
+        err_set(err, PROTO_IO_ERROR, "finish of file %" PRIu16 ": out of memory", w->index);
         return -1;
     }
     assert(!w->busy);

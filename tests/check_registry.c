@@ -21,7 +21,7 @@ static void reg_setup_caps(uint32_t max_writers, uint32_t max_handles)
 {
     struct store_config sc = {0};
     struct reg_config rc = {max_writers, max_handles};
-    struct store_err err;
+    struct err err;
     const char *t = getenv("TMPDIR");
 
     snprintf(scratch, sizeof(scratch), "%s/check_registry-XXXXXX",
@@ -58,7 +58,7 @@ static struct store_stats stats(void)
 /* A writer of index idx owned by o holding the bytes of s. */
 static uint64_t writer_with(struct reg_owner *o, uint16_t idx, const char *s)
 {
-    struct store_err err;
+    struct err err;
     struct store_loc loc;
     uint64_t h;
 
@@ -72,7 +72,7 @@ static uint64_t writer_with(struct reg_owner *o, uint16_t idx, const char *s)
 /* A finished file of index idx owned by o. */
 static uint64_t file_with(struct reg_owner *o, uint16_t idx, const char *s)
 {
-    struct store_err err;
+    struct err err;
     uint64_t fh;
 
     ck_assert_int_eq(reg_finish(o, writer_with(o, idx, s), &fh, &err), 0);
@@ -82,7 +82,7 @@ static uint64_t file_with(struct reg_owner *o, uint16_t idx, const char *s)
 /* Reads the whole of file i of arena h. */
 static void expect_arena_bytes(uint64_t h, uint16_t i, const char *want)
 {
-    struct store_err err;
+    struct err err;
     struct store_arena *a = reg_arena(R, h, &err);
     char buf[256];
     struct store_loc loc = {i, 0, (uint32_t)strlen(want)};
@@ -95,7 +95,7 @@ static void expect_arena_bytes(uint64_t h, uint16_t i, const char *want)
 /* Checks that h is no live arena. */
 static void expect_no_arena(uint64_t h)
 {
-    struct store_err err;
+    struct err err;
 
     ck_assert_ptr_null(reg_arena(R, h, &err));
     ck_assert_int_eq(err.code, PROTO_NO_SUCH_HANDLE);
@@ -105,7 +105,7 @@ static void expect_no_arena(uint64_t h)
 START_TEST(handles_count_from_one_and_are_never_reused)
 {
     struct reg_owner *o = reg_owner_new(R);
-    struct store_err err;
+    struct err err;
     uint64_t w1, w2, f, w3;
 
     ck_assert_int_eq(reg_writer_new(o, 0, &w1, &err), 0);
@@ -131,7 +131,7 @@ END_TEST
 START_TEST(writers_belong_to_their_owner)
 {
     struct reg_owner *a = reg_owner_new(R), *b = reg_owner_new(R);
-    struct store_err err;
+    struct err err;
     uint64_t w = writer_with(a, 0, "mine"), fh, ah;
 
     ck_assert_ptr_null(reg_writer(b, w, &err));
@@ -161,7 +161,7 @@ END_TEST
 START_TEST(live_files_are_usable_by_any_owner)
 {
     struct reg_owner *a = reg_owner_new(R), *b = reg_owner_new(R);
-    struct store_err err;
+    struct err err;
     uint64_t f0 = file_with(a, 0, "zero"), f1, bh, bh2, bh3;
 
     /* b builds with a's file, not yet in any arena, while a holds it. */
@@ -197,7 +197,7 @@ END_TEST
 START_TEST(unbuilt_file_ends_with_its_owner)
 {
     struct reg_owner *a = reg_owner_new(R), *b = reg_owner_new(R);
-    struct store_err err;
+    struct err err;
     uint64_t f0 = file_with(a, 0, "gone"), f1 = file_with(b, 1, "one"), ah;
     uint64_t both[2] = {f1, f0};
 
@@ -227,7 +227,7 @@ END_TEST
 START_TEST(file_of_an_ended_arena_is_not_live)
 {
     struct reg_owner *a = reg_owner_new(R), *b = reg_owner_new(R);
-    struct store_err err;
+    struct err err;
     uint64_t f0 = file_with(a, 0, "late"), ah, bh;
     struct store_arena *kept;
 
@@ -254,7 +254,7 @@ END_TEST
 START_TEST(file_handle_dies_with_its_last_reference)
 {
     struct reg_owner *a = reg_owner_new(R), *b = reg_owner_new(R);
-    struct store_err err;
+    struct err err;
     uint64_t f0 = file_with(a, 0, "x"), ah, bh;
 
     ck_assert_int_eq(reg_build(a, &f0, 1, REG_BUILD_IN_ORDER, &ah, &err), 0);
@@ -277,7 +277,7 @@ END_TEST
 START_TEST(into_arena_gives_its_file_a_handle)
 {
     struct reg_owner *a = reg_owner_new(R), *b = reg_owner_new(R);
-    struct store_err err;
+    struct err err;
     uint64_t w = writer_with(a, 0, "solo"), w1 = writer_with(a, 1, "one"), ah, bh;
     struct store_arena *arena;
     uint64_t fh;
@@ -308,7 +308,7 @@ END_TEST
 START_TEST(arena_references_are_counted_per_owner)
 {
     struct reg_owner *a = reg_owner_new(R), *b = reg_owner_new(R);
-    struct store_err err;
+    struct err err;
     struct reg_arena_info info;
     uint64_t w = writer_with(a, 0, "data"), ah;
 
@@ -342,7 +342,7 @@ END_TEST
 START_TEST(a_name_keeps_an_arena_alive)
 {
     struct reg_owner *a = reg_owner_new(R);
-    struct store_err err;
+    struct err err;
     struct reg_arena_info info;
     uint64_t ah, found;
 
@@ -372,7 +372,7 @@ END_TEST
 START_TEST(name_errors)
 {
     struct reg_owner *a = reg_owner_new(R);
-    struct store_err err;
+    struct err err;
     char longname[300];
     uint64_t ah, w, found;
 
@@ -407,7 +407,7 @@ END_TEST
 START_TEST(many_names_survive_hash_collisions_and_removal)
 {
     struct reg_owner *a = reg_owner_new(R);
-    struct store_err err;
+    struct err err;
     char name[32];
     uint64_t ah, found;
 
@@ -432,7 +432,7 @@ END_TEST
 START_TEST(wrong_kinds_are_no_such_handle)
 {
     struct reg_owner *a = reg_owner_new(R);
-    struct store_err err;
+    struct err err;
     uint64_t w = writer_with(a, 0, "k"), f = file_with(a, 1, "f"), ah, fh;
 
     ck_assert_ptr_null(reg_arena(R, w, &err));
@@ -456,7 +456,7 @@ END_TEST
 START_TEST(build_errors_come_from_the_store)
 {
     struct reg_owner *a = reg_owner_new(R);
-    struct store_err err;
+    struct err err;
     uint64_t f0 = file_with(a, 0, "a"), f1 = file_with(a, 1, "b"), f0b = file_with(a, 0, "c");
     uint64_t f2 = file_with(a, 2, "d"), ah;
     uint64_t dup[2] = {f0, f0b}, gap[2] = {f0, f2}, order[2] = {f1, f0};
@@ -481,7 +481,7 @@ END_TEST
 START_TEST(owner_free_discards_everything)
 {
     struct reg_owner *a = reg_owner_new(R);
-    struct store_err err;
+    struct err err;
     uint64_t ah;
 
     for (int i = 0; i < 20; i++)
@@ -505,7 +505,7 @@ END_TEST
 START_TEST(writer_cap)
 {
     struct reg_owner *a, *b;
-    struct store_err err;
+    struct err err;
     uint64_t w1, w2, w3, f;
 
     reg_free(R);
@@ -531,7 +531,7 @@ END_TEST
 START_TEST(handle_cap)
 {
     struct reg_owner *a, *b;
-    struct store_err err;
+    struct err err;
     uint64_t w1, w2, w3, ah, bh;
 
     reg_free(R);
@@ -668,7 +668,7 @@ START_TEST(list_names_in_byte_order_by_prefix)
 {
     static const char *const names[] = {"b", "a/2", "a", "a/10", "\xc3\xa9t\xc3\xa9", "ab", "a/1"};
     struct reg_owner *o = reg_owner_new(R);
-    struct store_err err;
+    struct err err;
     struct reg_list_entry e;
     char got[1024];
     uint64_t a1, a2;
@@ -726,7 +726,7 @@ END_TEST
 START_TEST(list_survives_changes_between_pages)
 {
     struct reg_owner *o = reg_owner_new(R);
-    struct store_err err;
+    struct err err;
     struct reg_list_entry e;
     char after[64], name[64];
     size_t alen = 0;

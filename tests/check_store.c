@@ -116,7 +116,7 @@ static uint64_t fnv1a(const unsigned char *p, size_t n)
 static struct store *open_store(const struct store_config *cfg)
 {
     struct store_config c = {0};
-    struct store_err err;
+    struct err err;
     struct store *st = NULL;
 
     if (cfg)
@@ -130,7 +130,7 @@ static struct store *open_store(const struct store_config *cfg)
 static struct store_writer *new_writer(struct store *st, uint16_t i)
 {
     struct store_writer *w = NULL;
-    struct store_err err;
+    struct err err;
 
     ck_assert_msg(store_writer_new(st, i, &w, &err) == 0, "writer_new: %s", err.msg);
     return w;
@@ -140,7 +140,7 @@ static struct store_writer *new_writer(struct store *st, uint16_t i)
 static struct store_loc push_ok(struct store_writer *w, const void *data, size_t n)
 {
     struct store_loc loc;
-    struct store_err err;
+    struct err err;
 
     ck_assert_msg(store_push(w, data, n, &loc, &err) == 0, "push of %zu: %s", n, err.msg);
     ck_assert_uint_eq(loc.file_index, store_writer_index(w));
@@ -150,7 +150,7 @@ static struct store_loc push_ok(struct store_writer *w, const void *data, size_t
 
 /* Pushes n bytes, asserted to fail with code; *err keeps the message. */
 static void push_fails(struct store_writer *w, const void *data, size_t n, enum proto_err code,
-                       struct store_err *err)
+                       struct err *err)
 {
     struct store_loc loc;
 
@@ -163,7 +163,7 @@ static void push_fails(struct store_writer *w, const void *data, size_t n, enum 
 static struct store_file *finish_ok(struct store_writer *w)
 {
     struct store_file *f = NULL;
-    struct store_err err;
+    struct err err;
 
     ck_assert_msg(store_finish(w, &f, &err) == 0, "finish: %s", err.msg);
     return f;
@@ -173,7 +173,7 @@ static struct store_file *finish_ok(struct store_writer *w)
 static struct store_arena *build_ok(struct store *st, struct store_file *const *files, size_t n)
 {
     struct store_arena *a = NULL;
-    struct store_err err;
+    struct err err;
 
     ck_assert_msg(store_build(st, files, n, &a, &err) == 0, "build: %s", err.msg);
     ck_assert_uint_eq(store_arena_nfiles(a), n);
@@ -185,7 +185,7 @@ static void expect_bytes(const struct store_arena *a, struct store_loc loc, cons
                          size_t n)
 {
     unsigned char *got = malloc(n ? n : 1);
-    struct store_err err;
+    struct err err;
 
     ck_assert_ptr_nonnull(got);
     ck_assert_uint_eq(loc.len, n);
@@ -201,7 +201,7 @@ static void expect_bytes(const struct store_arena *a, struct store_loc loc, cons
 static void expect_oob(const struct store_arena *a, struct store_loc loc, const char *msg)
 {
     unsigned char buf[16];
-    struct store_err err;
+    struct err err;
 
     ck_assert_int_eq(store_check(a, loc, &err), -1);
     ck_assert_int_eq(err.code, PROTO_OUT_OF_BOUNDS);
@@ -218,7 +218,7 @@ static struct store_arena *arena_of(struct store *st, const void *data, size_t n
 {
     struct store_writer *w = new_writer(st, 0);
     struct store_arena *a = NULL;
-    struct store_err err;
+    struct err err;
 
     *loc = push_ok(w, data, n);
     ck_assert_msg(store_into_arena(w, &a, &err) == 0, "into_arena: %s", err.msg);
@@ -228,7 +228,7 @@ static struct store_arena *arena_of(struct store *st, const void *data, size_t n
 START_TEST(test_new_rejects_bad_config)
 {
     struct store_config c = {0};
-    struct store_err err;
+    struct err err;
     struct store *st = NULL;
     char path[4300];
     int fd;
@@ -269,7 +269,7 @@ START_TEST(test_empty_push)
     struct store_writer *w = new_writer(st, 0);
     struct store_loc e0, abc, e1;
     struct store_arena *a = NULL;
-    struct store_err err;
+    struct err err;
     struct store_stats s;
 
     e0 = push_ok(w, NULL, 0);
@@ -319,7 +319,7 @@ START_TEST(test_all_byte_values)
         one[i] = push_ok(w, &bytes[255 - i], 1);
     a = NULL;
     {
-        struct store_err err;
+        struct err err;
 
         ck_assert_int_eq(store_into_arena(w, &a, &err), 0);
     }
@@ -421,7 +421,7 @@ START_TEST(test_build_errors)
     static const uint16_t high_dup[] = {0, 70, 70};
     struct store_file *f[4];
     struct store_arena *a = NULL;
-    struct store_err err;
+    struct err err;
     struct store_stats s;
 
     ck_assert_int_eq(store_build(st, NULL, 0, &a, &err), -1);
@@ -470,7 +470,7 @@ START_TEST(test_arena_new_order)
     static const uint16_t idx[] = {0, 1, 2};
     struct store_file *f[3], *swapped[3];
     struct store_arena *a = NULL;
-    struct store_err err;
+    struct err err;
     struct store_loc loc = {2, 0, 1};
 
     make_files(st, idx, 3, f);
@@ -502,7 +502,7 @@ START_TEST(test_out_of_bounds_edges)
     struct store_file *f[2];
     struct store_writer *w0 = new_writer(st, 0);
     struct store_arena *a;
-    struct store_err err;
+    struct err err;
 
     push_ok(w0, "0123456789", 10);
     f[0] = finish_ok(w0);
@@ -549,7 +549,7 @@ START_TEST(test_file_full)
     unsigned char data[101];
     struct store_loc l1, l2, l3;
     struct store_arena *a = NULL;
-    struct store_err err;
+    struct err err;
     struct store_stats s;
 
     for (int i = 0; i < 101; i++)
@@ -591,7 +591,7 @@ START_TEST(test_into_arena_needs_index_zero)
     struct store_arena *a = NULL;
     struct store_file *f[2];
     struct store_loc l1, l2;
-    struct store_err err;
+    struct err err;
     struct store_stats s;
 
     l1 = push_ok(w, "one", 3);
@@ -674,7 +674,7 @@ START_TEST(test_quota_max_bytes)
     unsigned char data[1000];
     struct store_loc l1, l2;
     struct store_arena *a;
-    struct store_err err;
+    struct err err;
     struct store_stats s;
 
     memset(data, 0xA5, sizeof(data));
@@ -753,7 +753,7 @@ START_TEST(test_min_free_floor)
     unsigned char data[4096];
     struct store_loc l1, l2, l3;
     struct store_arena *a = NULL;
-    struct store_err err;
+    struct err err;
     struct store_stats s;
     char real[4096];
     int calls;
@@ -838,7 +838,7 @@ START_TEST(test_default_free_probe)
     struct store_config c = {.min_free = 1};
     struct store *st = open_store(&c);
     struct store_writer *w = new_writer(st, 0);
-    struct store_err err;
+    struct err err;
 
     push_ok(w, "abc", 3);
     store_writer_discard(w);
@@ -864,7 +864,7 @@ START_TEST(test_large_and_straddling_pushes)
     unsigned char *data = malloc(200000);
     uint64_t total = 0;
     struct store_arena *a = NULL;
-    struct store_err err;
+    struct err err;
     struct stat sb;
 
     ck_assert_ptr_nonnull(data);
@@ -900,7 +900,7 @@ START_TEST(test_tiny_buffer_odd_sizes)
     struct store_loc loc[300];
     unsigned char data[20];
     struct store_arena *a = NULL;
-    struct store_err err;
+    struct err err;
 
     for (int i = 0; i < 300; i++) {
         memset(data, i, sizeof(data));
@@ -927,7 +927,7 @@ START_TEST(test_failed_flush_keeps_earlier_pushes)
     struct store_loc la, lb, lc, le, lf;
     struct store_file *f = NULL;
     struct store_arena *a;
-    struct store_err err;
+    struct err err;
     struct store_stats s;
     struct rlimit old, lim;
     struct stat sb;
@@ -1002,7 +1002,7 @@ START_TEST(test_short_file_read_is_io_error)
     struct store_loc loc;
     struct store_arena *a = arena_of(st, "0123456789", 10, &loc);
     unsigned char buf[10];
-    struct store_err err;
+    struct err err;
 
     /* Someone cut the file behind the engine's back. */
     ck_assert_int_eq(ftruncate(store_arena_fd(a, 0), 6), 0);
@@ -1032,7 +1032,7 @@ static void *reader_main(void *arg)
 {
     struct reader *r = arg;
     unsigned char buf[4096];
-    struct store_err err;
+    struct err err;
 
     for (int i = 0; i < r->reads; i++) {
         int k = (int)(rng_next(&r->seed) % (uint64_t)r->n);
@@ -1102,7 +1102,7 @@ START_TEST(test_no_fd_left_open)
     struct store_file *f[3];
     struct store_arena *a, *b, *c;
     struct store_loc loc;
-    struct store_err err;
+    struct err err;
 
     for (int i = 0; i < 6; i++) {
         w[i] = new_writer(st, (uint16_t)(i % 3));
@@ -1350,7 +1350,7 @@ static struct fallback_outcome check_fallback(int err)
     struct store_writer *w;
     struct store_arena *a = NULL;
     struct store_loc loc;
-    struct store_err e;
+    struct err e;
     struct fallback_outcome out;
 
     refuse_tmpfile(err);
@@ -1401,11 +1401,11 @@ END_TEST
 
 /* writer_new with open failing with e: returns the error it reported
  * (checked here: it failed, says so first, and counts no writer). */
-static struct store_err writer_new_error(int e)
+static struct err writer_new_error(int e)
 {
     struct store *st = open_store(NULL);
     struct store_writer *w = NULL;
-    struct store_err err;
+    struct err err;
     struct store_stats s;
 
     refuse_tmpfile(e);
@@ -1419,7 +1419,7 @@ static struct store_err writer_new_error(int e)
 
 START_TEST(test_writer_new_emfile_is_limit)
 {
-    struct store_err err = writer_new_error(EMFILE);
+    struct err err = writer_new_error(EMFILE);
 
     ck_assert_int_eq(err.code, PROTO_LIMIT);
     ck_assert_msg(strstr(err.msg, "too many open files") != NULL, "%s", err.msg);
@@ -1428,7 +1428,7 @@ END_TEST
 
 START_TEST(test_writer_new_enospc_is_no_space)
 {
-    struct store_err err = writer_new_error(ENOSPC);
+    struct err err = writer_new_error(ENOSPC);
 
     ck_assert_int_eq(err.code, PROTO_NO_SPACE);
     ck_assert_msg(strstr(err.msg, "no space left") != NULL, "%s", err.msg);
@@ -1437,7 +1437,7 @@ END_TEST
 
 START_TEST(test_writer_new_eacces_is_io_error)
 {
-    struct store_err err = writer_new_error(EACCES);
+    struct err err = writer_new_error(EACCES);
 
     ck_assert_int_eq(err.code, PROTO_IO_ERROR);
     ck_assert_msg(strstr(err.msg, "permission denied") != NULL, "%s", err.msg);
@@ -1460,7 +1460,7 @@ static struct write_fail_codes check_write_errno(int e)
     unsigned char data[4096];
     struct store_file *f = NULL;
     struct store_loc loc;
-    struct store_err err;
+    struct err err;
     struct store_stats s;
     struct write_fail_codes out;
 
