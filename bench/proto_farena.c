@@ -9,10 +9,10 @@
 #include <msgpack.h>
 
 #include "bench.h"
-#include "codec.h"
-#include "limits.h"
-#include "methods.h"
-#include "scan.h"
+#include "proto_codec.h"
+#include "proto_limits.h"
+#include "proto_methods.h"
+#include "proto_scan.h"
 
 /* Per-connection driver state. */
 struct fstate {

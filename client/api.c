@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "limits.h"
+#include "proto_limits.h"
 
 /* Fails the call with EPROTO: the daemon's result has the wrong shape. */
 static int bad_result(farena_client *c, const char *method, const char *why)

@@ -1,8 +1,8 @@
 /* libfarena's error codes, version and method names: static tables only. */
 #include "internal.h"
 
-#include "errors.h"
-#include "methods.h"
+#include "proto_errors.h"
+#include "proto_methods.h"
 
 /* FARENA_E<X> is the negation of the protocol's code: checked here so the
  * two tables can never drift apart. */

@@ -11,8 +11,8 @@
 #include <msgpack.h>
 
 #include "farena.h"
-#include "codec.h"
-#include "scan.h"
+#include "proto_codec.h"
+#include "proto_scan.h"
 
 /* One request of the call in progress. */
 struct cl_req {

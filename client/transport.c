@@ -21,7 +21,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "limits.h"
+#include "proto_limits.h"
 
 /* Initial and "keep" sizes of the I/O buffers: a call that needed more gives
  * the excess back when it ends, so one huge get does not pin its memory. */

@@ -9,7 +9,7 @@
 
 #include <stdint.h>
 
-#include "../proto/limits.h"
+#include "proto_limits.h"
 #include "io.h"
 #include "registry.h"
 #include "store.h"

@@ -7,7 +7,7 @@
 
 #include <stdarg.h>
 
-#include "../proto/errors.h"
+#include "proto_errors.h"
 
 /* Filled only when a call fails; owned by the caller (usually on its
  * stack). msg is NUL-terminated and at most 159 bytes long. */

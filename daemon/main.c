@@ -18,7 +18,7 @@
 
 #include <event2/event.h>
 
-#include "../proto/limits.h"
+#include "proto_limits.h"
 #include "config.h"
 #include "io.h"
 #include "log.h"

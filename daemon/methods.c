@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../proto/limits.h"
+#include "proto_limits.h"
 #include "io.h"
 #include "log.h"
 #include "outq.h"

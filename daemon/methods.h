@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 
-#include "../proto/codec.h"
+#include "proto_codec.h"
 #include "config.h"
 #include "io.h"
 #include "outq.h"

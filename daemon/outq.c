@@ -9,7 +9,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "../proto/codec.h"
+#include "proto_codec.h"
 
 /* A slot's buffer always has room for an error response, so a failure
  * never needs memory: [1, msgid, [code, message], nil] with a message of at

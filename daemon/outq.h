@@ -20,7 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../proto/errors.h"
+#include "proto_errors.h"
 #include "obuf.h"
 
 struct outq;      /* owned by its connection */

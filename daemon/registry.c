@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../proto/limits.h"
+#include "proto_limits.h"
 #include "nametree.h"
 #include "u64map.h"
 

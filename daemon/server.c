@@ -32,8 +32,8 @@
 
 #include <event2/listener.h>
 
-#include "../proto/codec.h"
-#include "../proto/scan.h"
+#include "proto_codec.h"
+#include "proto_scan.h"
 #include "log.h"
 #include "obuf.h"
 #include "outq.h"

@@ -3,7 +3,7 @@
  * contract. */
 #include "store_impl.h"
 
-#include "../proto/limits.h"
+#include "proto_limits.h"
 
 #include <assert.h>
 #include <errno.h>

@@ -1,9 +1,9 @@
 /* MessagePack-RPC envelopes and strictly typed params on top of msgpack-c. */
-#include "codec.h"
+#include "proto_codec.h"
 
 #include <string.h>
 
-#include "limits.h"
+#include "proto_limits.h"
 #include "proto_be.h"
 
 /* Sets *why when the caller asked for it and returns -1. */

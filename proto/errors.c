@@ -1,5 +1,5 @@
 /* The error-code table of protocol 1: enum value, wire name, description. */
-#include "errors.h"
+#include "proto_errors.h"
 
 #include <string.h>
 

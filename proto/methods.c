@@ -1,5 +1,5 @@
 /* The method-name table of protocol 1. */
-#include "methods.h"
+#include "proto_methods.h"
 
 #include <string.h>
 

@@ -2,7 +2,7 @@
  * where each message ends and refuses declared sizes that cannot fit the
  * limits, so msgpack-c (which allocates whatever a header declares) only ever
  * sees messages already known to be bounded. */
-#include "scan.h"
+#include "proto_scan.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -22,8 +22,8 @@
 #include "farena.h"
 #include "harness.h"
 #include "th_check.h"
-#include "codec.h"
-#include "scan.h"
+#include "proto_codec.h"
+#include "proto_scan.h"
 
 /* The daemon of the running test (each test runs in its own process). */
 static struct th_daemon dmn;

@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "fuzz/pipeline.h"
-#include "methods.h"
+#include "proto_methods.h"
 #include "proto_test.h"
 
 /* ---- tables ---- */

@@ -10,10 +10,10 @@
 
 #include <msgpack.h>
 
-#include "codec.h"
-#include "limits.h"
+#include "proto_codec.h"
+#include "proto_limits.h"
 #include "proto_test.h"
-#include "scan.h"
+#include "proto_scan.h"
 
 /* ---- allocation watch ----
  * The hostile-size tests must fail if anything allocates in proportion to a

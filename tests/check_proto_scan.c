@@ -10,11 +10,11 @@
 
 #include <msgpack.h>
 
-#include "codec.h"
+#include "proto_codec.h"
 #include "harness.h"
-#include "limits.h"
+#include "proto_limits.h"
 #include "proto_test.h"
-#include "scan.h"
+#include "proto_scan.h"
 
 /* ---- scanner: formats and boundaries ---- */
 

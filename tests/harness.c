@@ -19,8 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "limits.h"
-#include "scan.h"
+#include "proto_limits.h"
+#include "proto_scan.h"
 
 #ifndef FARENAD_PATH
 #error "FARENAD_PATH must name the farenad binary under test"

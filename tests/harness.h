@@ -13,7 +13,7 @@
 
 #include <msgpack.h>
 
-#include "codec.h"
+#include "proto_codec.h"
 
 /* Default bound on every wait, in milliseconds. */
 #define TH_TIMEOUT_MS 10000

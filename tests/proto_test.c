@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "codec.h"
+#include "proto_codec.h"
 
 /* Parses hex digits (spaces ignored) into out; returns the byte count. */
 size_t unhex(const char *hex, uint8_t *out, size_t cap)

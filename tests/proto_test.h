@@ -11,8 +11,8 @@
 
 #include <msgpack.h>
 
-#include "limits.h"
-#include "scan.h"
+#include "proto_limits.h"
+#include "proto_scan.h"
 
 /* Parses hex digits (spaces ignored) into out (cap bytes, caller's); returns
  * the byte count. Fails the test on an odd digit count or overflow. */

@@ -7,9 +7,9 @@
 
 #include <msgpack.h>
 
-#include "codec.h"
-#include "limits.h"
-#include "scan.h"
+#include "proto_codec.h"
+#include "proto_limits.h"
+#include "proto_scan.h"
 
 /* Aborts with the broken invariant's text: libFuzzer and Check both report
  * an abort as a failure with the input that caused it. */

@@ -9,9 +9,9 @@
 
 #include <msgpack.h>
 
-#include "errors.h"
-#include "limits.h"
-#include "methods.h"
+#include "proto_errors.h"
+#include "proto_limits.h"
+#include "proto_methods.h"
 
 enum proto_msg_type { PROTO_REQUEST = 0, PROTO_RESPONSE = 1, PROTO_NOTIFY = 2 };
 

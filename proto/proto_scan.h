@@ -6,8 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "errors.h"
-#include "limits.h"
+#include "proto_errors.h"
+#include "proto_limits.h"
 
 struct proto_scan; /* opaque; one per connection direction */
 
