@@ -6,6 +6,7 @@
 #define FARENA_DAEMON_ERR_H
 
 #include <stdarg.h>
+#include <stdint.h>
 
 #include "proto_errors.h"
 
@@ -14,11 +15,17 @@
 struct err {
     enum proto_err code;
     char msg[160];
+    int64_t item; /* the failing item of a batch, or -1 */
 };
 
-/* Fills *e, if e is not NULL, with code and a printf-style message.
- * Returns -1, so a failing path can end with return err_set(...). */
+/* Fills *e, if e is not NULL, with code and a printf-style message (item
+ * -1). Returns -1, so a failing path can end with return err_set(...). */
 int err_set(struct err *e, enum proto_err code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* The same for an error about item k of a batch: the reply carries k as
+ * data too (PROTOCOL.md 2.2), the message still says it for humans. */
+int err_set_item(struct err *e, enum proto_err code, uint32_t k, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 #endif

@@ -276,7 +276,8 @@ static void rd_done(void *arg, ssize_t res)
             b->m->errors[b->method]++;
             log_warn("%s: %s", proto_method_name(b->method), msg);
         }
-        outq_slot_fail(b->s, PROTO_IO_ERROR, msg);
+        outq_slot_fail(b->s, PROTO_IO_ERROR, msg,
+                       b->method == PROTO_M_GET_MANY ? (int64_t)it->k : -1);
     }
     if (--b->left == 0) {
         if (!b->failed)
@@ -303,7 +304,7 @@ static int rd_issue(struct call *c, struct outq_slot *s, const struct store_aren
     b = malloc(sizeof(*b) + nreads * sizeof(b->it[0]));
     if (b == NULL) {
         c->m->errors[c->method]++;
-        outq_slot_fail(s, PROTO_IO_ERROR, "out of memory");
+        outq_slot_fail(s, PROTO_IO_ERROR, "out of memory", -1);
         return M_SLOT;
     }
     b->m = c->m;
@@ -361,8 +362,9 @@ struct wr {
     struct err refused_err;
 };
 
-/* Ends x's slot with an error (a notification's slot just ends). */
-static void wr_fail(struct wr *x, enum proto_err code, const char *msg)
+/* Ends x's slot with an error about item (-1: none); a notification's
+ * slot just ends. */
+static void wr_fail(struct wr *x, enum proto_err code, const char *msg, int64_t item)
 {
     x->m->errors[x->method]++;
     if (!x->answer) {
@@ -370,7 +372,7 @@ static void wr_fail(struct wr *x, enum proto_err code, const char *msg)
         outq_slot_done(x->s);
         return;
     }
-    outq_slot_fail(x->s, code, msg);
+    outq_slot_fail(x->s, code, msg, item);
 }
 
 /* push_many: the item that starts at offset off (the first byte a failed
@@ -397,21 +399,22 @@ static void wr_done(void *arg, ssize_t res)
 
     if (store_write_done(x->w, &x->req, errnum, &err) < 0) {
         if (x->method == PROTO_M_PUSH_MANY) {
-            snprintf(msg, sizeof(msg), "item %" PRIu32 ": %s",
-                     wr_item_at(x, store_writer_len(x->w)), err.msg);
-            wr_fail(x, err.code, msg);
+            uint32_t k = wr_item_at(x, store_writer_len(x->w));
+
+            snprintf(msg, sizeof(msg), "item %" PRIu32 ": %s", k, err.msg);
+            wr_fail(x, err.code, msg, k);
         } else {
-            wr_fail(x, err.code, err.msg);
+            wr_fail(x, err.code, err.msg, -1);
         }
     } else if (x->refused) {
         snprintf(msg, sizeof(msg), "item %" PRIu32 ": %s", x->refused_k, x->refused_err.msg);
-        wr_fail(x, x->refused_err.code, msg);
+        wr_fail(x, x->refused_err.code, msg, x->refused_k);
     } else if (x->method == PROTO_M_FINISH || x->method == PROTO_M_INTO_ARENA) {
         uint64_t out;
         int rc = x->method == PROTO_M_FINISH ? reg_finish(x->o, x->h, &out, &err)
                                              : reg_into_arena(x->o, x->h, &out, &err);
         if (rc < 0) {
-            wr_fail(x, err.code, err.msg);
+            wr_fail(x, err.code, err.msg, -1);
         } else if (x->answer) {
             struct obuf *b = outq_slot_buf(x->s);
             char *p = obuf_reserve(b, PROTO_RESULT_HEAD_MAX);
@@ -462,7 +465,7 @@ static int wr_start(struct call *c, struct store_writer *w, const struct store_w
             free(x);
             return M_BROKEN;
         }
-        wr_fail(x, PROTO_IO_ERROR, "out of memory");
+        wr_fail(x, PROTO_IO_ERROR, "out of memory", -1);
         free(x->lens);
         free(x);
         return M_SLOT;
@@ -631,8 +634,8 @@ static int m_push_many(struct call *c)
     for (k = 0; k < n; k++) {
         why = NULL;
         if (proto_read_payload(&items[k], &data, &len, &why) < 0)
-            return err_set(&c->err, PROTO_BAD_REQUEST,
-                           "push_many: param 2 (data): item %" PRIu32 ": %s", k, why);
+            return err_set_item(&c->err, PROTO_BAD_REQUEST, k,
+                                "push_many: param 2 (data): item %" PRIu32 ": %s", k, why);
     }
     w = reg_writer(c->o, h, &c->err);
     if (w == NULL)
@@ -679,8 +682,8 @@ static int m_push_many(struct call *c)
          * was refused. */
         if (rc == 0 && x->refused) {
             obuf_truncate(c->tail, mark);
-            err_set(&c->err, x->refused_err.code, "item %" PRIu32 ": %s", x->refused_k,
-                    x->refused_err.msg);
+            err_set_item(&c->err, x->refused_err.code, x->refused_k, "item %" PRIu32 ": %s",
+                         x->refused_k, x->refused_err.msg);
         }
         rc = rc == 0 && !x->refused ? M_OK : M_ERR;
         free(x->lens);
@@ -785,8 +788,9 @@ static int build_common(struct call *c, enum reg_build_mode mode)
         why = NULL;
         if (proto_read_handle(&items[k], &fh[k], &why) < 0) {
             free(fh);
-            return err_set(&c->err, PROTO_BAD_REQUEST, "%s: param 1 (files): item %" PRIu32 ": %s",
-                           proto_method_name(c->method), k, why);
+            return err_set_item(&c->err, PROTO_BAD_REQUEST, k,
+                                "%s: param 1 (files): item %" PRIu32 ": %s",
+                                proto_method_name(c->method), k, why);
         }
     }
     rc = reg_build(c->o, fh, n, mode, &ah, &c->err);
@@ -910,8 +914,8 @@ static int m_get_many(struct call *c)
     for (uint32_t k = 0; k < n; k++) {
         why = NULL;
         if (read_loc(&items[k], &locs[k], &why) < 0) {
-            rc = err_set(&c->err, PROTO_BAD_REQUEST,
-                         "get_many: param 2 (locations): item %" PRIu32 ": %s", k, why);
+            rc = err_set_item(&c->err, PROTO_BAD_REQUEST, k,
+                              "get_many: param 2 (locations): item %" PRIu32 ": %s", k, why);
             goto out;
         }
     }
@@ -923,7 +927,7 @@ static int m_get_many(struct call *c)
     size = proto_size_result_head(c->msgid) + proto_size_array(n);
     for (uint32_t k = 0; k < n; k++) {
         if (store_check(a, locs[k], &err) < 0) {
-            rc = err_set(&c->err, err.code, "item %" PRIu32 ": %s", k, err.msg);
+            rc = err_set_item(&c->err, err.code, k, "item %" PRIu32 ": %s", k, err.msg);
             goto out;
         }
         size += proto_size_bin(locs[k].len);
@@ -1219,14 +1223,15 @@ static int call_answer_error(struct call *c)
 {
     if (!c->answer)
         return 0;
-    return methods_error(c->io, c->msgid, c->err.code, c->err.msg);
+    return methods_error(c->io, c->msgid, c->err.code, c->err.msg, c->err.item);
 }
 
 /* Dispatches one request; see methods.h. */
 int methods_call(struct methods *m, struct reg_owner *o, const struct proto_request *req,
                  int shutting_down, struct methods_out *io)
 {
-    struct call c = {.m = m, .o = o, .p = req->params, .np = req->nparams, .io = io};
+    struct call c = {.m = m, .o = o, .p = req->params, .np = req->nparams, .io = io,
+                     .err = {.item = -1}};
     struct obuf *tail = outq_tail(io->q);
     const struct method_def *def;
     size_t mark = tail->len;
@@ -1305,18 +1310,19 @@ int methods_reject(struct methods *m, const struct proto_request *req, const cha
     }
     if (req->type != PROTO_REQUEST || !req->answerable)
         return 0;
-    return methods_error(io, req->msgid, PROTO_BAD_REQUEST, msg);
+    return methods_error(io, req->msgid, PROTO_BAD_REQUEST, msg, -1);
 }
 
 /* Packs an error response; see methods.h. */
-int methods_error(struct methods_out *io, uint32_t msgid, enum proto_err code, const char *message)
+int methods_error(struct methods_out *io, uint32_t msgid, enum proto_err code, const char *message,
+                  int64_t item)
 {
     struct obuf *tail = outq_tail(io->q);
     msgpack_packer pk;
     size_t mark = tail->len;
 
     obuf_packer(tail, &pk);
-    proto_pack_error(&pk, msgid, code, message);
+    proto_pack_error_item(&pk, msgid, code, message, item);
     if (tail->failed) {
         obuf_truncate(tail, mark);
         return -1;

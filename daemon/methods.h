@@ -47,9 +47,11 @@ int methods_call(struct methods *m, struct reg_owner *o, const struct proto_requ
 int methods_reject(struct methods *m, const struct proto_request *req, const char *why,
                    struct methods_out *io);
 
-/* Packs the error response [1, msgid, [code, message], nil] into
+/* Packs the error response [1, msgid, [code, message], nil] (with
+ * {"item": item} as the error's third element when item >= 0) into
  * io->scratch, counting nothing (the server's own replies: scanner rejects,
  * max_clients). Returns 0 or -1 (out of memory). */
-int methods_error(struct methods_out *io, uint32_t msgid, enum proto_err code, const char *message);
+int methods_error(struct methods_out *io, uint32_t msgid, enum proto_err code, const char *message,
+                  int64_t item);
 
 #endif

@@ -12,9 +12,9 @@
 #include "proto_codec.h"
 
 /* A slot's buffer always has room for an error response, so a failure
- * never needs memory: [1, msgid, [code, message], nil] with a message of at
- * most 160 bytes packs into well under this. */
-#define OUTQ_SLOT_MIN 256u
+ * never needs memory: [1, msgid, [code, message, {"item": k}], nil] with a
+ * message of at most 160 bytes packs into well under this. */
+#define OUTQ_SLOT_MIN 288u
 /* Pieces handed to one sendmsg. */
 #define OUTQ_IOV 64
 /* Slot buffers of at least OUTQ_SPARE_MIN bytes (large gets' replies) are
@@ -45,7 +45,8 @@ struct outq_slot {
     int failed;
     enum proto_err code;
     char msg[160];
-    int *fds; /* descriptors to pass with the first byte (owned), or NULL */
+    int64_t item; /* the failing batch item, or -1 */
+    int *fds;     /* descriptors to pass with the first byte (owned), or NULL */
     size_t nfds;
 };
 
@@ -243,7 +244,7 @@ static void slot_complete(struct outq_slot *s)
         }
         obuf_truncate(&s->b, 0);
         obuf_packer(&s->b, &pk);
-        proto_pack_error(&pk, s->msgid, s->code, s->msg);
+        proto_pack_error_item(&pk, s->msgid, s->code, s->msg, s->failed ? s->item : -1);
     }
     outq_count(q, (int64_t)s->b.len - (int64_t)s->counted);
     s->counted = s->b.len;
@@ -277,7 +278,7 @@ void outq_slot_done(struct outq_slot *s)
 }
 
 /* A part failed; see outq.h. */
-void outq_slot_fail(struct outq_slot *s, enum proto_err code, const char *message)
+void outq_slot_fail(struct outq_slot *s, enum proto_err code, const char *message, int64_t item)
 {
     if (!s->failed) {
         size_t n = strlen(message);
@@ -287,6 +288,7 @@ void outq_slot_fail(struct outq_slot *s, enum proto_err code, const char *messag
         memcpy(s->msg, message, n);
         s->msg[n] = '\0';
         s->code = code;
+        s->item = item;
         s->failed = 1;
     }
     outq_slot_done(s);

@@ -75,8 +75,8 @@ void outq_slot_add(struct outq_slot *s, uint32_t n);
 void outq_slot_done(struct outq_slot *s);
 
 /* One part failed: the whole reply becomes the error [code, message]
- * (the first failure wins). */
-void outq_slot_fail(struct outq_slot *s, enum proto_err code, const char *message);
+ * (with {"item": item} when item >= 0; the first failure wins). */
+void outq_slot_fail(struct outq_slot *s, enum proto_err code, const char *message, int64_t item);
 
 /* Slots still waiting. */
 uint32_t outq_busy(const struct outq *q);

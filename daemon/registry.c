@@ -506,7 +506,8 @@ int reg_build(struct reg_owner *o, const uint64_t *fh, size_t n, enum reg_build_
         struct reg_obj *obj = reg_find(r, fh[i], REG_FILE);
         if (obj == NULL || (obj->owner == NULL && obj->narenas == 0)) {
             free(files);
-            return err_set(err, PROTO_NO_SUCH_HANDLE, "item %zu: no live file %" PRIu64, i, fh[i]);
+            return err_set_item(err, PROTO_NO_SUCH_HANDLE, (uint32_t)i,
+                                "item %zu: no live file %" PRIu64, i, fh[i]);
         }
         files[i] = obj->u.f;
     }

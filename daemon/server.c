@@ -373,7 +373,7 @@ static void conn_reject(struct conn *c, const char *what, const char *why,
     if (proto_scan_msgid(c->scan, &msgid)) {
         char msg[160];
         snprintf(msg, sizeof(msg), "%s: %s", what, why ? why : "malformed");
-        if (methods_error(&c->io, msgid, reject_code, msg) < 0) {
+        if (methods_error(&c->io, msgid, reject_code, msg, -1) < 0) {
             conn_kill(c);
             return;
         }

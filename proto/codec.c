@@ -355,6 +355,7 @@ int proto_response_decode(const msgpack_object *msg, struct proto_response *out,
     const msgpack_object *e, *err;
 
     memset(out, 0, sizeof(*out));
+    out->item = -1;
     if (msg == NULL || msg->type != MSGPACK_OBJECT_ARRAY || msg->via.array.size != 4)
         return fail(why, "a response must be an array of 4");
     e = msg->via.array.ptr;
@@ -369,10 +370,24 @@ int proto_response_decode(const msgpack_object *msg, struct proto_response *out,
         out->err = PROTO_OK;
         return 0;
     }
-    if (err->type != MSGPACK_OBJECT_ARRAY || err->via.array.size != 2 ||
-        err->via.array.ptr[0].type != MSGPACK_OBJECT_STR ||
-        err->via.array.ptr[1].type != MSGPACK_OBJECT_STR)
-        return fail(why, "error is neither nil nor [code str, message str]");
+    if (err->type != MSGPACK_OBJECT_ARRAY || err->via.array.size < 2 ||
+        err->via.array.size > 3 || err->via.array.ptr[0].type != MSGPACK_OBJECT_STR ||
+        err->via.array.ptr[1].type != MSGPACK_OBJECT_STR ||
+        (err->via.array.size == 3 && err->via.array.ptr[2].type != MSGPACK_OBJECT_MAP))
+        return fail(why, "error is neither nil nor [code str, message str(, detail map)]");
+    if (err->via.array.size == 3) {
+        /* The detail map: keys this build does not know are ignored. */
+        const msgpack_object_map *d = &err->via.array.ptr[2].via.map;
+
+        for (uint32_t i = 0; i < d->size; i++) {
+            const msgpack_object *k = &d->ptr[i].key, *v = &d->ptr[i].val;
+
+            if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == 4 &&
+                memcmp(k->via.str.ptr, "item", 4) == 0 &&
+                v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 <= UINT32_MAX)
+                out->item = (int64_t)v->via.u64;
+        }
+    }
     out->errname = body_ptr(err->via.array.ptr[0].via.str.ptr);
     out->errname_len = err->via.array.ptr[0].via.str.size;
     out->message = body_ptr(err->via.array.ptr[1].via.str.ptr);
@@ -429,17 +444,27 @@ int proto_pack_result_head(msgpack_packer *pk, uint32_t msgid)
 /* [1, msgid, [name, message], nil] */
 int proto_pack_error(msgpack_packer *pk, uint32_t msgid, enum proto_err code, const char *message)
 {
+    return proto_pack_error_item(pk, msgid, code, message, -1);
+}
+
+/* [1, msgid, [name, message, {"item": item}], nil] */
+int proto_pack_error_item(msgpack_packer *pk, uint32_t msgid, enum proto_err code,
+                          const char *message, int64_t item)
+{
     const char *name = proto_err_name(code);
 
     if (name == NULL)
         return -1;
     if (message == NULL)
         message = proto_err_describe(code);
-    return msgpack_pack_array(pk, 4) || msgpack_pack_uint8(pk, PROTO_RESPONSE) ||
-                   msgpack_pack_uint32(pk, msgid) || msgpack_pack_array(pk, 2) ||
-                   proto_pack_cstr(pk, name) || proto_pack_cstr(pk, message) || msgpack_pack_nil(pk)
-               ? -1
-               : 0;
+    if (msgpack_pack_array(pk, 4) || msgpack_pack_uint8(pk, PROTO_RESPONSE) ||
+        msgpack_pack_uint32(pk, msgid) || msgpack_pack_array(pk, item < 0 ? 2 : 3) ||
+        proto_pack_cstr(pk, name) || proto_pack_cstr(pk, message))
+        return -1;
+    if (item >= 0 && (msgpack_pack_map(pk, 1) || proto_pack_cstr(pk, "item") ||
+                      msgpack_pack_uint64(pk, (uint64_t)item)))
+        return -1;
+    return msgpack_pack_nil(pk) ? -1 : 0;
 }
 
 /* [0, msgid, method, [ ... */

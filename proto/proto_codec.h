@@ -47,6 +47,8 @@ struct proto_response {
     size_t errname_len;
     const char *message; /* the error's human text; NULL on success */
     size_t message_len;
+    int64_t item; /* the failing item of a batch (the error's {"item": k}),
+                     or -1: none sent (older daemons never send it) */
     const msgpack_object *result; /* the result (nil on error) */
 };
 
@@ -109,6 +111,12 @@ size_t proto_encode_result_head(uint32_t msgid, void *out);
 /* Packs a whole error response [1, msgid, [name, message], nil]; message may
  * be NULL (the code's description is sent). */
 int proto_pack_error(msgpack_packer *pk, uint32_t msgid, enum proto_err code, const char *message);
+
+/* The same for an error about one item of a batch (push_many, get_many,
+ * build, arena_new): [1, msgid, [name, message, {"item": item}], nil].
+ * item < 0 packs the plain two-element form. */
+int proto_pack_error_item(msgpack_packer *pk, uint32_t msgid, enum proto_err code,
+                          const char *message, int64_t item);
 
 /* Packs the head of a request [0, msgid, method, [ ; the caller then packs
  * exactly nparams objects. */

@@ -112,7 +112,8 @@ START_TEST(hello_reports_server_limits_and_methods)
 {
     static const char *const keys[] = {"max_message", "max_batch", "max_depth",   "max_objects",
                                        "max_name",    "file_max",  "max_clients", "max_writers",
-                                       "max_handles", "max_bytes", "min_free",    "io_depth", "reply_memory"};
+                                       "max_handles", "max_bytes", "min_free",    "io_depth",
+                                       "reply_memory"};
     static const char *const methods[] = {
         "hello",   "writer_new", "push",   "push_many", "writer_len", "finish",      "into_arena",
         "build",   "arena_new",  "get",    "get_many",  "arena_info", "arena_files", "open",
@@ -180,6 +181,7 @@ START_TEST(unknown_method_keeps_the_connection)
     c = th_must_connect(&D);
     TH_ERR_CALL(c, &r, "unknown_method", "frobnicate", "u", (uint64_t)1);
     expect_msg(&r, "frobnicate");
+    ck_assert_int_eq(r.item, -1); /* only batch errors name an item */
     TH_ERR_CALL(c, &r, "unknown_method", "Hello", "");
     TH_OK_CALL(c, &r, "hello", "");
     th_close(c);
@@ -420,6 +422,7 @@ START_TEST(push_many_in_order_and_checked_first)
     /* A bad item anywhere: nothing is written. */
     TH_ERR_CALL(c, &r, "bad_request", "push_many", "ua", w, 2u, "s", "zz", "u", (uint64_t)1);
     expect_msg(&r, "item 1");
+    ck_assert_int_eq(r.item, 1);
     ck_assert_uint_eq(th_call_u64(c, "writer_len", w), 5);
     TH_ERR_CALL(c, &r, "bad_request", "push_many", "us", w, "notalist");
     TH_ERR_CALL(c, &r, "no_such_handle", "push_many", "ua", (uint64_t)99, 1u, "s", "x");
@@ -467,6 +470,7 @@ START_TEST(file_full_keeps_earlier_items)
     TH_ERR_CALL(c, &r, "file_full", "push_many", "ua", w, 3u, "b", big, (size_t)200, "b", big,
                 (size_t)200, "b", big, (size_t)200);
     expect_msg(&r, "item 2");
+    ck_assert_int_eq(r.item, 2);
     ck_assert_uint_eq(th_call_u64(c, "writer_len", w), 1000);
     th_push(c, w, big, 24); /* exactly 1024 */
     a = th_call_u64(c, "into_arena", w);
@@ -543,6 +547,7 @@ START_TEST(build_errors)
     TH_ERR_CALL(c, &r, "missing_index", "build", "U", (uint64_t[]){f0, f2}, (size_t)2);
     TH_ERR_CALL(c, &r, "no_such_handle", "build", "U", (uint64_t[]){f0, 12345}, (size_t)2);
     expect_msg(&r, "item 1");
+    ck_assert_int_eq(r.item, 1);
     TH_ERR_CALL(c, &r, "no_such_handle", "build", "U", (uint64_t[]){w}, (size_t)1);
     TH_ERR_CALL(c, &r, "bad_request", "build", "a", 1u, "d", 1.5);
     expect_msg(&r, "build: param 1 (files): item 0");
@@ -624,6 +629,7 @@ START_TEST(get_many_mixed_sizes_and_errors)
     TH_ERR_CALL(c, &r, "out_of_bounds", "get_many", "ua", a, 3u, "L", ls, "L", ls, "L",
                 loc_at(0, 0, BIG + 1001));
     expect_msg(&r, "item 2");
+    ck_assert_int_eq(r.item, 2);
     TH_ERR_CALL(c, &r, "bad_request", "get_many", "ua", a, 2u, "L", ls, "u", (uint64_t)3);
     expect_msg(&r, "get_many: param 2 (locations): item 1");
     TH_ERR_CALL(c, &r, "no_such_handle", "get_many", "ua", w, 1u, "L", ls);
@@ -756,10 +762,14 @@ START_TEST(failed_reads_leave_no_partial_response)
             break;
         default:
             ck_assert_int_eq(r.err, PROTO_IO_ERROR);
-            if (k == 2)
+            if (k == 2) {
                 expect_msg(&r, "item 1");
-            if (k == 5)
+                ck_assert_int_eq(r.item, 1);
+            }
+            if (k == 5) {
                 expect_msg(&r, "item 0");
+                ck_assert_int_eq(r.item, 0);
+            }
             break;
         }
     }
@@ -797,6 +807,7 @@ START_TEST(a_read_cut_short_is_io_error_for_that_request)
     TH_ERR_CALL(c, &r, "io_error", "get_many", "ua", a, 2u, "L", loc_at(0, 0, 10), "L",
                 loc_at(0, 150 << 10, 20));
     expect_msg(&r, "item 1: short read");
+    ck_assert_int_eq(r.item, 1);
     /* What is still there reads back. */
     TH_OK_CALL(c, &r, "get", "uL", a, loc_at(0, 1000, 64));
     ck_assert_int_eq(r.result->type, MSGPACK_OBJECT_BIN);
@@ -1206,6 +1217,7 @@ START_TEST(files_are_usable_by_any_connection_while_alive)
     ck_assert_int_eq(th_wait_stat(b, "connections", 1, TH_TIMEOUT_MS), 0);
     TH_ERR_CALL(b, &r, "no_such_handle", "build", "U", (uint64_t[]){flate}, (size_t)1);
     expect_msg(&r, "item 0");
+    ck_assert_int_eq(r.item, 0);
     TH_ERR_CALL(b, &r, "no_such_handle", "arena_new", "U", (uint64_t[]){flate}, (size_t)1);
     TH_ERR_CALL(b, &r, "no_such_handle", "writer_len", "u", wpending);
     expect_get_s(b, ar1, l0, "written by a");

@@ -375,6 +375,50 @@ START_TEST(test_response_error_round_trip)
 }
 END_TEST
 
+/* An error about one batch item carries it as data: [code, message,
+ * {"item": k}]. The decoder reads it, ignores other detail keys, refuses a
+ * third element that is not a map, and reports -1 when there is none. */
+START_TEST(test_response_error_item)
+{
+    msgpack_zone z;
+    struct out o;
+    msgpack_object msg;
+    struct proto_response r;
+    struct pool p;
+    const char *why = NULL;
+
+    ck_assert(msgpack_zone_init(&z, 2048));
+    for (int64_t item = -1; item <= 70000; item += 70001 / 3) {
+        out_init(&o);
+        ck_assert_int_eq(proto_pack_error_item(&o.pk, 7, PROTO_OUT_OF_BOUNDS, "item k: far", item),
+                         0);
+        recv_msg(&z, &o, &msg);
+        ck_assert_int_eq(proto_response_decode(&msg, &r, &why), 0);
+        ck_assert_int_eq(r.err, PROTO_OUT_OF_BOUNDS);
+        ck_assert_int_eq(r.item, item < 0 ? -1 : item);
+        ck_assert_uint_eq(msg.via.array.ptr[2].via.array.size, item < 0 ? 2 : 3);
+        msgpack_zone_clear(&z);
+        out_free(&o);
+    }
+    msgpack_zone_destroy(&z);
+    pool_init(&p);
+    /* [1, 5, ["limit", "x", {"why": 1, "item": 4}], nil]: unknown keys ignored */
+    ck_assert_int_eq(
+        resp_hex(&p, "94 01 05 93 a5 6c696d6974 a1 78 82 a3 776879 01 a4 6974656d 04 c0", &r, &why),
+        0);
+    ck_assert_int_eq(r.err, PROTO_LIMIT);
+    ck_assert_int_eq(r.item, 4);
+    /* {"item": "4"}: not an index, so none */
+    ck_assert_int_eq(
+        resp_hex(&p, "94 01 05 93 a5 6c696d6974 a1 78 81 a4 6974656d a1 34 c0", &r, &why), 0);
+    ck_assert_int_eq(r.item, -1);
+    /* a third element that is not a map, and a fourth element */
+    ck_assert_int_eq(resp_hex(&p, "94 01 05 93 a5 6c696d6974 a1 78 04 c0", &r, &why), -1);
+    ck_assert_int_eq(resp_hex(&p, "94 01 05 94 a5 6c696d6974 a1 78 80 80 c0", &r, &why), -1);
+    pool_free(&p);
+}
+END_TEST
+
 /* Responses: unknown codes, empty strings, malformed envelopes. */
 START_TEST(test_response_decode_edges)
 {
@@ -604,6 +648,7 @@ void proto_codec_cases(Suite *s)
     tcase_add_test(t, test_pack_request_and_notify_heads);
     tcase_add_test(t, test_response_result_round_trip);
     tcase_add_test(t, test_response_error_round_trip);
+    tcase_add_test(t, test_response_error_item);
     tcase_add_test(t, test_response_decode_edges);
     tcase_add_test(t, test_sizes_match_msgpack);
     tcase_add_test(t, test_pack_cstr);

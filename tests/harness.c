@@ -896,6 +896,7 @@ static int th_decode(struct th_client *c, size_t len, struct th_reply *r)
     memset(r, 0, sizeof(*r));
     r->msgid = resp.msgid;
     r->err = resp.err;
+    r->item = resp.item;
     r->result = resp.result;
     if (resp.errname != NULL)
         th_copy(r->code, sizeof(r->code), resp.errname, resp.errname_len);

@@ -154,6 +154,7 @@ struct th_reply {
     int err;       /* PROTO_OK, an enum proto_err, or -1 (unknown code) */
     char code[32]; /* the error's wire name, "" on success */
     char msg[512]; /* the error's message, "" on success */
+    int64_t item;  /* the error's {"item": k}, or -1 */
     const msgpack_object *result;
 };
 
