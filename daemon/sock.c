@@ -12,26 +12,20 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "proto_path.h"
+
 /* Failures return err_set()'s -1, which is SOCK_ERROR. */
 _Static_assert(SOCK_ERROR == -1, "err_set returns SOCK_ERROR");
 
 /* Builds the default path; see sock.h. */
 char *sock_default_path(void)
 {
-    const char *env = getenv("FARENA_SOCKET");
-    char *p = NULL;
+    char buf[4096];
 
-    if (env != NULL && env[0] != '\0')
-        return strdup(env);
-    env = getenv("XDG_RUNTIME_DIR");
-    if (env != NULL && env[0] != '\0') {
-        if (asprintf(&p, "%s/farena/farenad.sock", env) < 0)
-            return NULL;
-        return p;
-    }
-    if (asprintf(&p, "/tmp/farena-%lu/farenad.sock", (unsigned long)geteuid()) < 0)
-        return NULL;
-    return p;
+    /* Longer than any usable socket path: sock_listen refuses it anyway. */
+    if (proto_socket_path(NULL, buf, sizeof(buf)) < 0)
+        return strdup("");
+    return strdup(buf);
 }
 
 /* Fills addr with path, refusing paths too long for sun_path. */
