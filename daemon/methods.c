@@ -131,19 +131,10 @@ static int param_name(struct call *c, uint32_t i, const char **s, size_t *len)
     return 0;
 }
 
-/* Packs a NUL-terminated string. */
-static void pack_cstr(msgpack_packer *pk, const char *s)
-{
-    size_t n = strlen(s);
-
-    msgpack_pack_str(pk, n);
-    msgpack_pack_str_body(pk, s, n);
-}
-
 /* Packs key (a string) followed by an unsigned value. */
 static void pack_kv_u64(msgpack_packer *pk, const char *key, uint64_t v)
 {
-    pack_cstr(pk, key);
+    proto_pack_cstr(pk, key);
     msgpack_pack_uint64(pk, v);
 }
 
@@ -522,12 +513,12 @@ static int m_hello(struct call *c)
         log_client_info(&c->p[0]);
     call_result(c);
     msgpack_pack_map(pk, 5);
-    pack_cstr(pk, "server");
-    pack_cstr(pk, "farenad");
-    pack_cstr(pk, "version");
-    pack_cstr(pk, FARENAD_VERSION);
+    proto_pack_cstr(pk, "server");
+    proto_pack_cstr(pk, "farenad");
+    proto_pack_cstr(pk, "version");
+    proto_pack_cstr(pk, FARENAD_VERSION);
     pack_kv_u64(pk, "protocol", PROTO_VERSION);
-    pack_cstr(pk, "limits");
+    proto_pack_cstr(pk, "limits");
     msgpack_pack_map(pk, 13);
     pack_kv_u64(pk, "max_message", l->limits.max_message);
     pack_kv_u64(pk, "max_batch", l->max_batch);
@@ -542,10 +533,10 @@ static int m_hello(struct call *c)
     pack_kv_u64(pk, "min_free", l->store.min_free);
     pack_kv_u64(pk, "io_depth", io_depth(c->m->io));
     pack_kv_u64(pk, "reply_memory", l->reply_memory);
-    pack_cstr(pk, "methods");
+    proto_pack_cstr(pk, "methods");
     msgpack_pack_array(pk, PROTO_M_COUNT);
     for (int i = 0; i < PROTO_M_COUNT; i++)
-        pack_cstr(pk, proto_method_name((enum proto_method)i));
+        proto_pack_cstr(pk, proto_method_name((enum proto_method)i));
     return M_OK;
 }
 
@@ -974,7 +965,7 @@ static int m_arena_info(struct call *c)
     pack_kv_u64(pk, "files", info.files);
     pack_kv_u64(pk, "bytes", info.bytes);
     pack_kv_u64(pk, "refs", info.refs);
-    pack_cstr(pk, "name");
+    proto_pack_cstr(pk, "name");
     if (info.name != NULL) {
         msgpack_pack_str(pk, info.name_len);
         msgpack_pack_str_body(pk, info.name, info.name_len);
@@ -1072,7 +1063,7 @@ static int m_unname(struct call *c)
 /* Packs one of stat's per-method count maps. */
 static void pack_counts(msgpack_packer *pk, const char *key, const uint64_t *counts)
 {
-    pack_cstr(pk, key);
+    proto_pack_cstr(pk, key);
     msgpack_pack_map(pk, PROTO_M_COUNT);
     for (int i = 0; i < PROTO_M_COUNT; i++)
         pack_kv_u64(pk, proto_method_name((enum proto_method)i), counts[i]);
@@ -1164,11 +1155,11 @@ static int m_list(struct call *c)
     more = reg_list_next(c->m->reg, prefix, plen, after, alen, &e);
     call_result(c);
     msgpack_pack_map(pk, 2);
-    pack_cstr(pk, "names");
+    proto_pack_cstr(pk, "names");
     msgpack_pack_array(pk, n);
     for (size_t i = 0; i < n; i++) {
         msgpack_pack_map(pk, 5);
-        pack_cstr(pk, "name");
+        proto_pack_cstr(pk, "name");
         msgpack_pack_str(pk, ents[i].name_len);
         msgpack_pack_str_body(pk, ents[i].name, ents[i].name_len);
         pack_kv_u64(pk, "arena", ents[i].arena);
@@ -1176,7 +1167,7 @@ static int m_list(struct call *c)
         pack_kv_u64(pk, "files", ents[i].files);
         pack_kv_u64(pk, "refs", ents[i].refs);
     }
-    pack_cstr(pk, "cursor");
+    proto_pack_cstr(pk, "cursor");
     if (more) {
         msgpack_pack_str(pk, alen);
         msgpack_pack_str_body(pk, after, alen);
