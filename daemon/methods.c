@@ -4,6 +4,8 @@
  * method answers exactly once. */
 #include "methods.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -361,7 +363,7 @@ static int m_hello(struct call *c)
     pack_cstr(pk, FARENAD_VERSION);
     pack_kv_u64(pk, "protocol", PROTO_VERSION);
     pack_cstr(pk, "limits");
-    msgpack_pack_map(pk, 11);
+    msgpack_pack_map(pk, 12);
     pack_kv_u64(pk, "max_message", l->max_message);
     pack_kv_u64(pk, "max_batch", l->max_batch);
     pack_kv_u64(pk, "max_depth", l->max_depth);
@@ -373,6 +375,7 @@ static int m_hello(struct call *c)
     pack_kv_u64(pk, "max_handles", l->max_handles);
     pack_kv_u64(pk, "max_bytes", l->max_bytes);
     pack_kv_u64(pk, "min_free", l->min_free);
+    pack_kv_u64(pk, "max_fds", METHODS_MAX_FDS);
     pack_cstr(pk, "methods");
     msgpack_pack_array(pk, PROTO_M_COUNT);
     for (int i = 0; i < PROTO_M_COUNT; i++)
@@ -884,6 +887,113 @@ static int m_stat(struct call *c)
     return M_OK;
 }
 
+/* Reopens a's file of index i read-only through /proc/self/fd, close-on-
+ * exec: the store's own descriptor is read-write, and a client must never
+ * be able to write to or truncate a file through what it receives. Returns
+ * the new descriptor, or -1 with *err (limit when the daemon is out of
+ * descriptors, io_error otherwise). */
+static int reopen_ro(const struct store_arena *a, uint16_t i, struct store_err *err)
+{
+    char path[64];
+    int fd;
+
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", store_arena_fd(a, i));
+    do
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+    while (fd < 0 && errno == EINTR);
+    if (fd >= 0)
+        return fd;
+    err->code = errno == EMFILE || errno == ENFILE ? PROTO_LIMIT : PROTO_IO_ERROR;
+    snprintf(err->msg, sizeof(err->msg), "arena_fds: reopening file %" PRIu16 " read-only: %s", i,
+             strerror(errno));
+    return -1;
+}
+
+/* Closes the first n descriptors of fds. */
+static void close_fds(const int *fds, uint32_t n)
+{
+    for (uint32_t k = 0; k < n; k++)
+        close(fds[k]);
+}
+
+/* arena_fds [arena, [file_index, ...]]: read-only descriptors of the
+ * arena's files, sent as SCM_RIGHTS with the response's first byte, one
+ * per listed index in that order; the result is [files, [[file_index,
+ * size], ...]] (files: the arena's file count). Taking them takes one
+ * reference on the arena for this connection, as open does, so the files
+ * stay alive (and counted) while the client may read them; release or
+ * disconnect drops it. Everything is checked and every descriptor opened
+ * before the reference is taken, so a failure takes nothing. A
+ * notification takes and sends nothing. */
+static int m_arena_fds(struct call *c)
+{
+    const msgpack_object *items;
+    struct methods_out *io = c->io;
+    struct store_arena *a;
+    struct store_err err;
+    uint16_t idx[METHODS_MAX_FDS];
+    int fds[METHODS_MAX_FDS];
+    const char *why = NULL;
+    uint32_t n, opened = 0;
+    uint64_t h;
+
+    if (param_handle(c, 0, "arena", &h) < 0)
+        return M_ERR;
+    if (proto_read_array(&c->p[1], &items, &n, &why) < 0)
+        return call_bad_param(c, 1, "file_indices", why);
+    if (n > METHODS_MAX_FDS)
+        return call_fail(c, PROTO_TOO_LARGE, "arena_fds: %" PRIu32 " files, max_fds is %u", n,
+                         METHODS_MAX_FDS);
+    for (uint32_t k = 0; k < n; k++) {
+        why = NULL;
+        if (proto_read_index(&items[k], &idx[k], &why) < 0)
+            return call_fail(c, PROTO_BAD_REQUEST,
+                             "arena_fds: param 2 (file_indices): item %" PRIu32 ": %s", k, why);
+    }
+    a = reg_arena(c->m->reg, h, &c->err);
+    if (a == NULL)
+        return M_ERR;
+    for (uint32_t k = 0; k < n; k++) {
+        struct store_loc loc = {idx[k], 0, 0};
+        if (store_check(a, loc, &err) < 0)
+            return call_fail(c, err.code, "item %" PRIu32 ": %s", k, err.msg);
+    }
+    if (!c->answer)
+        return M_OK;
+    if (io->attach_fds == NULL && n > 0)
+        return call_fail(c, PROTO_IO_ERROR, "arena_fds: this connection cannot carry descriptors");
+    for (; opened < n; opened++) {
+        fds[opened] = reopen_ro(a, idx[opened], &c->err);
+        if (fds[opened] < 0) {
+            close_fds(fds, opened);
+            return M_ERR;
+        }
+    }
+    if (reg_open(c->o, h, &c->err) < 0) {
+        close_fds(fds, n);
+        return M_ERR;
+    }
+    if (n > 0 && io->attach_fds(io->attach_ctx, fds, n) < 0) {
+        close_fds(fds, n);
+        reg_release(c->o, h, &err);
+        return call_fail(c, PROTO_IO_ERROR, "out of memory");
+    }
+    /* From here the descriptors ride on the next response: should packing
+     * run out of memory, the io_error answer carries them and the client
+     * closes them as strays (its reference then lasts until it
+     * disconnects). */
+    call_result(c);
+    msgpack_pack_array(&c->pk, 2);
+    msgpack_pack_uint64(&c->pk, store_arena_nfiles(a));
+    msgpack_pack_array(&c->pk, n);
+    for (uint32_t k = 0; k < n; k++) {
+        msgpack_pack_array(&c->pk, 2);
+        msgpack_pack_uint16(&c->pk, idx[k]);
+        msgpack_pack_uint64(&c->pk, store_file_size(store_arena_file(a, idx[k])));
+    }
+    return M_OK;
+}
+
 /* One method: its handler, how many params it takes (hello: 0 or 1) and
  * their names for the wrong-count message. */
 struct method_def {
@@ -912,6 +1022,7 @@ static const struct method_def method_table[PROTO_M_COUNT] = {
     [PROTO_M_LOOKUP] = {m_lookup, 1, 1, "[name]"},
     [PROTO_M_UNNAME] = {m_unname, 1, 1, "[name]"},
     [PROTO_M_STAT] = {m_stat, 0, 0, "[]"},
+    [PROTO_M_ARENA_FDS] = {m_arena_fds, 2, 2, "[arena, [file_index, ...]]"},
 };
 
 /* Packs c->err as the response, unless c is a notification. */

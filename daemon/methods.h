@@ -49,7 +49,19 @@ struct methods_out {
     struct obuf *scratch; /* packed bytes not yet in out */
     struct evbuffer *out; /* the connection's output (drains to its socket) */
     struct evbuffer *tmp; /* empty on entry and on return; DRAINS_TO_FD set */
+    /* arena_fds: hands the n descriptors at fds to the connection, to be
+     * sent as SCM_RIGHTS with the first byte of the response packed next
+     * (the connection closes its copies once sent, or when it ends).
+     * Returns 0 (the connection owns them now) or -1 (out of memory: the
+     * caller still owns them). NULL: descriptors cannot be sent here, and
+     * arena_fds answers io_error. */
+    int (*attach_fds)(void *ctx, const int *fds, size_t n);
+    void *attach_ctx;
 };
+
+/* Most descriptors one arena_fds answer carries: the kernel's SCM_MAX_FD,
+ * the most one sendmsg() passes. Reported as hello's limits.max_fds. */
+#define METHODS_MAX_FDS 253u
 
 /* Creates the table over r (borrowed; must outlive the table). Returns NULL
  * when out of memory. Freed with methods_free(). */

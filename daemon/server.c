@@ -87,7 +87,10 @@ struct conn {
     struct evbuffer *tmp;
     struct methods_out io;
     struct reg_owner *owner;
-    uint64_t consumed;       /* input bytes fully handled since the connection began */
+    uint64_t consumed;    /* input bytes fully handled since the connection began */
+    uint64_t sent;        /* output bytes the socket has taken since it began */
+    struct conn_fds *fds; /* descriptors waiting to be sent (see conn_attach_fds) */
+    struct conn_fds *fds_tail;
     uint64_t cutoff;         /* shutdown: messages starting before this are served */
     unsigned reading : 1;    /* read_ev is added */
     unsigned writing : 1;    /* write_ev is added */
@@ -96,6 +99,17 @@ struct conn {
     unsigned eof : 1;        /* the peer will send nothing more */
     unsigned closing : 1;    /* flush the output, then close */
     unsigned dead : 1;       /* waiting for the reaper */
+};
+
+/* Descriptors arena_fds passes: sent as SCM_RIGHTS with the byte at
+ * stream offset pos, the first byte of their response. Owned by the
+ * connection (a FIFO in stream order); the descriptors close once sent or
+ * when the connection is freed. */
+struct conn_fds {
+    struct conn_fds *next;
+    uint64_t pos;
+    size_t n;
+    int fds[];
 };
 
 struct server {
@@ -169,6 +183,13 @@ static void conn_release(struct conn *c)
         evbuffer_free(c->out);
     if (c->tmp != NULL)
         evbuffer_free(c->tmp);
+    while (c->fds != NULL) {
+        struct conn_fds *f = c->fds;
+        c->fds = f->next;
+        for (size_t i = 0; i < f->n; i++)
+            close(f->fds[i]);
+        free(f);
+    }
     free(c->in.p);
     proto_scan_free(c->scan);
     msgpack_zone_destroy(&c->zone);
@@ -253,6 +274,151 @@ static void conn_scratch_clear(struct conn *c)
         conn_shrink_later(c);
 }
 
+/* ---- descriptors with a response (arena_fds) ----
+ *
+ * SCM_RIGHTS descriptors travel with the bytes of one sendmsg(), and the
+ * client finds them with the first byte of the response they belong to.
+ * So arena_fds hands its descriptors to conn_attach_fds() just before it
+ * packs its response, which records that response's offset in the
+ * connection's output stream; conn_send() then writes everything before
+ * that offset as usual, sends the byte at the offset alone with the
+ * descriptors (conn_sendmsg_fds), closes the daemon's copies, and carries
+ * on. Porting to another reply path needs only these two things: the
+ * stream offset where each such response starts, and a sendmsg() of the
+ * byte at that offset with the control message. */
+
+/* Queues n descriptors (taken over) for the response packed next: its
+ * first byte is the current end of the output. Returns 0 or -1 (out of
+ * memory; the caller keeps the descriptors). */
+static int conn_attach_fds(void *ctx, const int *fds, size_t n)
+{
+    struct conn *c = ctx;
+    struct conn_fds *f = malloc(sizeof(*f) + n * sizeof(int));
+
+    if (f == NULL)
+        return -1;
+    f->next = NULL;
+    f->pos = c->sent + evbuffer_get_length(c->out) + c->scratch.len;
+    f->n = n;
+    memcpy(f->fds, fds, n * sizeof(int));
+    if (c->fds_tail != NULL)
+        c->fds_tail->next = f;
+    else
+        c->fds = f;
+    c->fds_tail = f;
+    return 0;
+}
+
+/* Sends the byte at the head descriptor batch's offset (the next byte of
+ * out) with the batch as SCM_RIGHTS, then closes the daemon's copies.
+ * Returns 1 (sent), 0 (the socket is full) or -1 (c was killed). */
+static int conn_sendmsg_fds(struct conn *c)
+{
+    struct conn_fds *f = c->fds;
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int) * METHODS_MAX_FDS)];
+    } u;
+    struct msghdr mh;
+    struct iovec iov;
+    struct cmsghdr *cm;
+    char byte;
+    ssize_t n;
+
+    if (evbuffer_copyout(c->out, &byte, 1) != 1)
+        return 0;
+    memset(&u, 0, sizeof(u));
+    memset(&mh, 0, sizeof(mh));
+    iov.iov_base = &byte;
+    iov.iov_len = 1;
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = u.buf;
+    mh.msg_controllen = CMSG_SPACE(sizeof(int) * f->n);
+    cm = CMSG_FIRSTHDR(&mh);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int) * f->n);
+    memcpy(CMSG_DATA(cm), f->fds, sizeof(int) * f->n);
+    do
+        n = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return 0;
+    if (n != 1) {
+        log_debug("connection %" PRIu64 ": sendmsg: %s", c->id,
+                  n < 0 ? strerror(errno) : "sent nothing");
+        conn_kill(c);
+        return -1;
+    }
+    evbuffer_drain(c->out, 1);
+    c->sent++;
+    c->fds = f->next;
+    if (c->fds == NULL)
+        c->fds_tail = NULL;
+    for (size_t i = 0; i < f->n; i++)
+        close(f->fds[i]);
+    free(f);
+    return 1;
+}
+
+/* conn_send() while descriptor batches wait: moves the packed replies to
+ * out, writes up to each batch's offset and sends the batch, for at most
+ * CONN_WRITE_MAX bytes. Returns 1 when every batch is sent (conn_send()
+ * carries on with the rest), 0 when the socket is full (EV_WRITE armed),
+ * -1 when c was killed. */
+static int conn_send_fds(struct conn *c)
+{
+    size_t budget = CONN_WRITE_MAX;
+
+    if (c->scratch.len > 0) {
+        if (obuf_append_to(c->out, c->scratch.p, c->scratch.len) < 0) {
+            log_err("connection %" PRIu64 ": out of memory queueing replies; closing it", c->id);
+            conn_kill(c);
+            return -1;
+        }
+        conn_scratch_clear(c);
+    }
+    while (c->fds != NULL && budget > 0) {
+        uint64_t before = c->fds->pos - c->sent;
+        int n;
+
+        if (before == 0) {
+            n = conn_sendmsg_fds(c);
+            if (n <= 0)
+                break;
+            budget--;
+            continue;
+        }
+        errno = 0;
+        n = evbuffer_write_atmost(c->out, c->fd, (ev_ssize_t)(before < budget ? before : budget));
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            log_debug("connection %" PRIu64 ": write: %s", c->id, strerror(errno));
+            conn_kill(c);
+            return -1;
+        }
+        if (n == 0 && errno == 0) {
+            log_err("connection %" PRIu64 ": a payload's file ended early (changed behind the "
+                    "daemon's back); closing it",
+                    c->id);
+            conn_kill(c);
+            return -1;
+        }
+        if (n <= 0)
+            break;
+        c->sent += (uint64_t)n;
+        budget = (size_t)n < budget ? budget - (size_t)n : 0;
+    }
+    if (c->dead)
+        return -1;
+    if (c->fds == NULL)
+        return 1;
+    if (!c->writing)
+        event_add(c->write_ev, NULL);
+    c->writing = 1;
+    return 0;
+}
+
 /* Writes what the socket takes: the queued output first, then the packed
  * replies (straight from the packing buffer when nothing is queued, which
  * is the common case), at most CONN_WRITE_MAX bytes. Arms EV_WRITE while
@@ -263,6 +429,11 @@ static int conn_send(struct conn *c)
     size_t budget = CONN_WRITE_MAX;
     int want;
 
+    if (c->fds != NULL) {
+        int rc = conn_send_fds(c);
+        if (rc <= 0)
+            return rc;
+    }
     if (c->scratch.len > 0 && evbuffer_get_length(c->out) == 0) {
         size_t sent = 0;
         /* A Unix socket takes at most its buffer's worth per call, and
@@ -281,6 +452,7 @@ static int conn_send(struct conn *c)
             }
             sent += (size_t)n;
             budget -= (size_t)n;
+            c->sent += (uint64_t)n;
         }
         if (sent < c->scratch.len &&
             obuf_append_to(c->out, c->scratch.p + sent, c->scratch.len - sent) < 0)
@@ -320,6 +492,7 @@ static int conn_send(struct conn *c)
         if (n == 0)
             break;
         budget = (size_t)n < budget ? budget - (size_t)n : 0;
+        c->sent += (uint64_t)n;
     }
     want = evbuffer_get_length(c->out) > 0;
     if (want && !c->writing)
@@ -732,6 +905,8 @@ static int conn_new(struct server *s, evutil_socket_t fd, pid_t peer_pid)
     c->io.scratch = &c->scratch;
     c->io.out = c->out;
     c->io.tmp = c->tmp;
+    c->io.attach_fds = conn_attach_fds;
+    c->io.attach_ctx = c;
     c->id = ++s->next_id;
     c->next = s->conns;
     if (s->conns != NULL)

@@ -26,6 +26,7 @@ enum proto_method {
     PROTO_M_LOOKUP,
     PROTO_M_UNNAME,
     PROTO_M_STAT,
+    PROTO_M_ARENA_FDS,
     PROTO_M_COUNT
 };
 

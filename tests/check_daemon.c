@@ -115,7 +115,7 @@ START_TEST(hello_reports_server_limits_and_methods)
     static const char *const methods[] = {
         "hello",   "writer_new", "push",   "push_many", "writer_len", "finish",      "into_arena",
         "build",   "arena_new",  "get",    "get_many",  "arena_info", "arena_files", "open",
-        "release", "name",       "lookup", "unname",    "stat"};
+        "release", "name",       "lookup", "unname",    "stat",     "arena_fds"};
     struct th_client *c;
     struct th_reply r;
     const msgpack_object *lim, *ms, *v;
