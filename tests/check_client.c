@@ -90,6 +90,24 @@ static farena_client *conn(void)
     return c;
 }
 
+/* Connects with direct reads off, for tests whose subject is the daemon
+ * path itself (request counts, batching, a daemon dying mid-read), which a
+ * direct read would bypass. */
+static farena_client *conn_daemon_path(void)
+{
+    struct farena_connect_options o = FARENA_CONNECT_OPTIONS_INIT;
+    farena_client *c = NULL;
+    char why[320];
+    int rc;
+
+    o.timeout_ms = 10000;
+    o.direct = 0;
+    rc = farena_connect_opts(dmn.sock, &o, &c, why, sizeof(why));
+    ck_assert_msg(rc == 0, "connect: %s: %s", ename(rc), why);
+    ck_assert_int_eq(farena_direct(c), 0);
+    return c;
+}
+
 /* Pushes a C string and returns its location. */
 static farena_loc push_str(farena_client *c, farena_handle w, const char *s)
 {
@@ -860,7 +878,7 @@ START_TEST(batch_megabytes_round_trip)
     farena_client *c;
 
     start(ARGS("--max-message", "256K"));
-    c = conn();
+    c = conn_daemon_path();
     data = malloc((size_t)N * 200000);
     ck_assert_ptr_nonnull(data);
     for (size_t i = 0; i < N; i++) {
@@ -1154,7 +1172,7 @@ START_TEST(get_many_split_fails_late)
 
     memset(big, 'z', sizeof(big));
     start(ARGS("--max-message", "256K"));
-    c = conn();
+    c = conn_daemon_path();
     OK(c, farena_writer_new(c, 0, &w));
     OK(c, farena_push_many(c, w, iov, 3, locs));
     OK(c, farena_into_arena(c, w, &arena));
@@ -1389,7 +1407,7 @@ static int killed_mid_call(int reading)
 
     signal(SIGPIPE, SIG_DFL); /* a SIGPIPE would kill the test */
     start(NULL);
-    c = conn();
+    c = conn_daemon_path();          /* direct reads outlive the daemon: check_direct tests that */
     OK(c, farena_set_timeout(c, 0)); /* the daemon's death must end the wait by itself */
     for (size_t i = 0; i < N; i++) {
         iov[i].iov_base = item;

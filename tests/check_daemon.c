@@ -111,11 +111,11 @@ START_TEST(hello_reports_server_limits_and_methods)
 {
     static const char *const keys[] = {"max_message", "max_batch", "max_depth",   "max_objects",
                                        "max_name",    "file_max",  "max_clients", "max_writers",
-                                       "max_handles", "max_bytes", "min_free"};
+                                       "max_handles", "max_bytes", "min_free",    "max_fds"};
     static const char *const methods[] = {
         "hello",   "writer_new", "push",   "push_many", "writer_len", "finish",      "into_arena",
         "build",   "arena_new",  "get",    "get_many",  "arena_info", "arena_files", "open",
-        "release", "name",       "lookup", "unname",    "stat",     "arena_fds"};
+        "release", "name",       "lookup", "unname",    "stat",       "arena_fds"};
     struct th_client *c;
     struct th_reply r;
     const msgpack_object *lim, *ms, *v;
@@ -275,8 +275,8 @@ START_TEST(stat_counts_requests_errors_and_objects)
     ck_assert_uint_eq(th_map_u64(r.result, "bytes_written"), 5);
     req = th_map_get(r.result, "requests");
     err = th_map_get(r.result, "errors");
-    ck_assert_uint_eq(req->via.map.size, 19);
-    ck_assert_uint_eq(err->via.map.size, 19);
+    ck_assert_uint_eq(req->via.map.size, 20);
+    ck_assert_uint_eq(err->via.map.size, 20);
     ck_assert_uint_eq(th_map_u64(req, "push"), 2);
     ck_assert_uint_eq(th_map_u64(err, "push"), 1);
     ck_assert_uint_eq(th_map_u64(req, "writer_new"), 1);
