@@ -2,6 +2,19 @@
 # shared library's exported symbols, the farena command, the Python module.
 
 farena_check(check_client SOURCES check_client.c LIBS farena farena_testharness TIMEOUT 300)
+# The same suite with direct reads off (FARENA_DIRECT=0): both read paths
+# must give the same results and error codes.
+add_test(NAME check_client_daemon_path COMMAND check_client)
+set_tests_properties(check_client_daemon_path PROPERTIES
+    TIMEOUT 300
+    ENVIRONMENT "CK_DEFAULT_TIMEOUT=300;FARENA_DIRECT=0")
+
+# Direct reads (arena_fds, descriptors, the read handle), run in both modes.
+farena_check(check_direct SOURCES check_direct.c LIBS farena farena_testharness TIMEOUT 300)
+add_test(NAME check_direct_daemon_path COMMAND check_direct)
+set_tests_properties(check_direct_daemon_path PROPERTIES
+    TIMEOUT 300
+    ENVIRONMENT "CK_DEFAULT_TIMEOUT=300;FARENA_DIRECT=0")
 
 # Only farena_* symbols leave libfarena.so, and its SONAME is the ABI major's.
 add_test(NAME client_exports
