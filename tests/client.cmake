@@ -41,4 +41,11 @@ if(Python3_Interpreter_FOUND AND NOT CMAKE_C_FLAGS MATCHES "-fsanitize")
     set_tests_properties(client_python PROPERTIES
         TIMEOUT 120
         ENVIRONMENT "FARENA_LIB=$<TARGET_FILE:farena>;FARENA_PYTHON_DIR=${PROJECT_SOURCE_DIR}/client/python")
+    # Again with direct reads off.
+    add_test(NAME client_python_daemon_path
+             COMMAND Python3::Interpreter ${CMAKE_CURRENT_SOURCE_DIR}/test_python.py
+                     $<TARGET_FILE:farenad>)
+    set_tests_properties(client_python_daemon_path PROPERTIES
+        TIMEOUT 120
+        ENVIRONMENT "FARENA_DIRECT=0;FARENA_LIB=$<TARGET_FILE:farena>;FARENA_PYTHON_DIR=${PROJECT_SOURCE_DIR}/client/python")
 endif()

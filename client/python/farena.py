@@ -21,17 +21,27 @@ handle of 2**64 or more) raises ValueError before anything is sent.
 The shared library is found through $FARENA_LIB (a path), else next to this
 file, else ctypes.util.find_library("farena"). Standard library only.
 
-A Client is not thread-safe: use one per thread, or serialise calls. After
-os.fork() a Client belongs to the parent; the child must open its own.
+A Client is not thread-safe: use one per thread, or serialise calls. A
+Reader (Client.reader(arena)) is: any number of threads read one arena
+through it at once. After os.fork() a Client or Reader belongs to the
+parent; the child must open its own.
+
+Arenas a Client holds (built by it, or opened) are read directly from their
+files by libfarena (see farena.h, "Direct reads"): Client(direct=False) or
+FARENA_DIRECT=0 turns that off. get_many_views() reads many locations in
+one library call and returns memoryviews into one buffer.
 """
 
+import array
 import ctypes
 import ctypes.util
+import itertools
 import operator
 import os
+import sys
 from collections import namedtuple
 
-__all__ = ["Client", "Loc", "FarenaError", "version", "strerror", "library_path"]
+__all__ = ["Client", "Reader", "Loc", "FarenaError", "version", "strerror", "library_path"]
 
 Loc = namedtuple("Loc", ["file_index", "offset", "len"])
 Loc.__doc__ = "Where a payload lives in an arena: file index, byte offset, length."
@@ -52,6 +62,11 @@ class _CIovec(ctypes.Structure):
 
 _LIMIT_NAMES = ["max_message", "max_batch", "max_depth", "max_objects", "max_name", "file_max",
                 "max_clients", "max_writers", "max_handles", "max_bytes", "min_free"]
+
+
+class _CConnectOptions(ctypes.Structure):
+    _fields_ = [("size", ctypes.c_size_t), ("timeout_ms", ctypes.c_int),
+                ("direct", ctypes.c_int), ("max_fds", ctypes.c_uint)]
 
 
 class _CLimits(ctypes.Structure):
@@ -140,6 +155,14 @@ for _name, _res, _args in [
     ("farena_stat", _I, [_P, ctypes.POINTER(_CStat)]),
     ("farena_buf_clear", None, [_BUFP]),
     ("farena_buf_free", None, [_BUFP]),
+    ("farena_connect_opts", _I, [ctypes.c_char_p, ctypes.POINTER(_CConnectOptions),
+                                 ctypes.POINTER(_P), ctypes.c_char_p, _SZ]),
+    ("farena_direct", _I, [_P]),
+    ("farena_reader_open", _I, [_P, _H, ctypes.POINTER(_P)]),
+    ("farena_reader_close", None, [_P]),
+    ("farena_reader_get_into", _I, [_P, _CLoc, _BUFP]),
+    ("farena_reader_get_str_into", _I, [_P, _CLoc, _BUFP]),
+    ("farena_reader_get_many_into", _I, [_P, ctypes.POINTER(_CLoc), _SZ, _BUFP]),
 ]:
     _fn = getattr(_lib, _name)
     _fn.restype = _res
@@ -243,6 +266,37 @@ def _c_loc(loc):
                  _uint(n, _U32_MAX, "len"))
 
 
+def _c_locs(locs):
+    """(a ctypes array of farena_loc over one buffer, their lengths) from an
+    iterable of Locs or triples, converted at C speed: a farena_loc is
+    (uint16, 2 bytes of padding, uint32, uint32), which on a little-endian
+    machine is three uint32s whose first is the file index."""
+    if not isinstance(locs, (list, tuple)):
+        locs = list(locs)
+    if sys.byteorder == "little":
+        try:
+            flat = array.array("I", itertools.chain.from_iterable(locs))
+        except OverflowError:
+            raise ValueError("a location field is outside its range") from None
+        except TypeError:
+            flat = None
+        if flat is not None and len(flat) % 3 == 0:
+            n = len(flat) // 3
+            if n and max(flat[0::3]) > _U16_MAX:
+                raise ValueError("a file index is above 65535")
+            arr = (_CLoc * n).from_buffer(flat) if n else None
+            return arr, flat[2::3], flat
+    cl = [_c_loc(x) for x in locs]
+    return (_CLoc * len(cl))(*cl) if cl else None, [x.len for x in cl], None
+
+
+def _views(data, lens):
+    """memoryviews of data cut at the lengths lens, in order."""
+    mv = memoryview(data)
+    offs = list(itertools.accumulate(lens, initial=0))
+    return [mv[a:b] for a, b in zip(offs, offs[1:])]
+
+
 def _c_name(name):
     """The bytes of an arena name (str as UTF-8)."""
     b = name.encode("utf-8") if isinstance(name, str) else bytes(name)
@@ -255,17 +309,22 @@ class Client:
     """One connection to farenad; a context manager that closes it.
 
     socket_path: None for $FARENA_SOCKET or the default path; timeout: None
-    to wait forever, else seconds (connecting and every later call).
+    to wait forever, else seconds (connecting and every later call);
+    direct: read held arenas directly (default; FARENA_DIRECT=0 also turns
+    it off); max_fds: descriptors kept for that (0: the library's default).
     """
 
-    def __init__(self, socket_path=None, timeout=None):
+    def __init__(self, socket_path=None, timeout=None, direct=True, max_fds=0):
         self._c = None
         self._buf = _CBuf()
+        self._bufp = ctypes.byref(self._buf)
         path = os.fsencode(socket_path) if socket_path is not None else None
-        ms = _ms(timeout)
+        opts = _CConnectOptions(ctypes.sizeof(_CConnectOptions), _ms(timeout),
+                                1 if direct else 0, _uint(max_fds, _U32_MAX, "max_fds"))
         handle = ctypes.c_void_p()
         why = ctypes.create_string_buffer(320)
-        rc = _lib.farena_connect_ex(path, ms, ctypes.byref(handle), why, len(why))
+        rc = _lib.farena_connect_opts(path, ctypes.byref(opts), ctypes.byref(handle), why,
+                                      len(why))
         if rc != 0:
             raise _error(rc, why.value.decode("utf-8", "replace"))
         self._c = handle
@@ -401,18 +460,20 @@ class Client:
 
     def _take(self):
         """The bytes in the reused buffer, which is then emptied."""
-        data = ctypes.string_at(self._buf.data, self._buf.len) if self._buf.len else b""
-        if self._buf.cap > (16 << 20):
-            _lib.farena_buf_free(ctypes.byref(self._buf))
+        buf = self._buf
+        data = ctypes.string_at(buf.data, buf.len) if buf.len else b""
+        if buf.cap > (16 << 20):
+            _lib.farena_buf_free(self._bufp)
         else:
-            _lib.farena_buf_clear(ctypes.byref(self._buf))
+            buf.len = 0  # farena_buf_clear without a library call
         return data
 
     def get(self, arena, loc):
         """Returns the payload at loc (a Loc or a triple) as bytes."""
-        _lib.farena_buf_clear(ctypes.byref(self._buf))
-        self._check(_lib.farena_get_into(self._client(), _h(arena), _c_loc(loc),
-                                         ctypes.byref(self._buf)))
+        rc = _lib.farena_get_into(self._client(), _h(arena), _c_loc(loc), self._bufp)
+        if rc != 0:
+            _lib.farena_buf_clear(self._bufp)
+            self._check(rc)
         return self._take()
 
     def get_into(self, arena, loc, out):
@@ -444,6 +505,27 @@ class Client:
             out.append(data[at:at + x.len])
             at += x.len
         return out
+
+    def get_many_views(self, arena, locs):
+        """Reads every loc in one library call (direct reads: one pread
+        each; else pipelined requests) and returns a list of memoryviews, in
+        order, all into one bytes buffer: no per-item call or copy. locs is
+        any iterable of Locs or (file_index, offset, len) triples."""
+        arr, lens, _keep = _c_locs(locs)
+        if arr is None:
+            return []
+        self._check(_lib.farena_get_many_into(self._client(), _h(arena), arr, len(arr),
+                                              self._bufp))
+        return _views(self._take(), lens)
+
+    @property
+    def direct(self):
+        """True when this client reads held arenas directly."""
+        return bool(_lib.farena_direct(self._client()))
+
+    def reader(self, arena):
+        """A Reader on arena: any number of threads may use it at once."""
+        return Reader(self, arena)
 
     def arena_info(self, arena):
         """Returns {"files", "bytes", "refs", "name" (str or None)}."""
@@ -504,3 +586,86 @@ class Client:
                     per[m.decode()] = getattr(st, key)[i]
             out[key] = per
         return out
+
+
+class Reader:
+    """A read handle on one arena that any number of threads use at once
+    (the crate's FileArena shared between threads): libfarena's
+    farena_reader. It has its own connection to the daemon, holding one
+    reference to the arena until close(), so it outlives the Client that
+    made it. Reads of files whose descriptor was fetched take no lock and
+    release the GIL while they read. A context manager that closes it; no
+    thread may be using it then."""
+
+    def __init__(self, client, arena):
+        self._r = None
+        handle = ctypes.c_void_p()
+        client._check(_lib.farena_reader_open(client._client(), _h(arena), ctypes.byref(handle)))
+        self._r = handle
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def close(self):
+        """Closes the reader (its descriptors, connection and reference).
+        Idempotent."""
+        if self._r is not None:
+            _lib.farena_reader_close(self._r)
+            self._r = None
+
+    def _reader(self):
+        if self._r is None:
+            raise _error(-101, "the reader is closed")
+        return self._r
+
+    @staticmethod
+    def _take(buf):
+        """The bytes of a call's own buffer, which is then freed."""
+        data = ctypes.string_at(buf.data, buf.len) if buf.len else b""
+        _lib.farena_buf_free(ctypes.byref(buf))
+        return data
+
+    @staticmethod
+    def _check(rc, buf):
+        if rc != 0:
+            _lib.farena_buf_free(ctypes.byref(buf))
+            raise _error(rc)  # readers keep no message (threads share them)
+
+    def get(self, loc):
+        """Returns the payload at loc (a Loc or a triple) as bytes."""
+        buf = _CBuf()
+        self._check(_lib.farena_reader_get_into(self._reader(), _c_loc(loc),
+                                                ctypes.byref(buf)), buf)
+        return self._take(buf)
+
+    def get_str(self, loc):
+        """Returns the payload at loc as str; Utf8Error if it is not UTF-8."""
+        buf = _CBuf()
+        self._check(_lib.farena_reader_get_str_into(self._reader(), _c_loc(loc),
+                                                    ctypes.byref(buf)), buf)
+        return self._take(buf).decode("utf-8")
+
+    def get_many_views(self, locs):
+        """Like Client.get_many_views: one library call, memoryviews into
+        one buffer."""
+        arr, lens, _keep = _c_locs(locs)
+        if arr is None:
+            return []
+        buf = _CBuf()
+        self._check(_lib.farena_reader_get_many_into(self._reader(), arr, len(arr),
+                                                     ctypes.byref(buf)), buf)
+        return _views(self._take(buf), lens)
+
+    def get_many(self, locs):
+        """The payloads at every loc, in order, as a list of bytes."""
+        return [bytes(v) for v in self.get_many_views(locs)]
