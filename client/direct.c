@@ -466,7 +466,6 @@ int farena_direct(const farena_client *c)
  * use it. The private connection conn owns the descriptors (its direct
  * state) and the reader's reference; mu serialises every use of conn. */
 struct farena_reader {
-    pid_t pid;
     farena_handle arena;
     uint32_t nfiles; /* 0: everything goes through conn */
     _Atomic int *fds;
@@ -523,7 +522,6 @@ int farena_reader_open(farena_client *c, farena_handle arena, farena_reader **ou
             atomic_init(&r->fds[i], DR_UNFETCHED);
         r->nfiles = (uint32_t)info.files;
     }
-    r->pid = c->pid;
     r->arena = arena;
     r->max_message = r->conn->max_message;
     *out = r;
@@ -603,7 +601,7 @@ static int reader_get(farena_reader *r, farena_loc loc, farena_buf *buf, int utf
 
     if (r == NULL || !reader_buf_ok(buf))
         return FARENA_EINVAL;
-    if (getpid() != r->pid)
+    if (cl_forked(r->conn))
         return FARENA_EFORK;
     if (proto_size_bin(loc.len) > r->max_message - cl_resp_overhead())
         return FARENA_ETOOLARGE;
@@ -651,7 +649,7 @@ int farena_reader_get_many_into(farena_reader *r, const farena_loc *locs, size_t
 
     if (r == NULL || (locs == NULL && n > 0) || !reader_buf_ok(buf))
         return FARENA_EINVAL;
-    if (getpid() != r->pid)
+    if (cl_forked(r->conn))
         return FARENA_EFORK;
     if (n == 0)
         return 0;

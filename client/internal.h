@@ -79,7 +79,11 @@ struct dr_arena {
 /* The client. Allocated by farena_connect_ex(), freed by farena_close(). */
 struct farena_client {
     int fd;
-    pid_t pid;      /* the process that connected */
+    pid_t pid; /* the process that connected */
+    /* A page fork() gives the child zeroed (MADV_WIPEONFORK), holding 1 in
+     * the process that connected: tells a forked child without a getpid()
+     * system call per call. NULL where the kernel lacks it (getpid then). */
+    uint8_t *alive;
     int timeout_ms; /* 0 = none */
     int broken;     /* the FARENA_E... that made the connection unusable */
     uint32_t next_msgid;
@@ -130,6 +134,9 @@ struct farena_client {
 
 /* Sets c's message (printf-style) and returns err. */
 int cl_fail(farena_client *c, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Whether this process is not the one that connected c (a forked child). */
+int cl_forked(const farena_client *c);
 
 /* Checks that c may make a call now (not NULL, same process, not broken) and
  * clears its message. Returns 0 or the FARENA_E... code. */

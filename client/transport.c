@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
@@ -31,6 +32,8 @@
 #define BUF_KEEP    (16u << 20)
 /* Bytes of requests packed ahead of what the socket has taken. */
 #define TX_WINDOW (1u << 20)
+/* The size of the page behind farena_client.alive. */
+#define ALIVE_PAGE 4096
 /* What the response scanner tolerates beyond the daemon's max_message. */
 #define RX_SLACK (64u << 10)
 
@@ -53,12 +56,20 @@ static int cl_break(farena_client *c, int err)
     return err;
 }
 
+/* Whether c was connected by another process (we are a forked child). */
+int cl_forked(const farena_client *c)
+{
+    if (c->alive != NULL)
+        return *c->alive != 1;
+    return getpid() != c->pid;
+}
+
 /* Checks the client may be used now and clears its message. */
 int cl_ready(farena_client *c)
 {
     if (c == NULL)
         return FARENA_EINVAL;
-    if (getpid() != c->pid)
+    if (cl_forked(c))
         return cl_fail(c, FARENA_EFORK,
                        "this client was connected by process %ld; a forked child must "
                        "connect its own",
@@ -773,6 +784,18 @@ static farena_client *client_new(void)
         return NULL;
     c->fd = -1;
     c->pid = getpid();
+#ifdef MADV_WIPEONFORK
+    {
+        void *page =
+            mmap(NULL, ALIVE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (page != MAP_FAILED && madvise(page, ALIVE_PAGE, MADV_WIPEONFORK) == 0) {
+            c->alive = page;
+            *c->alive = 1;
+        } else if (page != MAP_FAILED) {
+            munmap(page, ALIVE_PAGE);
+        }
+    }
+#endif
     c->next_msgid = 1;
     c->max_message = PROTO_MAX_MESSAGE_DEFAULT;
     c->max_batch = PROTO_MAX_BATCH_DEFAULT;
@@ -802,6 +825,8 @@ static void client_free(farena_client *c)
     free(c->tx);
     free(c->rx);
     free(c->reqs);
+    if (c->alive != NULL)
+        munmap(c->alive, ALIVE_PAGE);
     free(c);
 }
 
@@ -906,7 +931,7 @@ void farena_close(farena_client *c)
     /* shutdown() acts on the socket every process shares, so only the
      * process that connected may end the connection: the daemon then sees
      * the close at once even if a child still holds a copy of the fd. */
-    if (c->fd >= 0 && getpid() == c->pid)
+    if (c->fd >= 0 && !cl_forked(c))
         shutdown(c->fd, SHUT_RDWR);
     client_free(c);
 }
@@ -924,7 +949,7 @@ int farena_set_timeout(farena_client *c, int timeout_ms)
 {
     if (c == NULL)
         return FARENA_EINVAL;
-    if (getpid() != c->pid)
+    if (cl_forked(c))
         return cl_ready(c);
     if (timeout_ms < 0)
         return cl_fail(c, FARENA_EINVAL, "timeout must be >= 0 ms");
