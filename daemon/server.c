@@ -335,7 +335,7 @@ static int conn_sendmsg_fds(struct conn *c)
     mh.msg_iovlen = 1;
     mh.msg_control = u.buf;
     mh.msg_controllen = CMSG_SPACE(sizeof(int) * f->n);
-    cm = CMSG_FIRSTHDR(&mh);
+    cm = &u.h; /* CMSG_FIRSTHDR(&mh): the buffer is aligned and large enough */
     cm->cmsg_level = SOL_SOCKET;
     cm->cmsg_type = SCM_RIGHTS;
     cm->cmsg_len = CMSG_LEN(sizeof(int) * f->n);
