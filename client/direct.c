@@ -451,6 +451,34 @@ int dr_get_many(farena_client *c, farena_handle arena, const farena_loc *locs, s
     return 0;
 }
 
+/* A held arena's descriptor for bindings that pread themselves. */
+int farena_direct_file(farena_client *c, farena_handle arena, uint16_t file_index, int *fd,
+                       uint64_t *size)
+{
+    struct dr_arena *d;
+    uint16_t idx = file_index;
+    int err = cl_ready(c);
+
+    if (err != 0)
+        return err;
+    if (fd == NULL || size == NULL || arena == 0)
+        return cl_fail(c, FARENA_EINVAL, arena == 0 ? "arena handle 0" : "fd or size is NULL");
+    if (!c->direct || (d = dr_find(c, arena)) == NULL)
+        return 0;
+    if (d->nfiles == 0 || (file_index < d->nfiles && d->files[file_index].fd == DR_UNFETCHED)) {
+        err = dr_ensure(c, d, &idx, 1);
+        if (err == DR_FALLBACK)
+            return 0;
+        if (err != 0)
+            return err;
+    }
+    if (file_index >= d->nfiles || d->files[file_index].fd < 0)
+        return 0;
+    *fd = d->files[file_index].fd;
+    *size = d->files[file_index].size;
+    return 1;
+}
+
 /* Tells whether c reads held arenas directly. */
 int farena_direct(const farena_client *c)
 {

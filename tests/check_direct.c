@@ -752,6 +752,39 @@ START_TEST(daemon_gone_descriptors_stay)
 }
 END_TEST
 
+/* farena_direct_file gives bindings the descriptor and size of a held
+ * arena's file (1), or says to use the get functions (0). */
+START_TEST(direct_file_for_bindings)
+{
+    farena_loc locs[6];
+    farena_client *c, *other;
+    farena_handle arena;
+    uint64_t size = 0;
+    uint8_t b[300];
+    int fd = -1;
+
+    start();
+    c = conn();
+    other = conn();
+    arena = build_arena(c, 2, 6, locs);
+    ck_assert_int_eq(farena_direct_file(c, arena, 1, &fd, &size), direct_mode());
+    if (direct_mode()) {
+        ck_assert_uint_eq(size, pattern_len(1) + pattern_len(3) + pattern_len(5));
+        ck_assert_int_eq(pread(fd, b, locs[3].len, locs[3].offset), (ssize_t)locs[3].len);
+        ck_assert(payload_ok(3, b, locs[3].len));
+    }
+    ck_assert_int_eq(farena_direct_file(c, arena, 2, &fd, &size), 0);     /* not in the arena */
+    ck_assert_int_eq(farena_direct_file(other, arena, 0, &fd, &size), 0); /* not held */
+    FAILS(c, FARENA_EINVAL, farena_direct_file(c, arena, 0, NULL, &size));
+    FAILS(c, FARENA_EINVAL, farena_direct_file(c, 0, 0, &fd, &size));
+    OK(c, farena_release(c, arena));
+    ck_assert_int_eq(farena_direct_file(c, arena, 1, &fd, &size), 0);
+    ck_assert_int_eq(scratch_fds(), 0);
+    farena_close(other);
+    farena_close(c);
+}
+END_TEST
+
 /* ---- the read handle ---- */
 
 enum { RN = 2000, RFILES = 4, RTHREADS = 16 };
@@ -907,6 +940,7 @@ static Suite *direct_suite(void)
     tcase_add_test(tc, fork_rule);
     tcase_add_test(tc, daemon_gone_descriptors_stay);
     tcase_add_test(tc, connect_options);
+    tcase_add_test(tc, direct_file_for_bindings);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("reader");

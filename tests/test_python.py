@@ -262,6 +262,25 @@ class FarenaTest(unittest.TestCase):
             with self.assertRaises(farena.OutOfBoundsError) as e:
                 cl.get(arena, (0, 1 << 20, 1))
             self.assertIn("is past the end of file 0", e.exception.message)
+        # A forked child never reads through the parent's descriptors.
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                try:
+                    c.get(arena, locs[1])
+                except farena.ForkError:
+                    code = 0
+            finally:
+                os._exit(code)
+        _, ws = os.waitpid(pid, 0)
+        self.assertEqual(os.waitstatus_to_exitcode(ws), 0)
+        # Released by both: gone, whatever c learnt of its files.
+        self.assertEqual(c.get(arena, locs[1]), payloads[1])
+        off.release(arena)
+        c.release(arena)
+        with self.assertRaises(farena.NoSuchHandleError):
+            c.get(arena, locs[1])
 
     def test_reader_threads(self):
         c = self.client()

@@ -314,6 +314,22 @@ FARENA_API int farena_connect_opts(const char *socket_path,
  * the environment, and offered by the daemon), else 0 (also for NULL). */
 FARENA_API int farena_direct(const farena_client *c);
 
+/* For language bindings that read with their own pread() (a foreign call
+ * per get costs more than the read): when c reads arena directly and has a
+ * descriptor of its file file_index (fetched now if needed, as a get
+ * would), stores it in *fd and the file's size in *size and returns 1.
+ * Returns 0 when gets of that file go through the get functions: the arena
+ * is not held, direct reads are off, the descriptor budget is spent, or the
+ * index is not in the arena. The descriptor belongs to c and is read-only:
+ * never close it; it stays valid until the last reference c holds to the
+ * arena is released with farena_release(), or c is closed; a forked child
+ * must not use it. A binding must check locations against *size as
+ * farena_get_into does (offset + len <= size, in 64 bits), and use the get
+ * functions for anything else (they give the errors and messages).
+ * Errors: FARENA_EINVAL (fd or size NULL, arena 0) and the common ones. */
+FARENA_API int farena_direct_file(farena_client *c, farena_handle arena, uint16_t file_index,
+                                  int *fd, uint64_t *size);
+
 /* Closes the connection and frees the client; NULL is a no-op. The daemon
  * then discards this connection's writers and unbuilt files and drops its
  * arena references (arenas bound to a name or held by other connections

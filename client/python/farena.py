@@ -39,6 +39,7 @@ import itertools
 import operator
 import os
 import sys
+import weakref
 from collections import namedtuple
 
 __all__ = ["Client", "Reader", "Loc", "FarenaError", "version", "strerror", "library_path"]
@@ -165,6 +166,8 @@ for _name, _res, _args in [
     ("farena_connect_opts", _I, [ctypes.c_char_p, ctypes.POINTER(_CConnectOptions),
                                  ctypes.POINTER(_P), ctypes.c_char_p, _SZ]),
     ("farena_direct", _I, [_P]),
+    ("farena_direct_file", _I, [_P, _H, ctypes.c_uint16, ctypes.POINTER(ctypes.c_int),
+                                ctypes.POINTER(ctypes.c_uint64)]),
     ("farena_reader_open", _I, [_P, _H, ctypes.POINTER(_P)]),
     ("farena_reader_close", None, [_P]),
     ("farena_reader_get_into", _I, [_P, _CLoc, _BUFP]),
@@ -177,6 +180,20 @@ for _name, _res, _args in [
 
 
 _get_into = _lib.farena_get_into
+_pread = os.pread
+
+# Every open Client, so that a forked child drops what they learnt of the
+# parent's descriptors (its calls then fail with ForkError, as libfarena's).
+_clients = weakref.WeakSet()
+
+
+def _forget_descriptors_after_fork():
+    for c in list(_clients):
+        c._files = {}
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_descriptors_after_fork)
 
 
 def version():
@@ -326,6 +343,9 @@ class Client:
 
     def __init__(self, socket_path=None, timeout=None, direct=True, max_fds=0):
         self._c = None
+        # arena -> {file_index: (fd, size) of libfarena's direct-read
+        # descriptor, or None: read through the library}. See get().
+        self._files = {}
         self._buf = _CBuf()
         self._bufp = ctypes.byref(self._buf)
         self._bufb = _CBufBytes.from_buffer(self._buf)
@@ -339,6 +359,8 @@ class Client:
         if rc != 0:
             raise _error(rc, why.value.decode("utf-8", "replace"))
         self._c = handle
+        self._direct = bool(_lib.farena_direct(handle))
+        _clients.add(self)
 
     def __enter__(self):
         return self
@@ -356,6 +378,7 @@ class Client:
     def close(self):
         """Closes the connection; this connection's writers and unbuilt files
         are discarded, its arena references dropped. Idempotent."""
+        self._files = {}
         if self._c is not None:
             _lib.farena_close(self._c)
             self._c = None
@@ -482,9 +505,20 @@ class Client:
 
     def get(self, arena, loc):
         """Returns the payload at loc (a Loc or a triple) as bytes."""
-        # The hot path of one-at-a-time reads: the range checks of _h and
-        # _c_loc inlined, the library called once.
+        # Direct reads of a held arena: os.pread on libfarena's descriptor
+        # of the file (farena_direct_file), the location checked against the
+        # file's size; anything else (not held, out of bounds, an error)
+        # takes the library call below, which gives the errors and messages.
         i, off, n = loc
+        files = self._files.get(arena)
+        if files is not None:
+            f = files.get(i)
+            if f is not None and 0 <= off and 0 <= n and off + n <= f[1]:
+                data = _pread(f[0], n, off)
+                if len(data) == n:
+                    return data
+        elif self._direct:
+            files = self._files[arena] = {}
         c = self._c
         if (c is None or type(arena) is not int or not 0 < arena <= _U64_MAX
                 or not 0 <= i <= _U16_MAX or not 0 <= off <= _U32_MAX or not 0 <= n <= _U32_MAX):
@@ -494,7 +528,15 @@ class Client:
         rc = _get_into(c, arena, cloc, self._bufp)
         if rc != 0:
             self._check(rc)
+        if files is not None and i not in files:
+            self._learn(files, arena, i)
         return self._take()
+
+    def _learn(self, files, arena, i):
+        """Remembers libfarena's descriptor of arena's file i, or None."""
+        fd, size = ctypes.c_int(), ctypes.c_uint64()
+        rc = _lib.farena_direct_file(self._c, arena, i, ctypes.byref(fd), ctypes.byref(size))
+        files[i] = (fd.value, size.value) if rc == 1 else None
 
     def get_into(self, arena, loc, out):
         """Appends the payload at loc to the bytearray out."""
@@ -570,10 +612,12 @@ class Client:
 
     def open(self, arena):
         """Takes one more reference to the arena for this connection."""
+        self._files.pop(arena, None)  # now held: learn its descriptors again
         self._check(_lib.farena_open(self._client(), _h(arena)))
 
     def release(self, handle):
         """Drops this connection's writer, file or one arena reference."""
+        self._files.pop(handle, None)  # libfarena may close its descriptors
         self._check(_lib.farena_release(self._client(), _h(handle)))
 
     def name(self, arena, name):
