@@ -772,6 +772,11 @@ START_TEST(direct_file_for_bindings)
         ck_assert_uint_eq(size, pattern_len(1) + pattern_len(3) + pattern_len(5));
         ck_assert_int_eq(pread(fd, b, locs[3].len, locs[3].offset), (ssize_t)locs[3].len);
         ck_assert(payload_ok(3, b, locs[3].len));
+        /* What libfarena received: read-only and close-on-exec. */
+        ck_assert_int_eq(fcntl(fd, F_GETFL) & O_ACCMODE, O_RDONLY);
+        ck_assert_int_ne(fcntl(fd, F_GETFD) & FD_CLOEXEC, 0);
+        ck_assert_int_eq(pwrite(fd, "x", 1, 0), -1);
+        ck_assert_int_ne(ftruncate(fd, 0), 0);
     }
     ck_assert_int_eq(farena_direct_file(c, arena, 2, &fd, &size), 0);     /* not in the arena */
     ck_assert_int_eq(farena_direct_file(other, arena, 0, &fd, &size), 0); /* not held */
