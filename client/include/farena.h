@@ -77,7 +77,8 @@
  *   uses them (the rule of Processes holds). Direct reads are on by
  *   default; the direct option of farena_connect_opts() or FARENA_DIRECT=0
  *   in the environment turns them off. They are invisible to the daemon's
- *   counters: a direct get is not counted in stat's requests.
+ *   counters: a direct get is not counted in stat's requests. References
+ *   taken or dropped through farena_call_raw() are not counted as held.
  */
 #ifndef FARENA_H
 #define FARENA_H
