@@ -5,8 +5,13 @@
  * request bytes are pending the engine polls for both directions at once and
  * reads whatever the daemon answers, so neither side can wedge the other
  * however large a batch is. Only when every request byte is sent does it
- * block in recv() (bounded by SO_RCVTIMEO when a timeout is set): that saves
- * a poll() per round trip on the common small call. */
+ * block in recvmsg() (bounded by SO_RCVTIMEO when a timeout is set): that
+ * saves a poll() per round trip on the common small call.
+ *
+ * Every read is a recvmsg() with room for descriptors (MSG_CMSG_CLOEXEC):
+ * arena_fds answers carry them (SCM_RIGHTS). They wait in a FIFO, tagged
+ * with their stream offset, until the answer they came with claims them
+ * (cl_fds_claim); any that no answer claims are closed. */
 #include "internal.h"
 
 #include <errno.h>
@@ -775,6 +780,24 @@ static int do_hello(farena_client *c)
     return make_scanner(c);
 }
 
+/* Maps the page that tells a forked child (see farena_client.alive); the
+ * client falls back to getpid() where the kernel has no MADV_WIPEONFORK. */
+static void alive_init(farena_client *c)
+{
+#ifdef MADV_WIPEONFORK
+    void *page = mmap(NULL, ALIVE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+    if (page != MAP_FAILED && madvise(page, ALIVE_PAGE, MADV_WIPEONFORK) == 0) {
+        c->alive = page;
+        *c->alive = 1;
+    } else if (page != MAP_FAILED) {
+        munmap(page, ALIVE_PAGE);
+    }
+#else
+    (void)c;
+#endif
+}
+
 /* Allocates an unconnected client. */
 static farena_client *client_new(void)
 {
@@ -784,18 +807,6 @@ static farena_client *client_new(void)
         return NULL;
     c->fd = -1;
     c->pid = getpid();
-#ifdef MADV_WIPEONFORK
-    {
-        void *page =
-            mmap(NULL, ALIVE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (page != MAP_FAILED && madvise(page, ALIVE_PAGE, MADV_WIPEONFORK) == 0) {
-            c->alive = page;
-            *c->alive = 1;
-        } else if (page != MAP_FAILED) {
-            munmap(page, ALIVE_PAGE);
-        }
-    }
-#endif
     c->next_msgid = 1;
     c->max_message = PROTO_MAX_MESSAGE_DEFAULT;
     c->max_batch = PROTO_MAX_BATCH_DEFAULT;
@@ -810,6 +821,7 @@ static farena_client *client_new(void)
         free(c);
         return NULL;
     }
+    alive_init(c);
     return c;
 }
 
