@@ -297,7 +297,7 @@ static int dr_fail(struct dr_msg m, int err, const char *fmt, ...)
 
 /* The daemon's bounds check (store_check), with its texts: the file index
  * must be in the arena, offset + len within the file (64-bit sums).
- * prefix_item >= 0 prefixes "item K: " as get_many does. */
+ * item >= 0 prefixes "item K: " as get_many does. */
 static int dr_check(struct dr_msg m, uint32_t nfiles, const struct dr_file *files, farena_loc loc,
                     long long item)
 {

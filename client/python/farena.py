@@ -552,21 +552,10 @@ class Client:
     def get_many(self, arena, locs):
         """Returns the payloads at every loc, in order, as a list of bytes.
 
-        Any number of locations: libfarena splits and pipelines the requests."""
-        locs = [_c_loc(x) for x in locs]
-        n = len(locs)
-        if n == 0:
-            return []
-        arr = (_CLoc * n)(*locs)
-        _lib.farena_buf_clear(ctypes.byref(self._buf))
-        self._check(_lib.farena_get_many_into(self._client(), _h(arena), arr, n,
-                                              ctypes.byref(self._buf)))
-        data = self._take()
-        out, at = [], 0
-        for x in locs:
-            out.append(data[at:at + x.len])
-            at += x.len
-        return out
+        Any number of locations: libfarena splits and pipelines the requests
+        (or reads a held arena directly). get_many_views() avoids the
+        per-item copies."""
+        return [bytes(v) for v in self.get_many_views(arena, locs)]
 
     def get_many_views(self, arena, locs):
         """Reads every loc in one library call (direct reads: one pread
