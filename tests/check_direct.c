@@ -401,6 +401,123 @@ START_TEST(arena_fds_errors_and_plain_recv)
 }
 END_TEST
 
+/* Descriptors ride on the first byte of their own response even when the
+ * daemon must wait for the socket: arena_fds requests pipelined between
+ * 2 MiB gets (sent with sendfile) on a client that reads nothing for a
+ * while; every batch arrives as the last byte of a read, which is the first
+ * byte of an arena_fds answer, and holds the file that answer names. */
+START_TEST(arena_fds_behind_large_replies)
+{
+    enum { ROUNDS = 12, BIG = 2 << 20 };
+    static uint8_t in[ROUNDS * (BIG + 64) + 4096];
+    uint64_t pos[ROUNDS * 2];
+    int fds[ROUNDS * 2];
+    size_t nb = 0, have = 0, off = 0, matched = 0;
+    struct sockaddr_un sa;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    farena_handle w0, w1, f[2], arena;
+    farena_loc big, small;
+    farena_client *c;
+    uint8_t *payload = calloc(1, BIG);
+    int s;
+
+    ck_assert_ptr_nonnull(payload);
+    start();
+    c = conn();
+    OK(c, farena_writer_new(c, 0, &w0));
+    OK(c, farena_push(c, w0, payload, BIG, &big));
+    OK(c, farena_writer_new(c, 1, &w1));
+    OK(c, farena_push(c, w1, "small", 5, &small));
+    OK(c, farena_finish(c, w0, &f[0]));
+    OK(c, farena_finish(c, w1, &f[1]));
+    OK(c, farena_build(c, f, 2, &arena));
+    s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    memcpy(sa.sun_path, dmn.sock, strlen(dmn.sock) + 1);
+    ck_assert_int_eq(connect(s, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    for (uint32_t k = 0; k < ROUNDS; k++) {
+        msgpack_pack_array(&pk, 4);
+        msgpack_pack_uint8(&pk, 0);
+        msgpack_pack_uint32(&pk, 2 * k + 2); /* even: get */
+        msgpack_pack_str(&pk, 3);
+        msgpack_pack_str_body(&pk, "get", 3);
+        msgpack_pack_array(&pk, 2);
+        msgpack_pack_uint64(&pk, arena);
+        proto_pack_loc(&pk, (struct proto_loc){0, 0, BIG});
+        msgpack_pack_array(&pk, 4);
+        msgpack_pack_uint8(&pk, 0);
+        msgpack_pack_uint32(&pk, 2 * k + 3); /* odd: arena_fds of file k % 2 */
+        msgpack_pack_str(&pk, 9);
+        msgpack_pack_str_body(&pk, "arena_fds", 9);
+        msgpack_pack_array(&pk, 2);
+        msgpack_pack_uint64(&pk, arena);
+        msgpack_pack_array(&pk, 1);
+        msgpack_pack_uint16(&pk, (uint16_t)(k % 2));
+    }
+    ck_assert_int_eq(send(s, sb.data, sb.size, MSG_NOSIGNAL), (ssize_t)sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    th_sleep_ms(200); /* the daemon meets a full socket */
+    while (matched < ROUNDS) {
+        union {
+            struct cmsghdr h;
+            char buf[CMSG_SPACE(sizeof(int) * 8)];
+        } u;
+        struct iovec iov = {in + have, sizeof(in) - have};
+        struct msghdr mh;
+        ssize_t r;
+
+        memset(&mh, 0, sizeof(mh));
+        mh.msg_iov = &iov;
+        mh.msg_iovlen = 1;
+        mh.msg_control = u.buf;
+        mh.msg_controllen = sizeof(u.buf);
+        r = recvmsg(s, &mh, MSG_CMSG_CLOEXEC);
+        ck_assert_int_gt(r, 0);
+        ck_assert_int_eq(mh.msg_flags & MSG_CTRUNC, 0);
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm != NULL; cm = CMSG_NXTHDR(&mh, cm)) {
+            ck_assert_uint_eq(cm->cmsg_len, CMSG_LEN(sizeof(int)));
+            ck_assert_uint_lt(nb, ROUNDS * 2);
+            memcpy(&fds[nb], CMSG_DATA(cm), sizeof(int));
+            pos[nb++] = have + (size_t)r - 1;
+        }
+        have += (size_t)r;
+        /* Check the answers completed by this read. */
+        for (;;) {
+            msgpack_unpacked m;
+            size_t at = off, next = off;
+            msgpack_unpacked_init(&m);
+            if (msgpack_unpack_next(&m, (const char *)in, have, &next) != MSGPACK_UNPACK_SUCCESS) {
+                msgpack_unpacked_destroy(&m);
+                break;
+            }
+            off = next;
+            if (m.data.via.array.ptr[1].via.u64 % 2 == 1) {
+                uint32_t k = (uint32_t)(m.data.via.array.ptr[1].via.u64 - 3) / 2;
+                struct stat st;
+                ck_assert_int_eq(m.data.via.array.ptr[2].type, MSGPACK_OBJECT_NIL);
+                ck_assert_uint_lt(matched, nb);
+                ck_assert_uint_eq(pos[matched], at);
+                ck_assert_int_eq(fstat(fds[matched], &st), 0);
+                ck_assert_int_eq(st.st_size, k % 2 ? 5 : BIG);
+                matched++;
+            }
+            msgpack_unpacked_destroy(&m);
+        }
+    }
+    ck_assert_uint_eq(nb, ROUNDS);
+    for (size_t i = 0; i < nb; i++)
+        close(fds[i]);
+    close(s);
+    free(payload);
+    farena_close(c);
+    th_must_stop(&dmn);
+}
+END_TEST
+
 /* ---- libfarena: same answers both ways ---- */
 
 /* Every get, get_str and get_many of a held arena gives the same bytes,
@@ -933,6 +1050,7 @@ static Suite *direct_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, arena_fds_stock_client);
     tcase_add_test(tc, arena_fds_errors_and_plain_recv);
+    tcase_add_test(tc, arena_fds_behind_large_replies);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("client");
