@@ -282,6 +282,18 @@ class FarenaTest(unittest.TestCase):
         with self.assertRaises(farena.NoSuchHandleError):
             c.get(arena, locs[1])
 
+    def test_descriptor_budget(self):
+        # One descriptor for an arena of three files: every read is right,
+        # the files past the budget go through the daemon.
+        c = farena.Client(self.daemon.sock, timeout=10, max_fds=1)
+        self.addCleanup(c.close)
+        arena, locs, payloads = self._arena_of(c, n=60, files=3)
+        for loc, p in zip(locs, payloads):
+            self.assertEqual(c.get(arena, loc), p)
+        self.assertEqual(c.get_many(arena, locs), payloads)
+        with self.assertRaises(ValueError):
+            farena.Client(self.daemon.sock, max_fds=-1)
+
     def test_reader_threads(self):
         c = self.client()
         arena, locs, payloads = self._arena_of(c, n=500, files=4)
