@@ -249,6 +249,15 @@ class FarenaTest(unittest.TestCase):
         views = c.get_many_views(arena, ((x.file_index, x.offset, x.len) for x in locs[:5]))
         self.assertEqual([bytes(v) for v in views], payloads[:5])
         self.assertEqual(c.get_many_views(arena, []), [])
+        # Locations converted once, read many times.
+        packed = farena.Locs(locs)
+        self.assertEqual(len(packed), len(locs))
+        self.assertEqual(packed[3], locs[3])
+        self.assertEqual(packed[-1], locs[-1])
+        for _ in range(2):
+            self.assertEqual([bytes(v) for v in c.get_many_views(arena, packed)], payloads)
+        self.assertEqual(c.get_many(arena, packed), payloads)
+        self.assertEqual(len(farena.Locs([])), 0)
         self.assertEqual([bytes(v) for v in off.get_many_views(arena, locs)], payloads)
         for bad in [(65536, 0, 1), (-1, 0, 1), (0, 2**32, 1), (0, 0, -1)]:
             with self.assertRaises(ValueError, msg=repr(bad)):
@@ -327,6 +336,7 @@ class FarenaTest(unittest.TestCase):
             t.join()
         self.assertEqual(errors, [])
         self.assertEqual(reader.get_many(locs[:3]), payloads[:3])
+        self.assertEqual([bytes(v) for v in reader.get_many_views(farena.Locs(locs))], payloads)
         self.assertEqual(reader.get_str(locs[0]), "")
         reader.close()
         with self.assertRaises(farena.ConnectionLostError):

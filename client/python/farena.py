@@ -29,7 +29,8 @@ parent; the child must open its own.
 Arenas a Client holds (built by it, or opened) are read directly from their
 files by libfarena (see farena.h, "Direct reads"): Client(direct=False) or
 FARENA_DIRECT=0 turns that off. get_many_views() reads many locations in
-one library call and returns memoryviews into one buffer.
+one library call and returns memoryviews into one buffer (a Locs converts
+the locations once for repeated calls).
 """
 
 import array
@@ -42,7 +43,8 @@ import sys
 import weakref
 from collections import namedtuple
 
-__all__ = ["Client", "Reader", "Loc", "FarenaError", "version", "strerror", "library_path"]
+__all__ = ["Client", "Reader", "Loc", "Locs", "FarenaError", "version", "strerror",
+           "library_path"]
 
 Loc = namedtuple("Loc", ["file_index", "offset", "len"])
 Loc.__doc__ = "Where a payload lives in an arena: file index, byte offset, length."
@@ -293,35 +295,62 @@ def _c_loc(loc):
                  _uint(n, _U32_MAX, "len"))
 
 
-def _c_locs(locs):
-    """(a ctypes array of farena_loc over one buffer, their lengths) from an
-    iterable of Locs or triples, converted at C speed: a farena_loc is
-    (uint16, 2 bytes of padding, uint32, uint32), which on a little-endian
-    machine is three uint32s whose first is the file index."""
-    if not isinstance(locs, (list, tuple)):
-        locs = list(locs)
-    if sys.byteorder == "little":
-        try:
-            flat = array.array("I", itertools.chain.from_iterable(locs))
-        except OverflowError:
-            raise ValueError("a location field is outside its range") from None
-        except TypeError:
-            flat = None
-        if flat is not None and len(flat) % 3 == 0:
-            n = len(flat) // 3
-            if n and max(flat[0::3]) > _U16_MAX:
+class Locs:
+    """Locations packed once into a C array (what libfarena's get_many
+    takes), from any iterable of Locs or (file_index, offset, len) triples.
+    get_many_views(), get_many() and the Reader's accept a Locs as well as
+    any iterable; one converted ahead saves the conversion on every call,
+    as a C caller keeps its farena_loc array. Immutable; len() and
+    indexing (giving Locs) work."""
+
+    __slots__ = ("_arr", "_offs", "_keep")
+
+    def __init__(self, locs):
+        if not isinstance(locs, (list, tuple)):
+            locs = list(locs)
+        flat = None
+        if sys.byteorder == "little":
+            # A farena_loc is (uint16, 2 bytes of padding, uint32, uint32):
+            # on a little-endian machine, three uint32s whose first is the
+            # file index, so array() converts them at C speed.
+            try:
+                flat = array.array("I", itertools.chain.from_iterable(locs))
+            except OverflowError:
+                raise ValueError("a location field is outside its range") from None
+            except TypeError:
+                flat = None
+            if flat is not None and len(flat) != 3 * len(locs):
+                flat = None
+        if flat is not None:
+            if flat and max(flat[0::3]) > _U16_MAX:
                 raise ValueError("a file index is above 65535")
-            arr = (_CLoc * n).from_buffer(flat) if n else None
-            return arr, flat[2::3], flat
-    cl = [_c_loc(x) for x in locs]
-    return (_CLoc * len(cl))(*cl) if cl else None, [x.len for x in cl], None
+            n = len(locs)
+            self._arr = (_CLoc * n).from_buffer(flat) if n else None
+            lens = flat[2::3]
+        else:
+            cl = [_c_loc(x) for x in locs]
+            self._arr = (_CLoc * len(cl))(*cl) if cl else None
+            lens = [x.len for x in cl]
+        self._keep = flat
+        self._offs = list(itertools.accumulate(lens, initial=0))
+
+    def __len__(self):
+        return len(self._offs) - 1
+
+    def __getitem__(self, i):
+        x = self._arr[i] if self._arr is not None else [][i]
+        return Loc(x.file_index, x.offset, x.len)
+
+    def _views(self, data):
+        """memoryviews of data cut at these locations' lengths, in order."""
+        mv = memoryview(data)
+        offs = self._offs
+        return [mv[a:b] for a, b in zip(offs, offs[1:])]
 
 
-def _views(data, lens):
-    """memoryviews of data cut at the lengths lens, in order."""
-    mv = memoryview(data)
-    offs = list(itertools.accumulate(lens, initial=0))
-    return [mv[a:b] for a, b in zip(offs, offs[1:])]
+def _as_locs(locs):
+    """locs as a Locs (converted now unless it is one)."""
+    return locs if isinstance(locs, Locs) else Locs(locs)
 
 
 def _c_name(name):
@@ -561,13 +590,14 @@ class Client:
         """Reads every loc in one library call (direct reads: one pread
         each; else pipelined requests) and returns a list of memoryviews, in
         order, all into one bytes buffer: no per-item call or copy. locs is
-        any iterable of Locs or (file_index, offset, len) triples."""
-        arr, lens, _keep = _c_locs(locs)
-        if arr is None:
+        a Locs, or any iterable of Locs or (file_index, offset, len)
+        triples."""
+        locs = _as_locs(locs)
+        if not len(locs):
             return []
-        self._check(_lib.farena_get_many_into(self._client(), _h(arena), arr, len(arr),
+        self._check(_lib.farena_get_many_into(self._client(), _h(arena), locs._arr, len(locs),
                                               self._bufp))
-        return _views(self._take(), lens)
+        return locs._views(self._take())
 
     @property
     def direct(self):
@@ -711,13 +741,13 @@ class Reader:
     def get_many_views(self, locs):
         """Like Client.get_many_views: one library call, memoryviews into
         one buffer."""
-        arr, lens, _keep = _c_locs(locs)
-        if arr is None:
+        locs = _as_locs(locs)
+        if not len(locs):
             return []
         buf = _CBuf()
-        self._check(_lib.farena_reader_get_many_into(self._reader(), arr, len(arr),
+        self._check(_lib.farena_reader_get_many_into(self._reader(), locs._arr, len(locs),
                                                      ctypes.byref(buf)), buf)
-        return _views(self._take(buf), lens)
+        return locs._views(self._take(buf))
 
     def get_many(self, locs):
         """The payloads at every loc, in order, as a list of bytes."""
