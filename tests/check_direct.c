@@ -1038,6 +1038,19 @@ START_TEST(connect_options)
     ck_assert_int_eq(farena_direct(c), direct_mode());
     ck_assert_int_eq(farena_direct(NULL), 0);
     farena_close(c);
+    {
+        /* A caller built against a later, larger struct: its extra fields
+         * are ignored. */
+        struct {
+            struct farena_connect_options o;
+            uint64_t later[4];
+        } big = {FARENA_CONNECT_OPTIONS_INIT, {1, 2, 3, 4}};
+        big.o.size = sizeof(big);
+        big.o.direct = 0;
+        ck_assert_int_eq(farena_connect_opts(dmn.sock, &big.o, &c, why, sizeof(why)), 0);
+        ck_assert_int_eq(farena_direct(c), 0);
+        farena_close(c);
+    }
 }
 END_TEST
 
