@@ -603,6 +603,26 @@ static int reader_fd(farena_reader *r, uint16_t i, uint64_t *size)
     return fd;
 }
 
+/* A reader's descriptor for bindings that pread themselves; see farena.h. */
+int farena_reader_file(farena_reader *r, uint16_t file_index, int *fd, uint64_t *size)
+{
+    uint64_t sz = 0;
+    int f;
+
+    if (r == NULL || fd == NULL || size == NULL)
+        return FARENA_EINVAL;
+    if (cl_forked(r->conn))
+        return FARENA_EFORK;
+    if (file_index >= r->nfiles)
+        return 0;
+    f = reader_fd(r, file_index, &sz);
+    if (f < 0)
+        return 0;
+    *fd = f;
+    *size = sz;
+    return 1;
+}
+
 /* The reader's daemon path for one get: through conn, under mu. */
 static int reader_get_locked(farena_reader *r, farena_loc loc, farena_buf *buf, int utf8)
 {

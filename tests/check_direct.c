@@ -985,6 +985,20 @@ START_TEST(reader_sixteen_threads)
                       (unsigned long)(uintptr_t)bad);
     }
     ck_assert_int_eq(scratch_fds(), direct_mode() ? RFILES : 0);
+    /* The descriptor for bindings. */
+    {
+        uint64_t size = 0;
+        uint8_t b[300];
+        int fd = -1;
+        ck_assert_int_eq(farena_reader_file(r, rlocs[5].file_index, &fd, &size), direct_mode());
+        if (direct_mode()) {
+            ck_assert_int_eq(pread(fd, b, rlocs[5].len, rlocs[5].offset), (ssize_t)rlocs[5].len);
+            ck_assert(payload_ok(5, b, rlocs[5].len));
+        }
+        ck_assert_int_eq(farena_reader_file(r, RFILES, &fd, &size), 0);
+        ck_assert_int_eq(farena_reader_file(r, 0, NULL, &size), FARENA_EINVAL);
+        ck_assert_int_eq(farena_reader_file(NULL, 0, &fd, &size), FARENA_EINVAL);
+    }
     /* Single-thread edge cases. */
     ck_assert_int_eq(farena_reader_get_into(r, (farena_loc){RFILES, 0, 0}, &buf),
                      FARENA_EOUTOFBOUNDS);

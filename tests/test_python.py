@@ -338,6 +338,18 @@ class FarenaTest(unittest.TestCase):
         self.assertEqual(reader.get_many(locs[:3]), payloads[:3])
         self.assertEqual([bytes(v) for v in reader.get_many_views(farena.Locs(locs))], payloads)
         self.assertEqual(reader.get_str(locs[0]), "")
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                try:
+                    reader.get(locs[1])
+                except farena.ForkError:
+                    code = 0
+            finally:
+                os._exit(code)
+        _, ws = os.waitpid(pid, 0)
+        self.assertEqual(os.waitstatus_to_exitcode(ws), 0)
         reader.close()
         with self.assertRaises(farena.ConnectionLostError):
             reader.get(locs[0])

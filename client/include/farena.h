@@ -588,6 +588,14 @@ FARENA_API int farena_reader_get_str_into_unchecked(farena_reader *r, farena_loc
 FARENA_API int farena_reader_get_many_into(farena_reader *r, const farena_loc *locs, size_t n,
                                            farena_buf *buf);
 
+/* farena_direct_file() for a reader: returns 1 with the descriptor of the
+ * arena's file file_index in *fd and its size in *size (fetched now if
+ * needed), or 0 when reads of that file go through the reader's get
+ * functions. Callable from any thread. The descriptor belongs to r: never
+ * close it; it stays valid until farena_reader_close(r). Errors:
+ * FARENA_EINVAL, FARENA_EFORK. */
+FARENA_API int farena_reader_file(farena_reader *r, uint16_t file_index, int *fd, uint64_t *size);
+
 /* ---- buffers ---- */
 
 /* Makes room for at least extra more bytes after buf->len (plus the NUL the

@@ -172,6 +172,8 @@ for _name, _res, _args in [
                                 ctypes.POINTER(ctypes.c_uint64)]),
     ("farena_reader_open", _I, [_P, _H, ctypes.POINTER(_P)]),
     ("farena_reader_close", None, [_P]),
+    ("farena_reader_file", _I, [_P, ctypes.c_uint16, ctypes.POINTER(ctypes.c_int),
+                                ctypes.POINTER(ctypes.c_uint64)]),
     ("farena_reader_get_into", _I, [_P, _CLoc, _BUFP]),
     ("farena_reader_get_str_into", _I, [_P, _CLoc, _BUFP]),
     ("farena_reader_get_many_into", _I, [_P, ctypes.POINTER(_CLoc), _SZ, _BUFP]),
@@ -184,8 +186,9 @@ for _name, _res, _args in [
 _get_into = _lib.farena_get_into
 _pread = os.pread
 
-# Every open Client, so that a forked child drops what they learnt of the
-# parent's descriptors (its calls then fail with ForkError, as libfarena's).
+# Every open Client and Reader, so that a forked child drops what they
+# learnt of the parent's descriptors (its calls then fail with ForkError, as
+# libfarena's).
 _clients = weakref.WeakSet()
 
 
@@ -682,9 +685,13 @@ class Reader:
 
     def __init__(self, client, arena):
         self._r = None
+        # file_index -> (fd, size) of the reader's descriptor, or None: read
+        # through the library. See get().
+        self._files = {}
         handle = ctypes.c_void_p()
         client._check(_lib.farena_reader_open(client._client(), _h(arena), ctypes.byref(handle)))
         self._r = handle
+        _clients.add(self)
 
     def __enter__(self):
         return self
@@ -702,6 +709,7 @@ class Reader:
     def close(self):
         """Closes the reader (its descriptors, connection and reference).
         Idempotent."""
+        self._files = {}
         if self._r is not None:
             _lib.farena_reader_close(self._r)
             self._r = None
@@ -726,9 +734,22 @@ class Reader:
 
     def get(self, loc):
         """Returns the payload at loc (a Loc or a triple) as bytes."""
+        # As Client.get: os.pread on the reader's descriptor of the file
+        # (farena_reader_file), which releases the GIL while it reads; the
+        # library call for anything else.
+        i, off, n = loc
+        f = self._files.get(i)
+        if f is not None and 0 <= off and 0 <= n and off + n <= f[1]:
+            data = _pread(f[0], n, off)
+            if len(data) == n:
+                return data
+        r = self._reader()
         buf = _CBuf()
-        self._check(_lib.farena_reader_get_into(self._reader(), _c_loc(loc),
-                                                ctypes.byref(buf)), buf)
+        self._check(_lib.farena_reader_get_into(r, _c_loc(loc), ctypes.byref(buf)), buf)
+        if i not in self._files:
+            fd, size = ctypes.c_int(), ctypes.c_uint64()
+            rc = _lib.farena_reader_file(r, i, ctypes.byref(fd), ctypes.byref(size))
+            self._files[i] = (fd.value, size.value) if rc == 1 else None
         return self._take(buf)
 
     def get_str(self, loc):
