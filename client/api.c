@@ -75,8 +75,8 @@ static int map_str(const msgpack_object *map, const char *key, char *out, size_t
 int cl_hello_parse(farena_client *c, const msgpack_object *res)
 {
     farena_server_info info;
-    const msgpack_object *lim;
-    uint64_t proto = 0;
+    const msgpack_object *lim, *methods;
+    uint64_t proto = 0, max_fds = 0;
 
     memset(&info, 0, sizeof(info));
     if (res->type != MSGPACK_OBJECT_MAP)
@@ -106,6 +106,22 @@ int cl_hello_parse(farena_client *c, const msgpack_object *res)
             map_uint(lim, "max_handles", &l->max_handles) ||
             map_uint(lim, "max_bytes", &l->max_bytes) || map_uint(lim, "min_free", &l->min_free))
             return bad_result(c, "hello", "a limit is not an unsigned integer");
+    }
+    /* Direct reads need arena_fds (PROTOCOL.md: check methods before
+     * calling a method newer than protocol 1's first table). */
+    c->direct = 0;
+    c->max_fds = 1;
+    if (c->direct_opt && (methods = map_get(res, "methods")) != NULL &&
+        methods->type == MSGPACK_OBJECT_ARRAY) {
+        const char *name = proto_method_name(PROTO_M_ARENA_FDS);
+        for (uint32_t i = 0; i < methods->via.array.size; i++) {
+            const msgpack_object *m = &methods->via.array.ptr[i];
+            if (m->type == MSGPACK_OBJECT_STR && m->via.str.size == strlen(name) &&
+                memcmp(m->via.str.ptr, name, m->via.str.size) == 0)
+                c->direct = 1;
+        }
+        if (lim != NULL && map_uint(lim, "max_fds", &max_fds) == 0 && max_fds > 0)
+            c->max_fds = max_fds < CL_MAX_FDS ? (uint32_t)max_fds : CL_MAX_FDS;
     }
     if (info.limits.max_message != 0 && info.limits.max_message < 4096)
         return cl_fail(c, FARENA_EPROTO, "farenad's max_message (%" PRIu64 ") is unusably small",
@@ -370,7 +386,10 @@ static int handle_to_handle(farena_client *c, enum proto_method m, farena_handle
     err = handle_call(c, m, in, &res);
     if (err != 0)
         return err;
-    return result_handle(c, proto_method_name(m), res, out);
+    err = result_handle(c, proto_method_name(m), res, out);
+    if (err == 0 && m == PROTO_M_INTO_ARENA)
+        dr_hold(c, *out);
+    return err;
 }
 
 /* finish [writer] -> file. */
@@ -414,7 +433,10 @@ static int files_call(farena_client *c, enum proto_method m, const farena_handle
     err = cl_end(c, 0, &res);
     if (err != 0)
         return err;
-    return result_handle(c, proto_method_name(m), res, arena);
+    err = result_handle(c, proto_method_name(m), res, arena);
+    if (err == 0)
+        dr_hold(c, *arena);
+    return err;
 }
 
 /* build [[file...]] -> arena (any order). */
@@ -450,6 +472,11 @@ static int get_one(farena_client *c, farena_handle arena, farena_loc loc, farena
                        "a payload of %" PRIu32 " bytes cannot fit in one response "
                        "(max_message %" PRIu64 ")",
                        loc.len, c->max_message);
+    if (c->direct) {
+        err = dr_get(c, arena, loc, buf, utf8);
+        if (err != DR_FALLBACK)
+            return err;
+    }
     cl_begin(c, PROTO_M_GET, 2);
     msgpack_pack_uint64(&c->pk, arena);
     proto_pack_loc(&c->pk, pl);
@@ -596,6 +623,15 @@ int farena_get_many_into(farena_client *c, farena_handle arena, const farena_loc
     if (err != 0)
         return cl_fail(c, err, "out of memory for %" PRIu64 " bytes of payloads", total);
 
+    if (c->direct) {
+        err = dr_get_many(c, arena, locs, n, buf->data + buf->len);
+        if (err != DR_FALLBACK) {
+            if (err == 0)
+                buf->len += (size_t)total;
+            buf->data[buf->len] = 0;
+            return err;
+        }
+    }
     x.arena = arena;
     x.locs = locs;
     x.out = buf->data + buf->len;
@@ -689,16 +725,29 @@ static int nil_call(farena_client *c, enum proto_method m, farena_handle h)
     return handle_call(c, m, h, NULL);
 }
 
-/* open [arena] -> nil. */
+/* open [arena] -> nil; the arena is then held (direct reads). */
 int farena_open(farena_client *c, farena_handle arena)
 {
-    return nil_call(c, PROTO_M_OPEN, arena);
+    int err = nil_call(c, PROTO_M_OPEN, arena);
+
+    if (err == 0)
+        dr_hold(c, arena);
+    return err;
 }
 
-/* release [handle] -> nil. */
+/* release [handle] -> nil. Direct-read descriptors of an arena close
+ * before its last reference goes. */
 int farena_release(farena_client *c, farena_handle handle)
 {
-    return nil_call(c, PROTO_M_RELEASE, handle);
+    int err = cl_ready(c);
+
+    if (err != 0)
+        return err;
+    dr_release_before(c, handle);
+    err = handle_call(c, PROTO_M_RELEASE, handle, NULL);
+    if (err == 0)
+        dr_release_after(c, handle);
+    return err;
 }
 
 /* Checks a name argument and that the request fits. */

@@ -45,10 +45,45 @@ struct cl_call {
     size_t rx_hint;      /* largest response expected, in bytes */
 };
 
+/* Descriptors one recvmsg() brought (SCM_RIGHTS): they belong to the
+ * response whose first byte is the last byte of that read (pos), because
+ * farenad sends that byte alone with them and the kernel ends a read after
+ * the bytes that carry descriptors. A FIFO in stream order, owned by the
+ * client; cl_fds_claim() hands them out, anything unclaimed is closed. */
+struct cl_fdbatch {
+    struct cl_fdbatch *next;
+    uint64_t pos;
+    size_t n;
+    int fds[];
+};
+
+/* Most descriptors one arena_fds answer carries (the kernel's SCM_MAX_FD). */
+#define CL_MAX_FDS 253
+
+/* Direct reads: what this client knows of one arena it holds (see
+ * direct.c). */
+struct dr_file {
+    int fd;        /* >= 0, or DR_UNFETCHED, or DR_NOFD (read through the daemon) */
+    uint64_t size; /* valid when fd >= 0 or DR_NOFD */
+};
+#define DR_UNFETCHED (-1)
+#define DR_NOFD      (-2)
+
+struct dr_arena {
+    farena_handle h;
+    uint32_t held;         /* references taken through this client's typed calls */
+    uint32_t nfiles;       /* the arena's file count; 0 until the first arena_fds */
+    struct dr_file *files; /* nfiles entries (malloc), or NULL */
+};
+
 /* The client. Allocated by farena_connect_ex(), freed by farena_close(). */
 struct farena_client {
     int fd;
-    pid_t pid;      /* the process that connected */
+    pid_t pid; /* the process that connected */
+    /* A page fork() gives the child zeroed (MADV_WIPEONFORK), holding 1 in
+     * the process that connected: tells a forked child without a getpid()
+     * system call per call. NULL where the kernel lacks it (getpid then). */
+    uint8_t *alive;
     int timeout_ms; /* 0 = none */
     int broken;     /* the FARENA_E... that made the connection unusable */
     uint32_t next_msgid;
@@ -74,6 +109,22 @@ struct farena_client {
     msgpack_zone zone;            /* unpacked responses; cleared per message */
     const msgpack_object *result; /* single calls: the result, valid until the next call */
 
+    /* Descriptors received and not yet claimed, oldest first. */
+    struct cl_fdbatch *fdq, *fdq_tail;
+    uint64_t msg_pos;    /* stream offset of the response being handled */
+    uint64_t result_pos; /* the same for c->result */
+
+    /* Direct reads (direct.c). dr is sorted by handle; dr_last caches the
+     * index of the last lookup. */
+    char path[108];     /* the socket path connected to (readers connect again) */
+    int direct_opt;     /* the caller's option (and FARENA_DIRECT) allow them */
+    int direct;         /* ... and the daemon offers arena_fds */
+    uint32_t fd_budget; /* most descriptors held for direct reads */
+    uint32_t fds_held;
+    uint32_t max_fds; /* the daemon's per-call limit */
+    struct dr_arena *dr;
+    size_t dr_len, dr_cap, dr_last;
+
     struct cl_req one;   /* the request of a single call */
     struct cl_req *reqs; /* batch calls' requests, reused (reqs_cap entries) */
     size_t reqs_cap;
@@ -83,6 +134,9 @@ struct farena_client {
 
 /* Sets c's message (printf-style) and returns err. */
 int cl_fail(farena_client *c, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Whether this process is not the one that connected c (a forked child). */
+int cl_forked(const farena_client *c);
 
 /* Checks that c may make a call now (not NULL, same process, not broken) and
  * clears its message. Returns 0 or the FARENA_E... code. */
@@ -129,5 +183,49 @@ int cl_utf8_valid(const uint8_t *p, size_t n);
 /* Appends n bytes to buf, keeping a NUL after them. Returns 0 or
  * FARENA_ENOMEM (buf unchanged). */
 int cl_buf_append(farena_buf *buf, const void *p, size_t n);
+
+/* Hands out the descriptors that came with the response at stream offset
+ * pos: stores up to max of them in out (closing any beyond) and returns
+ * how many; 0 when none came with it. Unclaimed batches of earlier
+ * responses are closed on the way. */
+size_t cl_fds_claim(farena_client *c, uint64_t pos, int *out, size_t max);
+
+/* Closes every unclaimed descriptor. */
+void cl_fds_drop(farena_client *c);
+
+/* Sends the notification release [h] (no answer comes). Returns 0 or the
+ * FARENA_E... that broke the connection. */
+int cl_notify_release(farena_client *c, farena_handle h);
+
+/* ---- direct reads (direct.c) ---- */
+
+/* What a direct read returns when the daemon path must serve the call. */
+#define DR_FALLBACK 1
+
+/* Sets up c's direct-read state from its options and the environment. */
+void dr_init(farena_client *c, int direct_opt, unsigned max_fds);
+
+/* Frees c's direct-read state, closing every descriptor it holds. */
+void dr_fini(farena_client *c);
+
+/* Records that c took one more reference to arena h (into_arena, build,
+ * arena_new, open). Out of memory just leaves h to the daemon path. */
+void dr_hold(farena_client *c, farena_handle h);
+
+/* Before a release of h is sent: closes h's descriptors when this is the
+ * last reference c took. */
+void dr_release_before(farena_client *c, farena_handle h);
+
+/* After a successful release of h: forgets one reference. */
+void dr_release_after(farena_client *c, farena_handle h);
+
+/* A get served from c's descriptors: 0 or a FARENA_E... code (as the
+ * daemon path would answer, message set), or DR_FALLBACK. */
+int dr_get(farena_client *c, farena_handle arena, farena_loc loc, farena_buf *buf, int utf8);
+
+/* get_many served from c's descriptors into out (total bytes, room
+ * reserved by the caller): 0, a FARENA_E... code, or DR_FALLBACK. */
+int dr_get_many(farena_client *c, farena_handle arena, const farena_loc *locs, size_t n,
+                uint8_t *out);
 
 #endif

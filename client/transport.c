@@ -5,17 +5,24 @@
  * request bytes are pending the engine polls for both directions at once and
  * reads whatever the daemon answers, so neither side can wedge the other
  * however large a batch is. Only when every request byte is sent does it
- * block in recv() (bounded by SO_RCVTIMEO when a timeout is set): that saves
- * a poll() per round trip on the common small call. */
+ * block in recvmsg() (bounded by SO_RCVTIMEO when a timeout is set): that
+ * saves a poll() per round trip on the common small call.
+ *
+ * Every read is a recvmsg() with room for descriptors (MSG_CMSG_CLOEXEC):
+ * arena_fds answers carry them (SCM_RIGHTS). They wait in a FIFO, tagged
+ * with their stream offset, until the answer they came with claims them
+ * (cl_fds_claim); any that no answer claims are closed. */
 #include "internal.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
@@ -30,6 +37,8 @@
 #define BUF_KEEP    (16u << 20)
 /* Bytes of requests packed ahead of what the socket has taken. */
 #define TX_WINDOW (1u << 20)
+/* The size of the page behind farena_client.alive. */
+#define ALIVE_PAGE 4096
 /* What the response scanner tolerates beyond the daemon's max_message. */
 #define RX_SLACK (64u << 10)
 
@@ -52,12 +61,20 @@ static int cl_break(farena_client *c, int err)
     return err;
 }
 
+/* Whether c was connected by another process (we are a forked child). */
+int cl_forked(const farena_client *c)
+{
+    if (c->alive != NULL)
+        return *c->alive != 1;
+    return getpid() != c->pid;
+}
+
 /* Checks the client may be used now and clears its message. */
 int cl_ready(farena_client *c)
 {
     if (c == NULL)
         return FARENA_EINVAL;
-    if (getpid() != c->pid)
+    if (cl_forked(c))
         return cl_fail(c, FARENA_EFORK,
                        "this client was connected by process %ld; a forked child must "
                        "connect its own",
@@ -257,6 +274,7 @@ static int handle_message(farena_client *c, struct run *r, const uint8_t *msg, s
     int err;
 
     why = "unknown reason";
+    c->msg_pos = c->rx_total - c->rx_len + (uint64_t)(msg - c->rx);
     msgpack_zone_clear(&c->zone);
     if (proto_unpack(&c->zone, msg, len, &obj, &why) != 0)
         return cl_break(c, cl_fail(c, FARENA_EPROTO, "unreadable response from farenad: %s", why));
@@ -285,6 +303,7 @@ static int handle_message(farena_client *c, struct run *r, const uint8_t *msg, s
     }
     if (call->done == NULL) {
         c->result = rsp.result;
+        c->result_pos = c->msg_pos;
         return 0;
     }
     err = call->done(c, call, i, rsp.result);
@@ -323,18 +342,110 @@ static int rx_process(farena_client *c, struct run *r)
     return 0;
 }
 
+/* Queues the descriptors a read brought (closing them when out of memory:
+ * their response then falls back to the daemon path). pos: the stream
+ * offset of the read's last byte, the first byte of their response. */
+static void rx_fds(farena_client *c, struct msghdr *mh, uint64_t pos)
+{
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm != NULL; cm = CMSG_NXTHDR(mh, cm)) {
+        struct cl_fdbatch *b;
+        size_t n;
+
+        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS ||
+            cm->cmsg_len < CMSG_LEN(0))
+            continue;
+        n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        if (n == 0)
+            continue;
+        b = malloc(sizeof(*b) + n * sizeof(int));
+        if (b == NULL) {
+            for (size_t i = 0; i < n; i++) {
+                int fd;
+                memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+                close(fd);
+            }
+            continue;
+        }
+        b->next = NULL;
+        b->pos = pos;
+        b->n = n;
+        memcpy(b->fds, CMSG_DATA(cm), n * sizeof(int));
+        if (c->fdq_tail != NULL)
+            c->fdq_tail->next = b;
+        else
+            c->fdq = b;
+        c->fdq_tail = b;
+    }
+}
+
+/* Closes and frees the head batch of the FIFO. */
+static void fdq_pop_close(farena_client *c)
+{
+    struct cl_fdbatch *b = c->fdq;
+
+    c->fdq = b->next;
+    if (c->fdq == NULL)
+        c->fdq_tail = NULL;
+    for (size_t i = 0; i < b->n; i++)
+        close(b->fds[i]);
+    free(b);
+}
+
+/* Hands out the descriptors of the response at pos; see internal.h. */
+size_t cl_fds_claim(farena_client *c, uint64_t pos, int *out, size_t max)
+{
+    struct cl_fdbatch *b;
+    size_t n;
+
+    while (c->fdq != NULL && c->fdq->pos < pos)
+        fdq_pop_close(c); /* strays: no response claimed them */
+    if (c->fdq == NULL || c->fdq->pos != pos)
+        return 0;
+    b = c->fdq;
+    n = b->n < max ? b->n : max;
+    if (n > 0) {
+        memcpy(out, b->fds, n * sizeof(int));
+        b->n -= n;
+        memmove(b->fds, b->fds + n, b->n * sizeof(int));
+    }
+    fdq_pop_close(c); /* closes any beyond max */
+    return n;
+}
+
+/* Closes every unclaimed descriptor. */
+void cl_fds_drop(farena_client *c)
+{
+    while (c->fdq != NULL)
+        fdq_pop_close(c);
+}
+
 /* Reads what is there (block = 0) or waits for bytes (block = 1, bounded by
  * SO_RCVTIMEO), then handles complete messages. Running out of memory here
  * breaks the connection: requests are in flight and their answers could no
  * longer be told from the next call's. */
 static int rx_read(farena_client *c, struct run *r, int block)
 {
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int) * CL_MAX_FDS)];
+    } u;
+    struct msghdr mh;
+    struct iovec iov;
     ssize_t n;
     int err = rx_room(c, c->rx_len - c->rx_start + r->call->rx_hint);
 
     if (err != 0)
         return cl_break(c, err);
-    n = recv(c->fd, c->rx + c->rx_len, c->rx_cap - c->rx_len, block ? 0 : MSG_DONTWAIT);
+    iov.iov_base = c->rx + c->rx_len;
+    iov.iov_len = c->rx_cap - c->rx_len;
+    memset(&mh, 0, sizeof(mh));
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = u.buf;
+    mh.msg_controllen = sizeof(u.buf);
+    n = recvmsg(c->fd, &mh, MSG_CMSG_CLOEXEC | (block ? 0 : MSG_DONTWAIT));
+    if (n > 0 && mh.msg_controllen > 0)
+        rx_fds(c, &mh, c->rx_total + (uint64_t)n - 1);
     if (n > 0) {
         c->rx_len += (size_t)n;
         c->rx_total += (uint64_t)n;
@@ -434,6 +545,11 @@ int cl_run(farena_client *c, struct cl_call *call)
     memset(&r, 0, sizeof(r));
     r.call = call;
     r.err_req = SIZE_MAX;
+    /* Every earlier response was handled: descriptors nobody claimed are
+     * strays (a reply the caller did not parse, a peer sending what was
+     * not asked for), closed rather than leaked. */
+    while (c->fdq != NULL && c->fdq->pos < c->rx_total - (c->rx_len - c->rx_start))
+        fdq_pop_close(c);
     if (call->pack == NULL) {
         r.base = c->base;
         r.packed = 1;
@@ -514,6 +630,39 @@ int cl_end(farena_client *c, size_t rx_hint, const msgpack_object **result)
         return cl_fail(c, FARENA_EPROTO, "farenad sent no result");
     if (result != NULL)
         *result = c->result;
+    return 0;
+}
+
+/* Sends release [h] as a notification, blocking (bounded by SO_SNDTIMEO):
+ * a dozen bytes the socket takes at once unless the daemon stopped
+ * reading. A partial send would leave the stream out of step, so any
+ * failure breaks the connection. */
+int cl_notify_release(farena_client *c, farena_handle h)
+{
+    size_t off = 0;
+
+    c->tx_off = c->tx_len = 0;
+    c->pk_oom = 0;
+    proto_pack_notify_head(&c->pk, PROTO_M_RELEASE, 1);
+    msgpack_pack_uint64(&c->pk, h);
+    if (c->pk_oom) {
+        c->pk_oom = 0;
+        c->tx_len = 0;
+        return cl_fail(c, FARENA_ENOMEM, "out of memory packing a release");
+    }
+    while (off < c->tx_len) {
+        ssize_t n = send(c->fd, c->tx + off, c->tx_len - off, MSG_NOSIGNAL);
+        if (n > 0) {
+            off += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        c->tx_off = c->tx_len = 0;
+        return cl_break(c, cl_fail(c, FARENA_ECONNLOST, "connection to farenad lost: %s",
+                                   n < 0 ? strerror(errno) : "send returned 0"));
+    }
+    c->tx_off = c->tx_len = 0;
     return 0;
 }
 
@@ -634,6 +783,24 @@ static int do_hello(farena_client *c)
     return make_scanner(c);
 }
 
+/* Maps the page that tells a forked child (see farena_client.alive); the
+ * client falls back to getpid() where the kernel has no MADV_WIPEONFORK. */
+static void alive_init(farena_client *c)
+{
+#ifdef MADV_WIPEONFORK
+    void *page = mmap(NULL, ALIVE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+    if (page != MAP_FAILED && madvise(page, ALIVE_PAGE, MADV_WIPEONFORK) == 0) {
+        c->alive = page;
+        *c->alive = 1;
+    } else if (page != MAP_FAILED) {
+        munmap(page, ALIVE_PAGE);
+    }
+#else
+    (void)c;
+#endif
+}
+
 /* Allocates an unconnected client. */
 static farena_client *client_new(void)
 {
@@ -657,12 +824,15 @@ static farena_client *client_new(void)
         free(c);
         return NULL;
     }
+    alive_init(c);
     return c;
 }
 
-/* Frees a client's memory and descriptor. */
+/* Frees a client's memory and descriptors. */
 static void client_free(farena_client *c)
 {
+    dr_fini(c);
+    cl_fds_drop(c);
     if (c->fd >= 0)
         close(c->fd);
     proto_scan_free(c->scan);
@@ -670,22 +840,33 @@ static void client_free(farena_client *c)
     free(c->tx);
     free(c->rx);
     free(c->reqs);
+    if (c->alive != NULL)
+        munmap(c->alive, ALIVE_PAGE);
     free(c);
 }
 
-/* Connects with a time limit and reports the reason of a failure. */
-int farena_connect_ex(const char *socket_path, int timeout_ms, farena_client **out, char *errbuf,
-                      size_t errcap)
+/* The size of struct farena_connect_options in 0.1 (its first version):
+ * the smallest a caller may pass. */
+#define CONNECT_OPTIONS_V1 (offsetof(struct farena_connect_options, max_fds) + sizeof(unsigned))
+
+/* Connects with options and reports the reason of a failure. */
+int farena_connect_opts(const char *socket_path, const struct farena_connect_options *opts,
+                        farena_client **out, char *errbuf, size_t errcap)
 {
+    struct farena_connect_options o = FARENA_CONNECT_OPTIONS_INIT;
     struct sockaddr_un sa;
     farena_client *c;
-    int err, rc;
+    int err, rc, timeout_ms;
 
     if (errbuf != NULL && errcap > 0)
         errbuf[0] = '\0';
     if (out != NULL)
         *out = NULL;
-    if (out == NULL || timeout_ms < 0 || (errbuf == NULL && errcap > 0)) {
+    if (opts != NULL && opts->size >= CONNECT_OPTIONS_V1)
+        memcpy(&o, opts, opts->size < sizeof(o) ? opts->size : sizeof(o));
+    timeout_ms = o.timeout_ms;
+    if (out == NULL || timeout_ms < 0 || (errbuf == NULL && errcap > 0) ||
+        (opts != NULL && opts->size < CONNECT_OPTIONS_V1)) {
         if (errbuf != NULL && errcap > 0)
             snprintf(errbuf, errcap, "invalid argument");
         return FARENA_EINVAL;
@@ -703,6 +884,8 @@ int farena_connect_ex(const char *socket_path, int timeout_ms, farena_client **o
                       sizeof(sa.sun_path) - 1);
         goto fail;
     }
+    snprintf(c->path, sizeof(c->path), "%s", sa.sun_path);
+    dr_init(c, o.direct, o.max_fds);
     c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (c->fd < 0) {
         err = cl_fail(c, FARENA_ECONNECT, "socket: %s", strerror(errno));
@@ -739,6 +922,16 @@ fail:
     return err;
 }
 
+/* Connects with a time limit and the default options. */
+int farena_connect_ex(const char *socket_path, int timeout_ms, farena_client **out, char *errbuf,
+                      size_t errcap)
+{
+    struct farena_connect_options o = FARENA_CONNECT_OPTIONS_INIT;
+
+    o.timeout_ms = timeout_ms;
+    return farena_connect_opts(socket_path, &o, out, errbuf, errcap);
+}
+
 /* Connects with no time limit. */
 int farena_connect(const char *socket_path, farena_client **out)
 {
@@ -753,7 +946,7 @@ void farena_close(farena_client *c)
     /* shutdown() acts on the socket every process shares, so only the
      * process that connected may end the connection: the daemon then sees
      * the close at once even if a child still holds a copy of the fd. */
-    if (c->fd >= 0 && getpid() == c->pid)
+    if (c->fd >= 0 && !cl_forked(c))
         shutdown(c->fd, SHUT_RDWR);
     client_free(c);
 }
@@ -771,7 +964,7 @@ int farena_set_timeout(farena_client *c, int timeout_ms)
 {
     if (c == NULL)
         return FARENA_EINVAL;
-    if (getpid() != c->pid)
+    if (cl_forked(c))
         return cl_ready(c);
     if (timeout_ms < 0)
         return cl_fail(c, FARENA_EINVAL, "timeout must be >= 0 ms");

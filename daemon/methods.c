@@ -5,6 +5,7 @@
 #include "methods.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -519,7 +520,7 @@ static int m_hello(struct call *c)
     proto_pack_cstr(pk, FARENAD_VERSION);
     pack_kv_u64(pk, "protocol", PROTO_VERSION);
     proto_pack_cstr(pk, "limits");
-    msgpack_pack_map(pk, 13);
+    msgpack_pack_map(pk, 14);
     pack_kv_u64(pk, "max_message", l->limits.max_message);
     pack_kv_u64(pk, "max_batch", l->max_batch);
     pack_kv_u64(pk, "max_depth", l->limits.max_depth);
@@ -533,6 +534,7 @@ static int m_hello(struct call *c)
     pack_kv_u64(pk, "min_free", l->store.min_free);
     pack_kv_u64(pk, "io_depth", io_depth(c->m->io));
     pack_kv_u64(pk, "reply_memory", l->reply_memory);
+    pack_kv_u64(pk, "max_fds", METHODS_MAX_FDS);
     proto_pack_cstr(pk, "methods");
     msgpack_pack_array(pk, PROTO_M_COUNT);
     for (int i = 0; i < PROTO_M_COUNT; i++)
@@ -1178,6 +1180,124 @@ static int m_list(struct call *c)
     return M_OK;
 }
 
+/* Reopens a's file of index i read-only through /proc/self/fd, close-on-
+ * exec: the store's own descriptor is read-write, and a client must never
+ * be able to write to or truncate a file through what it receives. Returns
+ * the new descriptor, or -1 with *err (limit when the daemon is out of
+ * descriptors, io_error otherwise). */
+static int reopen_ro(const struct store_arena *a, uint16_t i, struct err *err)
+{
+    char path[64];
+    int fd;
+
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", store_arena_fd(a, i));
+    do
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+    while (fd < 0 && errno == EINTR);
+    if (fd >= 0)
+        return fd;
+    return err_set(err, errno == EMFILE || errno == ENFILE ? PROTO_LIMIT : PROTO_IO_ERROR,
+                   "arena_fds: reopening file %" PRIu16 " read-only: %s", i, strerror(errno));
+}
+
+/* Closes the first n descriptors of fds. */
+static void close_fds(const int *fds, uint32_t n)
+{
+    for (uint32_t k = 0; k < n; k++)
+        close(fds[k]);
+}
+
+/* arena_fds [arena, [file_index, ...]]: read-only descriptors of the
+ * arena's files, sent as SCM_RIGHTS with the response's first byte, one
+ * per listed index in that order; the result is [files, [[file_index,
+ * size], ...]] (files: the arena's file count). Taking them takes one
+ * reference on the arena for this connection, as open does, so the files
+ * stay alive (and counted) while the client may read them; release or
+ * disconnect drops it. Everything is checked and every descriptor opened
+ * before the reference is taken, so a failure takes nothing. A
+ * notification takes and sends nothing. */
+static int m_arena_fds(struct call *c)
+{
+    const msgpack_object *items;
+    struct methods_out *io = c->io;
+    struct store_arena *a;
+    struct outq_slot *s;
+    struct obuf *b;
+    msgpack_packer pk;
+    struct err err;
+    uint16_t idx[METHODS_MAX_FDS];
+    int fds[METHODS_MAX_FDS];
+    const char *why = NULL;
+    uint32_t n, opened = 0;
+    uint64_t h;
+    size_t size;
+
+    if (param_handle(c, 0, "arena", &h) < 0)
+        return M_ERR;
+    if (proto_read_array(&c->p[1], &items, &n, &why) < 0)
+        return call_bad_param(c, 1, "file_indices", why);
+    if (n > METHODS_MAX_FDS)
+        return err_set(&c->err, PROTO_TOO_LARGE, "arena_fds: %" PRIu32 " files, max_fds is %u", n,
+                       METHODS_MAX_FDS);
+    for (uint32_t k = 0; k < n; k++) {
+        why = NULL;
+        if (proto_read_index(&items[k], &idx[k], &why) < 0)
+            return err_set_item(&c->err, PROTO_BAD_REQUEST, k,
+                                "arena_fds: param 2 (file_indices): item %" PRIu32 ": %s", k, why);
+    }
+    a = reg_arena(c->m->reg, h, &c->err);
+    if (a == NULL)
+        return M_ERR;
+    for (uint32_t k = 0; k < n; k++) {
+        struct store_loc loc = {idx[k], 0, 0};
+        if (store_check(a, loc, &err) < 0)
+            return err_set_item(&c->err, err.code, k, "item %" PRIu32 ": %s", k, err.msg);
+    }
+    if (!c->answer)
+        return M_OK;
+    /* The reply's exact size: [files, [[index, size], ...]]. */
+    size = proto_size_result_head(c->msgid) + 1 + proto_size_uint(store_arena_nfiles(a)) +
+           proto_size_array(n);
+    for (uint32_t k = 0; k < n; k++)
+        size += 1 + proto_size_uint(idx[k]) +
+                proto_size_uint(store_file_size(store_arena_file(a, idx[k])));
+    for (; opened < n; opened++) {
+        fds[opened] = reopen_ro(a, idx[opened], &c->err);
+        if (fds[opened] < 0) {
+            close_fds(fds, opened);
+            return M_ERR;
+        }
+    }
+    if (reg_open(c->o, h, &c->err) < 0) {
+        close_fds(fds, n);
+        return M_ERR;
+    }
+    /* The reply gets a slot of its own, which carries the descriptors on
+     * its first byte (outq sends it in a sendmsg of its own). */
+    s = outq_slot_new(io->q, c->msgid, size, 0);
+    if (s == NULL || (n > 0 && outq_slot_attach_fds(s, fds, n) < 0)) {
+        close_fds(fds, n);
+        reg_release(c->o, h, &err);
+        if (s == NULL)
+            return M_BROKEN;
+        outq_slot_fail(s, PROTO_IO_ERROR, "out of memory", -1);
+        return M_SLOT;
+    }
+    b = outq_slot_buf(s);
+    obuf_commit(b, proto_encode_result_head(c->msgid, obuf_reserve(b, PROTO_RESULT_HEAD_MAX)));
+    obuf_packer(b, &pk);
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_uint64(&pk, store_arena_nfiles(a));
+    msgpack_pack_array(&pk, n);
+    for (uint32_t k = 0; k < n; k++) {
+        msgpack_pack_array(&pk, 2);
+        msgpack_pack_uint16(&pk, idx[k]);
+        msgpack_pack_uint64(&pk, store_file_size(store_arena_file(a, idx[k])));
+    }
+    outq_slot_done(s); /* a failed pack becomes io_error there */
+    return M_SLOT;
+}
+
 /* One method: its handler, how many params it takes (hello: 0 or 1) and
  * their names for the wrong-count message. */
 struct method_def {
@@ -1207,6 +1327,7 @@ static const struct method_def method_table[PROTO_M_COUNT] = {
     [PROTO_M_UNNAME] = {m_unname, 1, 1, "[name]"},
     [PROTO_M_STAT] = {m_stat, 0, 0, "[]"},
     [PROTO_M_LIST] = {m_list, 3, 3, "[prefix, cursor, count]"},
+    [PROTO_M_ARENA_FDS] = {m_arena_fds, 2, 2, "[arena, [file_index, ...]]"},
 };
 
 /* Packs c->err as the response, unless c is a notification. */
@@ -1221,8 +1342,8 @@ static int call_answer_error(struct call *c)
 int methods_call(struct methods *m, struct reg_owner *o, const struct proto_request *req,
                  int shutting_down, struct methods_out *io)
 {
-    struct call c = {.m = m, .o = o, .p = req->params, .np = req->nparams, .io = io,
-                     .err = {.item = -1}};
+    struct call c = {
+        .m = m, .o = o, .p = req->params, .np = req->nparams, .io = io, .err = {.item = -1}};
     struct obuf *tail = outq_tail(io->q);
     const struct method_def *def;
     size_t mark = tail->len;

@@ -26,6 +26,10 @@ struct methods_out {
  * and must outlive the table. Returns NULL when out of memory. Freed with
  * methods_free(). */
 struct methods *methods_new(struct reg *r, struct io *io, const struct farenad_config *cfg);
+
+/* Most descriptors one arena_fds answer carries: the kernel's SCM_MAX_FD,
+ * the most one sendmsg() passes. Reported as hello's limits.max_fds. */
+#define METHODS_MAX_FDS OUTQ_MAX_FDS
 void methods_free(struct methods *m);
 
 /* The connection counts stat reports; the server keeps them current. */

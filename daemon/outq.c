@@ -366,20 +366,25 @@ long outq_send(struct outq *q, int fd, size_t budget)
         for (s = q->head; s != NULL && n < OUTQ_IOV && want < room; s = s->next) {
             if (s->pending > 0)
                 break;
-            /* Descriptors travel with their reply's first byte, in a
-             * sendmsg of their own: stop before such a reply, or send it
-             * alone when it comes first. */
+            /* Descriptors travel on their reply's first byte, sent alone
+             * (PROTOCOL.md 4.20: a client finds them at the end of the
+             * read that brings that byte): stop before such a reply, or
+             * send just that byte when it comes first. */
             if (s->nfds > 0 && n > 0)
                 break;
+            if (s->nfds > 0) {
+                iov[0].iov_base = s->b.p + s->sent;
+                iov[0].iov_len = 1;
+                want = 1;
+                n = 1;
+                fds = s;
+                break;
+            }
             if (s->b.len > s->sent) {
                 iov[n].iov_base = s->b.p + s->sent;
                 iov[n].iov_len = s->b.len - s->sent;
                 want += iov[n].iov_len;
                 n++;
-            }
-            if (s->nfds > 0) {
-                fds = s;
-                break;
             }
         }
         if (s == NULL && n < OUTQ_IOV && want < room && q->tail.len > q->tail_sent) {
@@ -420,6 +425,8 @@ long outq_send(struct outq *q, int fd, size_t budget)
         total += rc;
         if ((size_t)rc < want)
             break; /* the socket is full */
+        if (fds != NULL)
+            continue; /* the rest of that reply goes in the next sendmsg */
     }
     return total;
 }

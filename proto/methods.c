@@ -27,6 +27,7 @@ static const char *const method_names[PROTO_M_COUNT] = {
     [PROTO_M_UNNAME] = "unname",
     [PROTO_M_STAT] = "stat",
     [PROTO_M_LIST] = "list",
+    [PROTO_M_ARENA_FDS] = "arena_fds",
 };
 
 /* Returns the wire name of m, or NULL when m is out of range. */
@@ -70,7 +71,7 @@ int proto_method_from_name(const char *s, size_t n)
         m = PROTO_M_GET_MANY;
         break;
     case 9:
-        m = s[0] == 'p' ? PROTO_M_PUSH_MANY : PROTO_M_ARENA_NEW;
+        m = s[0] == 'p' ? PROTO_M_PUSH_MANY : s[6] == 'f' ? PROTO_M_ARENA_FDS : PROTO_M_ARENA_NEW;
         break;
     case 10:
         m = s[0] == 'i'   ? PROTO_M_INTO_ARENA

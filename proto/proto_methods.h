@@ -27,6 +27,7 @@ enum proto_method {
     PROTO_M_UNNAME,
     PROTO_M_STAT,
     PROTO_M_LIST,
+    PROTO_M_ARENA_FDS,
     PROTO_M_COUNT
 };
 

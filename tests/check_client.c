@@ -90,6 +90,24 @@ static farena_client *conn(void)
     return c;
 }
 
+/* Connects with direct reads off, for tests whose subject is the daemon
+ * path itself (request counts, batching, a daemon dying mid-read), which a
+ * direct read would bypass. */
+static farena_client *conn_daemon_path(void)
+{
+    struct farena_connect_options o = FARENA_CONNECT_OPTIONS_INIT;
+    farena_client *c = NULL;
+    char why[320];
+    int rc;
+
+    o.timeout_ms = 10000;
+    o.direct = 0;
+    rc = farena_connect_opts(dmn.sock, &o, &c, why, sizeof(why));
+    ck_assert_msg(rc == 0, "connect: %s: %s", ename(rc), why);
+    ck_assert_int_eq(farena_direct(c), 0);
+    return c;
+}
+
 /* Pushes a C string and returns its location. */
 static farena_loc push_str(farena_client *c, farena_handle w, const char *s)
 {
@@ -888,7 +906,7 @@ START_TEST(batch_megabytes_round_trip)
     farena_client *c;
 
     start(ARGS("--max-message", "256K"));
-    c = conn();
+    c = conn_daemon_path();
     data = malloc((size_t)N * 200000);
     ck_assert_ptr_nonnull(data);
     for (size_t i = 0; i < N; i++) {
@@ -1182,7 +1200,7 @@ START_TEST(get_many_split_fails_late)
 
     memset(big, 'z', sizeof(big));
     start(ARGS("--max-message", "256K"));
-    c = conn();
+    c = conn_daemon_path();
     OK(c, farena_writer_new(c, 0, &w));
     OK(c, farena_push_many(c, w, iov, 3, locs));
     OK(c, farena_into_arena(c, w, &arena));
@@ -1417,7 +1435,7 @@ static int killed_mid_call(int reading)
 
     signal(SIGPIPE, SIG_DFL); /* a SIGPIPE would kill the test */
     start(NULL);
-    c = conn();
+    c = conn_daemon_path();          /* direct reads outlive the daemon: check_direct tests that */
     OK(c, farena_set_timeout(c, 0)); /* the daemon's death must end the wait by itself */
     for (size_t i = 0; i < N; i++) {
         iov[i].iov_base = item;
@@ -1658,6 +1676,8 @@ enum fake_mode {
     FAKE_BAD_HELLO,  /* answer hello with protocol 0 */
     FAKE_PROTO_2,    /* answer hello with protocol 2 (a future, incompatible one) */
     FAKE_HUGE_LIMIT, /* report max_message 8 GiB; answer anything else with nil */
+    FAKE_OLD,        /* a daemon without arena_fds: get answers 'f' bytes, others nil */
+    FAKE_STRAY_FDS,  /* offers arena_fds; answers all with nil plus 2 unasked descriptors */
 };
 
 /* One fake peer: a listening socket and a thread serving one connection. */
@@ -1668,7 +1688,44 @@ struct fake {
     enum fake_mode mode;
     const char *const *errors; /* FAKE_ERRORS: wire names, NULL-terminated */
     uint32_t offset;           /* FAKE_ERRORS: bytes "stored" so far */
+    int asked_fds;             /* arena_fds requests seen */
 };
+
+/* Sends a packed buffer whole, its first byte by sendmsg() with two
+ * descriptors of /dev/null (unasked for), then closes the fake's copies. */
+static void fake_send_stray_fds(int fd, const msgpack_sbuffer *sb)
+{
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(2 * sizeof(int))];
+    } u;
+    int fds[2] = {open("/dev/null", O_RDONLY | O_CLOEXEC), open("/dev/null", O_RDONLY | O_CLOEXEC)};
+    struct iovec iov = {sb->data, 1};
+    struct msghdr mh;
+    struct cmsghdr *cm;
+    size_t off = 1;
+
+    memset(&u, 0, sizeof(u));
+    memset(&mh, 0, sizeof(mh));
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = u.buf;
+    mh.msg_controllen = sizeof(u.buf);
+    cm = CMSG_FIRSTHDR(&mh);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(2 * sizeof(int));
+    memcpy(CMSG_DATA(cm), fds, sizeof(fds));
+    if (sendmsg(fd, &mh, MSG_NOSIGNAL) == 1)
+        while (off < sb->size) {
+            ssize_t n = send(fd, sb->data + off, sb->size - off, MSG_NOSIGNAL);
+            if (n <= 0)
+                break;
+            off += (size_t)n;
+        }
+    close(fds[0]);
+    close(fds[1]);
+}
 
 /* Sends a packed buffer whole (blocking socket). */
 static void fake_send(int fd, const msgpack_sbuffer *sb)
@@ -1701,13 +1758,22 @@ static void fake_answer(struct fake *f, int fd, const struct proto_request *rq, 
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     if (hello) {
         proto_pack_result_head(&pk, rq->msgid);
-        msgpack_pack_map(&pk, 4);
+        msgpack_pack_map(&pk, f->mode == FAKE_OLD || f->mode == FAKE_STRAY_FDS ? 5 : 4);
         pack_cstr(&pk, "server");
         pack_cstr(&pk, "fake");
         pack_cstr(&pk, "version");
         pack_cstr(&pk, "0.0.0");
         pack_cstr(&pk, "protocol");
         msgpack_pack_uint8(&pk, f->mode == FAKE_BAD_HELLO ? 0 : f->mode == FAKE_PROTO_2 ? 2 : 1);
+        if (f->mode == FAKE_OLD || f->mode == FAKE_STRAY_FDS) {
+            /* A methods list: protocol 1's first table, plus arena_fds for
+             * FAKE_STRAY_FDS. */
+            int n = f->mode == FAKE_OLD ? PROTO_M_ARENA_FDS : PROTO_M_ARENA_FDS + 1;
+            pack_cstr(&pk, "methods");
+            msgpack_pack_array(&pk, (size_t)n);
+            for (int i = 0; i < n; i++)
+                pack_cstr(&pk, proto_method_name((enum proto_method)i));
+        }
         pack_cstr(&pk, "limits");
         msgpack_pack_map(&pk, 2);
         pack_cstr(&pk, "max_message");
@@ -1755,14 +1821,33 @@ static void fake_answer(struct fake *f, int fd, const struct proto_request *rq, 
             pack_cstr(&pk, "not a handle");
             break;
         case FAKE_HUGE_LIMIT:
+        case FAKE_STRAY_FDS:
             proto_pack_result_head(&pk, rq->msgid);
             msgpack_pack_nil(&pk);
+            break;
+        case FAKE_OLD:
+            if (rq->method_len == 9 && memcmp(rq->method, "arena_fds", 9) == 0) {
+                f->asked_fds++;
+                proto_pack_error(&pk, rq->msgid, PROTO_UNKNOWN_METHOD, "no method");
+            } else if (rq->method_len == 3 && memcmp(rq->method, "get", 3) == 0) {
+                uint32_t len = (uint32_t)rq->params[1].via.array.ptr[2].via.u64;
+                proto_pack_result_head(&pk, rq->msgid);
+                msgpack_pack_bin(&pk, len);
+                for (uint32_t i = 0; i < len; i++)
+                    msgpack_pack_bin_body(&pk, "f", 1);
+            } else {
+                proto_pack_result_head(&pk, rq->msgid);
+                msgpack_pack_nil(&pk);
+            }
             break;
         default:
             break;
         }
     }
-    fake_send(fd, &sb);
+    if (f->mode == FAKE_STRAY_FDS && !hello)
+        fake_send_stray_fds(fd, &sb);
+    else
+        fake_send(fd, &sb);
     msgpack_sbuffer_destroy(&sb);
 }
 
@@ -2156,6 +2241,69 @@ START_TEST(fake_list_malformed_reply)
 }
 END_TEST
 
+/* A daemon that does not offer arena_fds (one older than direct reads):
+ * the client never asks for descriptors and reads through the daemon. */
+START_TEST(fake_old_daemon_daemon_path)
+{
+    farena_buf buf = FARENA_BUF_INIT;
+    farena_loc locs[2] = {{0, 0, 5}, {0, 5, 3}};
+    struct fake f;
+    farena_client *c;
+
+    fake_start(&f, FAKE_OLD, NULL);
+    c = fake_conn(&f);
+    ck_assert_int_eq(farena_direct(c), 0);
+    OK(c, farena_open(c, 7)); /* held: direct reads would apply */
+    OK(c, farena_get_into(c, 7, locs[0], &buf));
+    ck_assert_str_eq((const char *)buf.data, "fffff");
+    OK(c, farena_get_str_into(c, 7, locs[1], &buf));
+    ck_assert_str_eq((const char *)buf.data, "ffffffff");
+    farena_close(c);
+    fake_stop(&f);
+    ck_assert_int_eq(f.asked_fds, 0);
+    farena_buf_free(&buf);
+}
+END_TEST
+
+/* How many of this process's descriptors are open on /dev/null. */
+static int devnull_fds(void)
+{
+    int n = 0;
+
+    for (int fd = 0; fd < 1024; fd++) {
+        char path[64], target[64];
+        ssize_t len;
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+        len = readlink(path, target, sizeof(target) - 1);
+        if (len > 0) {
+            target[len] = '\0';
+            n += strcmp(target, "/dev/null") == 0;
+        }
+    }
+    return n;
+}
+
+/* Descriptors nobody asked for (a peer attaching them to ordinary
+ * replies) are closed, never kept or leaked. */
+START_TEST(fake_stray_descriptors_closed)
+{
+    struct fake f;
+    farena_client *c;
+    int base = devnull_fds();
+
+    fake_start(&f, FAKE_STRAY_FDS, NULL);
+    c = fake_conn(&f);
+    ck_assert_int_eq(farena_direct(c),
+                     getenv("FARENA_DIRECT") == NULL || strcmp(getenv("FARENA_DIRECT"), "0") != 0);
+    for (int i = 0; i < 10; i++)
+        OK(c, farena_open(c, 7));
+    ck_assert_int_le(devnull_fds(), base + 2); /* at most the last reply's */
+    farena_close(c);
+    fake_stop(&f);
+    ck_assert_int_eq(devnull_fds(), base);
+}
+END_TEST
+
 /* Builds the suite: one tcase per theme, each test with its own daemon. */
 static Suite *client_suite(void)
 {
@@ -2222,6 +2370,8 @@ static Suite *client_suite(void)
     tcase_add_test(tc, fake_connect_refusals);
     tcase_add_test(tc, fake_batch_split_numbering);
     tcase_add_test(tc, fake_huge_max_message_payload_refused);
+    tcase_add_test(tc, fake_old_daemon_daemon_path);
+    tcase_add_test(tc, fake_stray_descriptors_closed);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("list");

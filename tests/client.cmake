@@ -3,6 +3,19 @@
 
 farena_check(check_client SOURCES check_client.c LIBS farena farena_testharness TIMEOUT 300 CASE_TIMEOUT 120)
 farena_check_engine(check_client threads)
+# The same suite with direct reads off (FARENA_DIRECT=0): both read paths
+# must give the same results and error codes.
+add_test(NAME check_client_daemon_path COMMAND check_client)
+set_tests_properties(check_client_daemon_path PROPERTIES
+    TIMEOUT 300
+    ENVIRONMENT "CK_DEFAULT_TIMEOUT=120;FARENA_DIRECT=0")
+
+# Direct reads (arena_fds, descriptors, the read handle), run in both modes.
+farena_check(check_direct SOURCES check_direct.c LIBS farena farena_testharness TIMEOUT 300 CASE_TIMEOUT 120)
+add_test(NAME check_direct_daemon_path COMMAND check_direct)
+set_tests_properties(check_direct_daemon_path PROPERTIES
+    TIMEOUT 300
+    ENVIRONMENT "CK_DEFAULT_TIMEOUT=120;FARENA_DIRECT=0")
 
 # Only farena_* symbols leave libfarena.so, and its SONAME is the ABI major's.
 add_test(NAME client_exports
@@ -35,6 +48,13 @@ if(Python3_Interpreter_FOUND AND NOT FARENA_SANITIZE)
              COMMAND Python3::Interpreter ${CMAKE_CURRENT_SOURCE_DIR}/test_python.py
                      $<TARGET_FILE:farenad>)
     set_tests_properties(client_python PROPERTIES TIMEOUT 120 ENVIRONMENT "${farena_py_env}")
+    # Again with direct reads off.
+    add_test(NAME client_python_daemon_path
+             COMMAND Python3::Interpreter ${CMAKE_CURRENT_SOURCE_DIR}/test_python.py
+                     $<TARGET_FILE:farenad>)
+    set_tests_properties(client_python_daemon_path PROPERTIES
+        TIMEOUT 120
+        ENVIRONMENT "${farena_py_env};FARENA_DIRECT=0")
 
     # SpillMapping (zict's checks), the Dask LocalCluster and the pip install
     # need the distribution's python3-zict, python3-distributed and setuptools

@@ -10,6 +10,8 @@ import pydoc
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 import unittest
 
 import pyharness
@@ -231,6 +233,138 @@ class FarenaTest(unittest.TestCase):
         buf = bytearray()
         c.get_into(arena, one, buf)
         self.assertEqual(memoryview(buf).tobytes(), b"single")
+    def _arena_of(self, c, n=300, files=3):
+        """An arena of n payloads over files files; returns (arena, locs, payloads)."""
+        ws = [c.writer_new(i) for i in range(files)]
+        payloads = [bytes((i * 7 + k) % 256 for k in range(i % 97)) for i in range(n)]
+        locs = [c.push(ws[i % files], p) for i, p in enumerate(payloads)]
+        arena = c.build([c.finish(w) for w in ws])
+        return arena, locs, payloads
+
+    def test_direct_reads_and_views(self):
+        c = self.client()
+        self.assertEqual(c.direct, os.environ.get("FARENA_DIRECT") != "0")
+        arena, locs, payloads = self._arena_of(c)
+        off = farena.Client(self.daemon.sock, timeout=10, direct=False)
+        self.addCleanup(off.close)
+        self.assertFalse(off.direct)
+        off.open(arena)
+        for loc, p in zip(locs, payloads):
+            self.assertEqual(c.get(arena, loc), p)
+            self.assertEqual(off.get(arena, loc), p)
+        views = c.get_many_views(arena, locs)
+        self.assertEqual([bytes(v) for v in views], payloads)
+        self.assertTrue(all(isinstance(v, memoryview) for v in views))
+        # Any iterable of triples; a generator too.
+        views = c.get_many_views(arena, ((x.file_index, x.offset, x.len) for x in locs[:5]))
+        self.assertEqual([bytes(v) for v in views], payloads[:5])
+        self.assertEqual(c.get_many_views(arena, []), [])
+        # Locations converted once, read many times.
+        packed = farena.Locs(locs)
+        self.assertEqual(len(packed), len(locs))
+        self.assertEqual(packed[3], locs[3])
+        self.assertEqual(packed[-1], locs[-1])
+        for _ in range(2):
+            self.assertEqual([bytes(v) for v in c.get_many_views(arena, packed)], payloads)
+        self.assertEqual(c.get_many(arena, packed), payloads)
+        self.assertEqual(len(farena.Locs([])), 0)
+        self.assertEqual([bytes(v) for v in off.get_many_views(arena, locs)], payloads)
+        for bad in [(65536, 0, 1), (-1, 0, 1), (0, 2**32, 1), (0, 0, -1)]:
+            with self.assertRaises(ValueError, msg=repr(bad)):
+                c.get_many_views(arena, [locs[0], bad])
+        # The same errors and messages both ways.
+        for cl in (c, off):
+            with self.assertRaises(farena.OutOfBoundsError) as e:
+                cl.get_many_views(arena, [locs[0], (7, 0, 1)])
+            self.assertEqual(e.exception.message, "item 1: file index 7 is not in the arena "
+                             "(3 files)")
+            with self.assertRaises(farena.OutOfBoundsError) as e:
+                cl.get(arena, (0, 1 << 20, 1))
+            self.assertIn("is past the end of file 0", e.exception.message)
+        # A forked child never reads through the parent's descriptors.
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                try:
+                    c.get(arena, locs[1])
+                except farena.ForkError:
+                    code = 0
+            finally:
+                os._exit(code)
+        _, ws = os.waitpid(pid, 0)
+        self.assertEqual(os.waitstatus_to_exitcode(ws), 0)
+        # Released by both: gone, whatever c learnt of its files.
+        self.assertEqual(c.get(arena, locs[1]), payloads[1])
+        off.release(arena)
+        c.release(arena)
+        with self.assertRaises(farena.NoSuchHandleError):
+            c.get(arena, locs[1])
+
+    def test_descriptor_budget(self):
+        # One descriptor for an arena of three files: every read is right,
+        # the files past the budget go through the daemon.
+        c = farena.Client(self.daemon.sock, timeout=10, max_fds=1)
+        self.addCleanup(c.close)
+        arena, locs, payloads = self._arena_of(c, n=60, files=3)
+        for loc, p in zip(locs, payloads):
+            self.assertEqual(c.get(arena, loc), p)
+        self.assertEqual(c.get_many(arena, locs), payloads)
+        with self.assertRaises(ValueError):
+            farena.Client(self.daemon.sock, max_fds=-1)
+
+    def test_reader_threads(self):
+        c = self.client()
+        arena, locs, payloads = self._arena_of(c, n=500, files=4)
+        reader = c.reader(arena)
+        self.addCleanup(reader.close)
+        c.release(arena)  # the reader holds its own reference
+        errors = []
+
+        def work(seed):
+            try:
+                for k in range(300):
+                    i = (seed * 131 + k * 17) % len(locs)
+                    if reader.get(locs[i]) != payloads[i]:
+                        errors.append(("get", i))
+                    if k % 20 == 0:
+                        got = reader.get_many_views(locs[i:i + 40])
+                        if [bytes(v) for v in got] != payloads[i:i + 40]:
+                            errors.append(("many", i))
+                try:
+                    reader.get((0, 1 << 30, 1))
+                    errors.append("no error")
+                except farena.OutOfBoundsError:
+                    pass
+            except Exception as e:  # reported below
+                errors.append(repr(e))
+
+        threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(errors, [])
+        self.assertEqual(reader.get_many(locs[:3]), payloads[:3])
+        self.assertEqual([bytes(v) for v in reader.get_many_views(farena.Locs(locs))], payloads)
+        self.assertEqual(reader.get_str(locs[0]), "")
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                try:
+                    reader.get(locs[1])
+                except farena.ForkError:
+                    code = 0
+            finally:
+                os._exit(code)
+        _, ws = os.waitpid(pid, 0)
+        self.assertEqual(os.waitstatus_to_exitcode(ws), 0)
+        reader.close()
+        with self.assertRaises(farena.ConnectionLostError):
+            reader.get(locs[0])
+        with self.assertRaises(farena.NoSuchHandleError):
+            c.reader(123456)
 
     def test_server_and_stat(self):
         c = self.client()

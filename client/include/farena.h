@@ -39,7 +39,9 @@
  * - Threads. A farena_client may be used by one thread at a time: calls on
  *   one client must not overlap (serialise them yourself if you share it).
  *   Different clients are independent and may be used in parallel from
- *   different threads. The library keeps no global mutable state.
+ *   different threads. A farena_reader (below) is the exception: any
+ *   number of threads read one arena through it at once. The library keeps
+ *   no global mutable state.
  *
  * - Processes. The library never raises SIGPIPE (every send uses
  *   MSG_NOSIGNAL), never aborts or exits, and opens every descriptor with
@@ -55,6 +57,28 @@
  * - Batches. farena_push_many() and farena_get_many_into() accept any number
  *   of items: the library splits them into as many requests as the daemon's
  *   limits require and pipelines those requests on the one connection.
+ *
+ * - Direct reads. An arena this client holds (it built it with
+ *   farena_into_arena/farena_build/farena_arena_new, or took a reference
+ *   with farena_open, and has not released it) is read without a round
+ *   trip: farena_get_into, farena_get_str_into(_unchecked) and
+ *   farena_get_many_into pread() its files through read-only descriptors
+ *   the daemon passes (protocol method arena_fds), fetched the first time a
+ *   get needs a file. Results, error codes and messages are the daemon
+ *   path's (locations are checked against the files' immutable sizes). An
+ *   arena the client does not hold, or a daemon without arena_fds, is read
+ *   through the daemon as before. The client keeps at most max_fds
+ *   descriptors (struct farena_connect_options; default
+ *   FARENA_DIRECT_FDS_DEFAULT); past that, and for files whose descriptor
+ *   could not be received (the process at its RLIMIT_NOFILE), gets go
+ *   through the daemon, so no get fails for want of descriptors. The
+ *   descriptors are close-on-exec and close when the last reference is
+ *   released (farena_release) or the client closes; a forked child never
+ *   uses them (the rule of Processes holds). Direct reads are on by
+ *   default; the direct option of farena_connect_opts() or FARENA_DIRECT=0
+ *   in the environment turns them off. They are invisible to the daemon's
+ *   counters: a direct get is not counted in stat's requests. References
+ *   taken or dropped through farena_call_raw() are not counted as held.
  */
 #ifndef FARENA_H
 #define FARENA_H
@@ -259,6 +283,53 @@ FARENA_API int farena_connect(const char *socket_path, farena_client **out);
  * FARENA_ETIMEDOUT. */
 FARENA_API int farena_connect_ex(const char *socket_path, int timeout_ms, farena_client **out,
                                  char *errbuf, size_t errcap);
+
+/* Options of farena_connect_opts(). Start from FARENA_CONNECT_OPTIONS_INIT,
+ * which sets size and every default, then change what you need: later
+ * versions may append fields, and size tells the library which ones the
+ * caller knows (fields past it take their defaults). */
+struct farena_connect_options {
+    size_t size;      /* sizeof(struct farena_connect_options) */
+    int timeout_ms;   /* as farena_connect_ex(); 0 = none */
+    int direct;       /* 1 (default): direct reads of held arenas (see the top of
+                         this file); 0: every get goes through the daemon */
+    unsigned max_fds; /* most descriptors kept for direct reads (and by each
+                         farena_reader); 0 = FARENA_DIRECT_FDS_DEFAULT */
+};
+
+/* The default descriptor budget of direct reads. */
+#define FARENA_DIRECT_FDS_DEFAULT 256
+
+/* clang-format off */
+#define FARENA_CONNECT_OPTIONS_INIT {sizeof(struct farena_connect_options), 0, 1, 0}
+/* clang-format on */
+
+/* Like farena_connect_ex(), with options (NULL: the defaults). Errors as
+ * farena_connect_ex(), and FARENA_EINVAL when opts->size is smaller than
+ * the first version of the struct or timeout_ms is negative. */
+FARENA_API int farena_connect_opts(const char *socket_path,
+                                   const struct farena_connect_options *opts, farena_client **out,
+                                   char *errbuf, size_t errcap);
+
+/* Returns 1 when c reads held arenas directly (allowed by its options and
+ * the environment, and offered by the daemon), else 0 (also for NULL). */
+FARENA_API int farena_direct(const farena_client *c);
+
+/* For language bindings that read with their own pread() (a foreign call
+ * per get costs more than the read): when c reads arena directly and has a
+ * descriptor of its file file_index (fetched now if needed, as a get
+ * would), stores it in *fd and the file's size in *size and returns 1.
+ * Returns 0 when gets of that file go through the get functions: the arena
+ * is not held, direct reads are off, the descriptor budget is spent, or the
+ * index is not in the arena. The descriptor belongs to c and is read-only:
+ * never close it; it stays valid until the last reference c holds to the
+ * arena is released with farena_release(), or c is closed; a forked child
+ * must not use it. A binding must check locations against *size as
+ * farena_get_into does (offset + len <= size, in 64 bits), and use the get
+ * functions for anything else (they give the errors and messages).
+ * Errors: FARENA_EINVAL (fd or size NULL, arena 0) and the common ones. */
+FARENA_API int farena_direct_file(farena_client *c, farena_handle arena, uint16_t file_index,
+                                  int *fd, uint64_t *size);
 
 /* Closes the connection and frees the client; NULL is a no-op. The daemon
  * then discards this connection's writers and unbuilt files and drops its
@@ -523,6 +594,52 @@ FARENA_API int farena_list(farena_client *c, const char *prefix, char *cursor,
  * size params declares, over max_message). */
 FARENA_API int farena_call_raw(farena_client *c, const char *method, const void *params,
                                size_t params_len, farena_buf *result);
+
+/* ---- many threads reading one arena (crate: FileArena shared by threads) ---- */
+
+/* A read handle on one arena for any number of threads at once. Opaque;
+ * made by farena_reader_open(), freed by farena_reader_close(). */
+typedef struct farena_reader farena_reader;
+
+/* Opens a read handle on arena (a live handle; c need not hold it). The
+ * reader has its own connection to c's daemon (with c's timeout, direct
+ * and max_fds options), which holds one reference to the arena until
+ * farena_reader_close(), so the arena outlives c's references and c
+ * itself. Files are read with pread() on read-only descriptors fetched
+ * the first time any thread needs each (under the reader's mutex); after
+ * that, reads of that file take no lock. Where direct reads are off or a
+ * descriptor cannot be had, that read goes through the reader's connection,
+ * one thread at a time. c is used only by this call (its message tells why
+ * it failed). On success *out is the new reader, owned by the caller.
+ * Errors: FARENA_ENOSUCHHANDLE, FARENA_ELIMIT (the daemon's max_clients or
+ * max_handles), FARENA_ECONNECT, and the common ones. */
+FARENA_API int farena_reader_open(farena_client *c, farena_handle arena, farena_reader **out);
+
+/* Closes the reader: its descriptors, its connection and its reference to
+ * the arena go. No thread may be using r, or use it afterwards. NULL is a
+ * no-op. In a forked child it only frees the child's copies. */
+FARENA_API void farena_reader_close(farena_reader *r);
+
+/* The get functions of a reader: same results and error codes as
+ * farena_get_into(), farena_get_str_into(), farena_get_str_into_unchecked()
+ * and farena_get_many_into() on a client, callable from any number of
+ * threads at once on one reader (each with its own buf). No message is
+ * kept (threads share r): for the details of a failure, repeat the call on
+ * a client. After fork() they return FARENA_EFORK in the child. */
+FARENA_API int farena_reader_get_into(farena_reader *r, farena_loc loc, farena_buf *buf);
+FARENA_API int farena_reader_get_str_into(farena_reader *r, farena_loc loc, farena_buf *buf);
+FARENA_API int farena_reader_get_str_into_unchecked(farena_reader *r, farena_loc loc,
+                                                    farena_buf *buf);
+FARENA_API int farena_reader_get_many_into(farena_reader *r, const farena_loc *locs, size_t n,
+                                           farena_buf *buf);
+
+/* farena_direct_file() for a reader: returns 1 with the descriptor of the
+ * arena's file file_index in *fd and its size in *size (fetched now if
+ * needed), or 0 when reads of that file go through the reader's get
+ * functions. Callable from any thread. The descriptor belongs to r: never
+ * close it; it stays valid until farena_reader_close(r). Errors:
+ * FARENA_EINVAL, FARENA_EFORK. */
+FARENA_API int farena_reader_file(farena_reader *r, uint16_t file_index, int *fd, uint64_t *size);
 
 /* ---- buffers ---- */
 

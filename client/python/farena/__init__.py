@@ -45,18 +45,30 @@ relative to it; (3) $FARENA_LIB, a path. To force one particular build,
 put its directory in LD_LIBRARY_PATH. library_path names the file that was
 loaded. Standard library only.
 
-A Client is not thread-safe: use one per thread, or serialise calls. After
-os.fork() a Client belongs to the parent; the child must open its own.
+A Client is not thread-safe: use one per thread, or serialise calls. A
+Reader (Client.reader(arena)) is: any number of threads read one arena
+through it at once. After os.fork() a Client or Reader belongs to the
+parent; the child must open its own.
+
+Arenas a Client holds (built by it, or opened) are read directly from their
+files by libfarena (see farena.h, "Direct reads"): Client(direct=False) or
+FARENA_DIRECT=0 turns that off. get_many_views() reads many locations in
+one library call and returns memoryviews into one buffer (a Locs converts
+the locations once for repeated calls).
 """
 
+import array
 import ctypes
 import ctypes.util
+import itertools
 import operator
 import os
+import sys
+import weakref
 from collections import namedtuple
 
-__all__ = ["Client", "Arena", "Loc", "Error", "FarenaError", "SpillMapping", "version",
-           "strerror", "library_path"]
+__all__ = ["Client", "Arena", "Reader", "Loc", "Locs", "Error", "FarenaError", "SpillMapping",
+           "version", "strerror", "library_path"]
 
 Loc = namedtuple("Loc", ["file_index", "offset", "len"])
 Loc.__doc__ = "Where a payload lives in an arena: file index, byte offset, length."
@@ -71,12 +83,24 @@ class _CBuf(ctypes.Structure):
     _fields_ = [("data", ctypes.c_void_p), ("len", ctypes.c_size_t), ("cap", ctypes.c_size_t)]
 
 
+class _CBufBytes(ctypes.Structure):
+    """The same memory as a _CBuf, with data typed so that slicing it gives
+    bytes in one step (faster than ctypes.string_at)."""
+    _fields_ = [("data", ctypes.POINTER(ctypes.c_char)), ("len", ctypes.c_size_t),
+                ("cap", ctypes.c_size_t)]
+
+
 class _CIovec(ctypes.Structure):
     _fields_ = [("iov_base", ctypes.c_void_p), ("iov_len", ctypes.c_size_t)]
 
 
 _LIMIT_NAMES = ["max_message", "max_batch", "max_depth", "max_objects", "max_name", "file_max",
                 "max_clients", "max_writers", "max_handles", "max_bytes", "min_free"]
+
+
+class _CConnectOptions(ctypes.Structure):
+    _fields_ = [("size", ctypes.c_size_t), ("timeout_ms", ctypes.c_int),
+                ("direct", ctypes.c_int), ("max_fds", ctypes.c_uint)]
 
 
 class _CLimits(ctypes.Structure):
@@ -199,10 +223,40 @@ for _name, _res, _args in [
     ("farena_stat", _I, [_P, ctypes.POINTER(_CStat)]),
     ("farena_buf_clear", None, [_BUFP]),
     ("farena_buf_free", None, [_BUFP]),
+    ("farena_connect_opts", _I, [ctypes.c_char_p, ctypes.POINTER(_CConnectOptions),
+                                 ctypes.POINTER(_P), ctypes.c_char_p, _SZ]),
+    ("farena_direct", _I, [_P]),
+    ("farena_direct_file", _I, [_P, _H, ctypes.c_uint16, ctypes.POINTER(ctypes.c_int),
+                                ctypes.POINTER(ctypes.c_uint64)]),
+    ("farena_reader_open", _I, [_P, _H, ctypes.POINTER(_P)]),
+    ("farena_reader_close", None, [_P]),
+    ("farena_reader_file", _I, [_P, ctypes.c_uint16, ctypes.POINTER(ctypes.c_int),
+                                ctypes.POINTER(ctypes.c_uint64)]),
+    ("farena_reader_get_into", _I, [_P, _CLoc, _BUFP]),
+    ("farena_reader_get_str_into", _I, [_P, _CLoc, _BUFP]),
+    ("farena_reader_get_many_into", _I, [_P, ctypes.POINTER(_CLoc), _SZ, _BUFP]),
 ]:
     _fn = getattr(_lib, _name)
     _fn.restype = _res
     _fn.argtypes = _args
+
+
+_get_into = _lib.farena_get_into
+_pread = os.pread
+
+# Every open Client and Reader, so that a forked child drops what they
+# learnt of the parent's descriptors (its calls then fail with ForkError, as
+# libfarena's).
+_clients = weakref.WeakSet()
+
+
+def _forget_descriptors_after_fork():
+    for c in list(_clients):
+        c._files = {}
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_descriptors_after_fork)
 
 
 def version():
@@ -303,6 +357,64 @@ def _c_loc(loc):
                  _uint(n, _U32_MAX, "len"))
 
 
+class Locs:
+    """Locations packed once into a C array (what libfarena's get_many
+    takes), from any iterable of Locs or (file_index, offset, len) triples.
+    get_many_views(), get_many() and the Reader's accept a Locs as well as
+    any iterable; one converted ahead saves the conversion on every call,
+    as a C caller keeps its farena_loc array. Immutable; len() and
+    indexing (giving Locs) work."""
+
+    __slots__ = ("_arr", "_offs", "_keep")
+
+    def __init__(self, locs):
+        if not isinstance(locs, (list, tuple)):
+            locs = list(locs)
+        flat = None
+        if sys.byteorder == "little":
+            # A farena_loc is (uint16, 2 bytes of padding, uint32, uint32):
+            # on a little-endian machine, three uint32s whose first is the
+            # file index, so array() converts them at C speed.
+            try:
+                flat = array.array("I", itertools.chain.from_iterable(locs))
+            except OverflowError:
+                raise ValueError("a location field is outside its range") from None
+            except TypeError:
+                flat = None
+            if flat is not None and len(flat) != 3 * len(locs):
+                flat = None
+        if flat is not None:
+            if flat and max(flat[0::3]) > _U16_MAX:
+                raise ValueError("a file index is above 65535")
+            n = len(locs)
+            self._arr = (_CLoc * n).from_buffer(flat) if n else None
+            lens = flat[2::3]
+        else:
+            cl = [_c_loc(x) for x in locs]
+            self._arr = (_CLoc * len(cl))(*cl) if cl else None
+            lens = [x.len for x in cl]
+        self._keep = flat
+        self._offs = list(itertools.accumulate(lens, initial=0))
+
+    def __len__(self):
+        return len(self._offs) - 1
+
+    def __getitem__(self, i):
+        x = self._arr[i] if self._arr is not None else [][i]
+        return Loc(x.file_index, x.offset, x.len)
+
+    def _views(self, data):
+        """memoryviews of data cut at these locations' lengths, in order."""
+        mv = memoryview(data)
+        offs = self._offs
+        return [mv[a:b] for a, b in zip(offs, offs[1:])]
+
+
+def _as_locs(locs):
+    """locs as a Locs (converted now unless it is one)."""
+    return locs if isinstance(locs, Locs) else Locs(locs)
+
+
 def _c_name(name):
     """The bytes of an arena name (str as UTF-8)."""
     b = name.encode("utf-8") if isinstance(name, str) else bytes(name)
@@ -352,20 +464,31 @@ class Client:
     """One connection to farenad; a context manager that closes it.
 
     socket_path: None for $FARENA_SOCKET or the default path; timeout: None
-    to wait forever, else seconds (connecting and every later call).
+    to wait forever, else seconds (connecting and every later call);
+    direct: read held arenas directly (default; FARENA_DIRECT=0 also turns
+    it off); max_fds: descriptors kept for that (0: the library's default).
     """
 
-    def __init__(self, socket_path=None, timeout=None):
+    def __init__(self, socket_path=None, timeout=None, direct=True, max_fds=0):
         self._c = None
+        # arena -> {file_index: (fd, size) of libfarena's direct-read
+        # descriptor, or None: read through the library}. See get().
+        self._files = {}
         self._buf = _CBuf()
+        self._bufp = ctypes.byref(self._buf)
+        self._bufb = _CBufBytes.from_buffer(self._buf)
         path = os.fsencode(socket_path) if socket_path is not None else None
-        ms = _ms(timeout)
+        opts = _CConnectOptions(ctypes.sizeof(_CConnectOptions), _ms(timeout),
+                                1 if direct else 0, _uint(max_fds, _U32_MAX, "max_fds"))
         handle = ctypes.c_void_p()
         why = ctypes.create_string_buffer(320)
-        rc = _lib.farena_connect_ex(path, ms, ctypes.byref(handle), why, len(why))
+        rc = _lib.farena_connect_opts(path, ctypes.byref(opts), ctypes.byref(handle), why,
+                                      len(why))
         if rc != 0:
             raise _error(rc, why.value.decode("utf-8", "replace"))
         self._c = handle
+        self._direct = bool(_lib.farena_direct(handle))
+        _clients.add(self)
 
     def __enter__(self):
         return self
@@ -383,6 +506,7 @@ class Client:
     def close(self):
         """Closes the connection; this connection's writers and unbuilt files
         are discarded, its arena references dropped. Idempotent."""
+        self._files = {}
         if self._c is not None:
             _lib.farena_close(self._c)
             self._c = None
@@ -498,19 +622,49 @@ class Client:
 
     def _take(self):
         """The bytes in the reused buffer, which is then emptied."""
-        data = ctypes.string_at(self._buf.data, self._buf.len) if self._buf.len else b""
-        if self._buf.cap > (16 << 20):
-            _lib.farena_buf_free(ctypes.byref(self._buf))
+        buf = self._bufb
+        n = buf.len
+        data = buf.data[:n] if n else b""
+        if buf.cap > (16 << 20):
+            _lib.farena_buf_free(self._bufp)
         else:
-            _lib.farena_buf_clear(ctypes.byref(self._buf))
+            buf.len = 0  # farena_buf_clear without a library call
         return data
 
     def get(self, arena, loc):
         """Returns the payload at loc (a Loc or a triple) as bytes."""
-        _lib.farena_buf_clear(ctypes.byref(self._buf))
-        self._check(_lib.farena_get_into(self._client(), _h(arena), _c_loc(loc),
-                                         ctypes.byref(self._buf)))
+        # Direct reads of a held arena: os.pread on libfarena's descriptor
+        # of the file (farena_direct_file), the location checked against the
+        # file's size; anything else (not held, out of bounds, an error)
+        # takes the library call below, which gives the errors and messages.
+        i, off, n = loc
+        files = self._files.get(arena)
+        if files is not None:
+            f = files.get(i)
+            if f is not None and 0 <= off and 0 <= n and off + n <= f[1]:
+                data = _pread(f[0], n, off)
+                if len(data) == n:
+                    return data
+        elif self._direct:
+            files = self._files[arena] = {}
+        c = self._c
+        if (c is None or type(arena) is not int or not 0 < arena <= _U64_MAX
+                or not 0 <= i <= _U16_MAX or not 0 <= off <= _U32_MAX or not 0 <= n <= _U32_MAX):
+            c, arena, cloc = self._client(), _h(arena), _c_loc(loc)
+        else:
+            cloc = _CLoc(i, off, n)
+        rc = _get_into(c, arena, cloc, self._bufp)
+        if rc != 0:
+            self._check(rc)
+        if files is not None and i not in files:
+            self._learn(files, arena, i)
         return self._take()
+
+    def _learn(self, files, arena, i):
+        """Remembers libfarena's descriptor of arena's file i, or None."""
+        fd, size = ctypes.c_int(), ctypes.c_uint64()
+        rc = _lib.farena_direct_file(self._c, arena, i, ctypes.byref(fd), ctypes.byref(size))
+        files[i] = (fd.value, size.value) if rc == 1 else None
 
     def get_into(self, arena, loc, out):
         """Appends the payload at loc to the bytearray out."""
@@ -526,21 +680,32 @@ class Client:
     def get_many(self, arena, locs):
         """Returns the payloads at every loc, in order, as a list of bytes.
 
-        Any number of locations: libfarena splits and pipelines the requests."""
-        locs = [_c_loc(x) for x in locs]
-        n = len(locs)
-        if n == 0:
+        Any number of locations: libfarena splits and pipelines the requests
+        (or reads a held arena directly). get_many_views() avoids the
+        per-item copies."""
+        return [bytes(v) for v in self.get_many_views(arena, locs)]
+
+    def get_many_views(self, arena, locs):
+        """Reads every loc in one library call (direct reads: one pread
+        each; else pipelined requests) and returns a list of memoryviews, in
+        order, all into one bytes buffer: no per-item call or copy. locs is
+        a Locs, or any iterable of Locs or (file_index, offset, len)
+        triples."""
+        locs = _as_locs(locs)
+        if not len(locs):
             return []
-        arr = (_CLoc * n)(*locs)
-        _lib.farena_buf_clear(ctypes.byref(self._buf))
-        self._check(_lib.farena_get_many_into(self._client(), _h(arena), arr, n,
-                                              ctypes.byref(self._buf)))
-        data = self._take()
-        out, at = [], 0
-        for x in locs:
-            out.append(data[at:at + x.len])
-            at += x.len
-        return out
+        self._check(_lib.farena_get_many_into(self._client(), _h(arena), locs._arr, len(locs),
+                                              self._bufp))
+        return locs._views(self._take())
+
+    @property
+    def direct(self):
+        """True when this client reads held arenas directly."""
+        return bool(_lib.farena_direct(self._client()))
+
+    def reader(self, arena):
+        """A Reader on arena: any number of threads may use it at once."""
+        return Reader(self, arena)
 
     def arena_info(self, arena):
         """Returns {"files", "bytes", "refs", "name" (str or None)}."""
@@ -565,6 +730,7 @@ class Client:
 
     def open(self, arena):
         """Takes one more reference to the arena for this connection."""
+        self._files.pop(arena, None)  # now held: learn its descriptors again
         self._check(_lib.farena_open(self._client(), _h(arena)))
 
     def opened(self, arena):
@@ -575,6 +741,7 @@ class Client:
 
     def release(self, handle):
         """Drops this connection's writer, file or one arena reference."""
+        self._files.pop(handle, None)  # libfarena may close its descriptors
         self._check(_lib.farena_release(self._client(), _h(handle)))
 
     def name(self, arena, name):
@@ -607,6 +774,107 @@ class Client:
                     per[m.decode()] = getattr(st, key)[i]
             out[key] = per
         return out
+
+
+class Reader:
+    """A read handle on one arena that any number of threads use at once
+    (the crate's FileArena shared between threads): libfarena's
+    farena_reader. It has its own connection to the daemon, holding one
+    reference to the arena until close(), so it outlives the Client that
+    made it. Reads of files whose descriptor was fetched take no lock and
+    release the GIL while they read. A context manager that closes it; no
+    thread may be using it then."""
+
+    def __init__(self, client, arena):
+        self._r = None
+        # file_index -> (fd, size) of the reader's descriptor, or None: read
+        # through the library. See get().
+        self._files = {}
+        handle = ctypes.c_void_p()
+        client._check(_lib.farena_reader_open(client._client(), _h(arena), ctypes.byref(handle)))
+        self._r = handle
+        _clients.add(self)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def close(self):
+        """Closes the reader (its descriptors, connection and reference).
+        Idempotent."""
+        self._files = {}
+        if self._r is not None:
+            _lib.farena_reader_close(self._r)
+            self._r = None
+
+    def _reader(self):
+        if self._r is None:
+            raise _error(-101, "the reader is closed")
+        return self._r
+
+    @staticmethod
+    def _take(buf):
+        """The bytes of a call's own buffer, which is then freed."""
+        data = ctypes.string_at(buf.data, buf.len) if buf.len else b""
+        _lib.farena_buf_free(ctypes.byref(buf))
+        return data
+
+    @staticmethod
+    def _check(rc, buf):
+        if rc != 0:
+            _lib.farena_buf_free(ctypes.byref(buf))
+            raise _error(rc)  # readers keep no message (threads share them)
+
+    def get(self, loc):
+        """Returns the payload at loc (a Loc or a triple) as bytes."""
+        # As Client.get: os.pread on the reader's descriptor of the file
+        # (farena_reader_file), which releases the GIL while it reads; the
+        # library call for anything else.
+        i, off, n = loc
+        f = self._files.get(i)
+        if f is not None and 0 <= off and 0 <= n and off + n <= f[1]:
+            data = _pread(f[0], n, off)
+            if len(data) == n:
+                return data
+        r = self._reader()
+        buf = _CBuf()
+        self._check(_lib.farena_reader_get_into(r, _c_loc(loc), ctypes.byref(buf)), buf)
+        if i not in self._files:
+            fd, size = ctypes.c_int(), ctypes.c_uint64()
+            rc = _lib.farena_reader_file(r, i, ctypes.byref(fd), ctypes.byref(size))
+            self._files[i] = (fd.value, size.value) if rc == 1 else None
+        return self._take(buf)
+
+    def get_str(self, loc):
+        """Returns the payload at loc as str; Utf8Error if it is not UTF-8."""
+        buf = _CBuf()
+        self._check(_lib.farena_reader_get_str_into(self._reader(), _c_loc(loc),
+                                                    ctypes.byref(buf)), buf)
+        return self._take(buf).decode("utf-8")
+
+    def get_many_views(self, locs):
+        """Like Client.get_many_views: one library call, memoryviews into
+        one buffer."""
+        locs = _as_locs(locs)
+        if not len(locs):
+            return []
+        buf = _CBuf()
+        self._check(_lib.farena_reader_get_many_into(self._reader(), locs._arr, len(locs),
+                                                     ctypes.byref(buf)), buf)
+        return locs._views(self._take(buf))
+
+    def get_many(self, locs):
+        """The payloads at every loc, in order, as a list of bytes."""
+        return [bytes(v) for v in self.get_many_views(locs)]
 
 
 from .spill import SpillMapping  # noqa: E402 (needs Client, defined above)
