@@ -6,6 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -82,6 +85,51 @@ uint32_t io_depth(const struct io *io)
 uint64_t io_inflight(const struct io *io)
 {
     return io->queued + io->inflight;
+}
+
+/* cachestat(2)'s arguments, for C libraries and headers that predate it. */
+struct io_cachestat_range {
+    uint64_t off, len;
+};
+struct io_cachestat {
+    uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted;
+};
+#ifndef __NR_cachestat
+#define __NR_cachestat 451 /* the same on every architecture */
+#endif
+
+/* Residency of a range; see io.h. */
+int io_cached(const struct store_file *f, uint64_t off, uint64_t len)
+{
+    static int unsupported;
+    static uint64_t page;
+    struct io_cachestat_range r;
+    struct io_cachestat cs;
+    struct stat st;
+    uint64_t pages;
+
+    if (unsupported || len == 0)
+        return 0;
+    if (page == 0)
+        page = (uint64_t)sysconf(_SC_PAGESIZE);
+    r.off = off / page * page;
+    r.len = off + len - r.off;
+    pages = (r.len + page - 1) / page;
+    /* A file shrunk behind the daemon's back (a same-uid process, through
+     * /proc) still counts its cut pages as cached: check the size too, so
+     * such a get reads short through the engine (io_error) instead of
+     * ending its sendfile early (which closes the connection). */
+    if (fstat(store_file_fd(f), &st) != 0 || (uint64_t)st.st_size < off + len)
+        return 0;
+    if (syscall(__NR_cachestat, store_file_fd(f), &r, &cs, 0) != 0) {
+        if (errno == ENOSYS || errno == EPERM) {
+            unsupported = 1; /* old kernel, or a seccomp filter */
+            log_info("cachestat unavailable (%s): large gets are read through the engine",
+                     strerror(errno));
+        }
+        return 0;
+    }
+    return cs.nr_cache >= pages;
 }
 
 /* A fresh (zeroed) operation, from the free list when possible. */

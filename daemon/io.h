@@ -102,4 +102,11 @@ void io_flush(struct io *io);
 /* Operations queued or in flight. */
 uint64_t io_inflight(const struct io *io);
 
+/* Whether every page of [off, off + len) of f is in the page cache now
+ * (cachestat(2), Linux 6.5; 0 where the kernel lacks it). A reply whose
+ * pages are all cached can go to the socket with sendfile without waiting
+ * for the device; anything else is read through the engine. Two system
+ * calls (fstat, cachestat). */
+int io_cached(const struct store_file *f, uint64_t off, uint64_t len);
+
 #endif

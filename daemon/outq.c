@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -48,6 +49,13 @@ struct outq_slot {
     int64_t item; /* the failing batch item, or -1 */
     int *fds;     /* descriptors to pass with the first byte (owned), or NULL */
     size_t nfds;
+    /* A file part (outq_file): bytes left at file_off of file_fd, sent
+     * with sendfile; file_done(file_arg) when sent or dropped. */
+    int is_file;
+    int file_fd;
+    uint64_t file_off, file_left;
+    void (*file_done)(void *arg);
+    void *file_arg;
 };
 
 struct outq {
@@ -101,6 +109,11 @@ static void slot_free(struct outq_slot *s)
     struct outq *q = s->q;
 
     slot_close_fds(s);
+    if (s->is_file) {
+        s->file_done(s->file_arg);
+        free(s);
+        return;
+    }
     if (s->b.cap >= OUTQ_SPARE_MIN && q->spare_bytes + s->b.cap <= OUTQ_SPARE_TOTAL) {
         struct outq_spare *sp = (struct outq_spare *)(void *)s->b.p;
 
@@ -125,7 +138,10 @@ void outq_free(struct outq *q)
     while (q->head != NULL) {
         struct outq_slot *s = q->head;
         q->head = s->next;
-        outq_count(q, -(int64_t)(s->counted - s->sent));
+        if (s->is_file)
+            q->chain_bytes -= s->file_left;
+        else
+            outq_count(q, -(int64_t)(s->counted - s->sent));
         slot_free(s);
     }
     obuf_fini(&q->tail);
@@ -216,6 +232,29 @@ struct outq_slot *outq_slot_new(struct outq *q, uint32_t msgid, size_t size, uns
     if (flags & OUTQ_BLOCKING)
         q->blocking++;
     return s;
+}
+
+/* Appends a file part; see outq.h. */
+int outq_file(struct outq *q, int fd, uint64_t off, uint64_t len, void (*done)(void *arg),
+              void *arg)
+{
+    struct outq_slot *s;
+
+    if (tail_freeze(q) < 0)
+        return -1;
+    s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return -1;
+    s->q = q;
+    s->is_file = 1;
+    s->file_fd = fd;
+    s->file_off = off;
+    s->file_left = len;
+    s->file_done = done;
+    s->file_arg = arg;
+    chain_add(q, s);
+    q->chain_bytes += len; /* back-pressure; not memory, so not the total */
+    return 0;
 }
 
 /* The slot's buffer; see outq.h. */
@@ -366,6 +405,8 @@ long outq_send(struct outq *q, int fd, size_t budget)
         for (s = q->head; s != NULL && n < OUTQ_IOV && want < room; s = s->next) {
             if (s->pending > 0)
                 break;
+            if (s->is_file)
+                break; /* sent below, once what comes before it is out */
             /* Descriptors travel on their reply's first byte, sent alone
              * (PROTOCOL.md 4.20: a client finds them at the end of the
              * read that brings that byte): stop before such a reply, or
@@ -386,6 +427,34 @@ long outq_send(struct outq *q, int fd, size_t budget)
                 want += iov[n].iov_len;
                 n++;
             }
+        }
+        if (n == 0 && s != NULL && s->is_file && s == q->head) {
+            /* A file part at the head: sendfile straight to the socket. */
+            size_t k = s->file_left < room ? (size_t)s->file_left : room;
+            off_t off = (off_t)s->file_off;
+
+            rc = sendfile(fd, s->file_fd, &off, k);
+            if (rc < 0 && errno == EINTR)
+                continue;
+            if (rc < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+                break;
+            if (rc < 0)
+                return -1;
+            if (rc == 0) {
+                errno = EIO; /* the file ended early */
+                return -1;
+            }
+            s->file_off += (uint64_t)rc;
+            s->file_left -= (uint64_t)rc;
+            q->chain_bytes -= (uint64_t)rc;
+            total += rc;
+            if (s->file_left > 0)
+                break; /* the socket is full */
+            q->head = s->next;
+            if (q->head == NULL)
+                q->last = NULL;
+            slot_free(s);
+            continue;
         }
         if (s == NULL && n < OUTQ_IOV && want < room && q->tail.len > q->tail_sent) {
             iov[n].iov_base = q->tail.p + q->tail_sent;

@@ -78,6 +78,15 @@ void outq_slot_done(struct outq_slot *s);
  * (with {"item": item} when item >= 0; the first failure wins). */
 void outq_slot_fail(struct outq_slot *s, enum proto_err code, const char *message, int64_t item);
 
+/* Appends len bytes of the file fd from offset off, sent with sendfile(2)
+ * after everything queued so far (no copy through the daemon's memory:
+ * for replies whose pages are cached, io_cached). done(arg) runs once
+ * they are sent or the queue drops them; fd must stay open until then.
+ * They count in outq_pending (back-pressure) but not in the shared memory
+ * total. Returns 0 or -1 (out of memory; done is not called). */
+int outq_file(struct outq *q, int fd, uint64_t off, uint64_t len, void (*done)(void *arg),
+              void *arg);
+
 /* Slots still waiting. */
 uint32_t outq_busy(const struct outq *q);
 
@@ -93,7 +102,8 @@ int outq_sendable(const struct outq *q);
 /* Sends ready bytes to fd (a non-blocking stream socket), at most budget
  * of them, until the socket is full. Returns the bytes sent (0 when the
  * socket is full or nothing was ready), or -1 with errno on a socket
- * error. */
+ * error, or EIO when a file part ended early (the file shrank behind the
+ * daemon's back: that reply can never be completed). */
 long outq_send(struct outq *q, int fd, size_t budget);
 
 /* Gives back the tail's memory if it is large and empty, and the large

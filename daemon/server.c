@@ -297,7 +297,12 @@ static int conn_send(struct conn *c)
     if (outq_sendable(c->q))
         n = outq_send(c->q, c->fd, CONN_WRITE_MAX);
     if (n < 0) {
-        log_debug("connection %" PRIu64 ": send: %s", c->id, strerror(errno));
+        if (errno == EIO)
+            log_err("connection %" PRIu64 ": a payload's file ended early (changed behind the "
+                    "daemon's back) while it was sent; closing the connection",
+                    c->id);
+        else
+            log_debug("connection %" PRIu64 ": send: %s", c->id, strerror(errno));
         conn_kill(c);
         return -1;
     }

@@ -94,6 +94,12 @@ START_TEST(cold_reads_are_exact)
     queue_reads(c, a, ids);
     ck_assert_int_eq(th_flush(c), TH_OK);
     expect_reads(c, ids);
+    /* A large get cold (read through the engine), then again once its
+     * pages are cached (sent with sendfile): the same bytes. */
+    for (int i = 0; i < 2; i++) {
+        TH_OK_CALL(c, &r, "get", "uL", a, (struct proto_loc){0, 12345, 700 << 10});
+        th_assert_bytes(r.result, data + 12345, 700 << 10);
+    }
     ck_assert_int_ge(th_daemon_evict(&D), 1);
     TH_OK_CALL(c, &r, "get_many", "ua", a, 3u, "L", read_loc(1), "L", read_loc(7), "L",
                read_loc(2));
