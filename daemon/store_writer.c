@@ -242,7 +242,11 @@ int store_stage(struct store_writer *w, const void *data, size_t len, struct sto
      * or no memory for a buffer) is staged together with what is buffered,
      * so large payloads are never copied and a flush is one write. */
     direct = w->staging || len >= st->wbuf_cap || !w->buf || len > st->wbuf_cap - w->used;
-    if (floor_check(st, len, direct, err) != 0)
+    /* The free-space probe runs when a write is about to be made: once,
+     * when staging begins; the payloads staged behind it spend the
+     * headroom that probe measured (a batch of large items costs one
+     * statfs, not one per item). */
+    if (floor_check(st, len, direct && !w->staging, err) != 0)
         return -1;
     if (direct) {
         if ((!w->staging && stage_begin(w) < 0) || stage_add(w, data, len) < 0) {
