@@ -232,8 +232,12 @@ static void run_note(farena_client *c, struct run *r, int err, size_t i)
     memcpy(r->err_msg, c->errmsg, sizeof(r->err_msg));
 }
 
-/* Copies a daemon error message, renumbering a leading "item K:" by the
- * request's first item so the caller sees its own item numbers. */
+/* Copies a daemon error message. In a batch the error's item is the
+ * request's own index, renumbered by the request's first item so the
+ * caller sees its own item numbers: "item K: " + the message with its own
+ * leading "item N:" (if any) dropped. The index comes from the error's
+ * {"item": k} (rsp->item); only a daemon that does not send it (before
+ * that field) has it parsed from the message's leading "item K:". */
 static void daemon_message(farena_client *c, const struct proto_response *rsp,
                            const struct cl_req *req, int batch)
 {
@@ -241,18 +245,35 @@ static void daemon_message(farena_client *c, const struct proto_response *rsp,
     size_t n = rsp->message_len;
     size_t k = 0, i = 5;
     int known = rsp->err > 0;
+    int found = 0;
 
+    /* The message's leading "item N:", if any: i ends at its colon. */
     if (batch && n > 5 && memcmp(m, "item ", 5) == 0) {
         while (i < n && i < 25 && m[i] >= '0' && m[i] <= '9')
             k = k * 10 + (size_t)(m[i++] - '0');
-        if (i > 5 && i < n && m[i] == ':') {
-            if (known)
-                cl_fail(c, 0, "item %zu%.*s", req->first + k, (int)(n - i), m + i);
-            else
-                cl_fail(c, 0, "%.*s (unknown error code): item %zu%.*s", (int)rsp->errname_len,
-                        rsp->errname, req->first + k, (int)(n - i), m + i);
-            return;
-        }
+        found = i > 5 && i < n && m[i] == ':';
+    }
+    if (batch && rsp->item >= 0) {
+        /* The item as data; the text's number, if any, is not read. */
+        const char *rest = found ? m + i : ": ";
+        size_t rest_len = found ? n - i : 2;
+        size_t body = found ? 0 : n;
+        k = (size_t)rsp->item;
+        if (known)
+            cl_fail(c, 0, "item %zu%.*s%.*s", req->first + k, (int)rest_len, rest, (int)body, m);
+        else
+            cl_fail(c, 0, "%.*s (unknown error code): item %zu%.*s%.*s", (int)rsp->errname_len,
+                    rsp->errname, req->first + k, (int)rest_len, rest, (int)body, m);
+        return;
+    }
+    if (found) {
+        /* Old-daemon path: no {"item": k}, so the number is the text's. */
+        if (known)
+            cl_fail(c, 0, "item %zu%.*s", req->first + k, (int)(n - i), m + i);
+        else
+            cl_fail(c, 0, "%.*s (unknown error code): item %zu%.*s", (int)rsp->errname_len,
+                    rsp->errname, req->first + k, (int)(n - i), m + i);
+        return;
     }
     if (known)
         cl_fail(c, 0, "%.*s", (int)n, m);

@@ -1689,6 +1689,10 @@ struct fake {
     const char *const *errors; /* FAKE_ERRORS: wire names, NULL-terminated */
     uint32_t offset;           /* FAKE_ERRORS: bytes "stored" so far */
     int asked_fds;             /* arena_fds requests seen */
+    int item_detail;           /* FAKE_ERRORS: batch errors carry {"item": 2}
+                                  and a message naming item 9 (which a
+                                  client must not read); else the old form
+                                  [name, "item 2: ..."] */
 };
 
 /* Sends a packed buffer whole, its first byte by sendmsg() with two
@@ -1799,13 +1803,22 @@ static void fake_answer(struct fake *f, int fd, const struct proto_request *rq, 
                 }
                 break;
             }
-            snprintf(msg, sizeof(msg), batch ? "item 2: fake %s" : "fake %s", name);
+            snprintf(msg, sizeof(msg),
+                     !batch           ? "fake %s"
+                     : f->item_detail ? "item 9: fake %s"
+                                      : "item 2: fake %s",
+                     name);
             msgpack_pack_array(&pk, 4);
             msgpack_pack_uint8(&pk, 1);
             msgpack_pack_uint32(&pk, rq->msgid);
-            msgpack_pack_array(&pk, 2);
+            msgpack_pack_array(&pk, batch && f->item_detail ? 3 : 2);
             pack_cstr(&pk, name);
             pack_cstr(&pk, msg);
+            if (batch && f->item_detail) {
+                msgpack_pack_map(&pk, 1);
+                pack_cstr(&pk, "item");
+                msgpack_pack_uint8(&pk, 2);
+            }
             msgpack_pack_nil(&pk);
             break;
         }
@@ -2061,8 +2074,10 @@ END_TEST
 
 /* Batches follow the peer's limits: the fake says max_batch 16, so a
  * 40-item push_many makes three pipelined requests; the first succeeds, the
- * second fails at its item 2, and the error names the caller's item 18. */
-START_TEST(fake_batch_split_numbering)
+ * second fails at its item 2, and the error names the caller's item 18. The
+ * peer's batch errors carry the item as data (item_detail) or only in the
+ * text (an old daemon). */
+static void batch_split_numbering(int item_detail)
 {
     static const char *const errs[] = {"", "file_full", "no_space", NULL};
     static char x[] = "x";
@@ -2073,6 +2088,7 @@ START_TEST(fake_batch_split_numbering)
     farena_server_info info;
 
     fake_start(&f, FAKE_ERRORS, errs);
+    f.item_detail = item_detail;
     c = fake_conn(&f);
     OK(c, farena_server(c, &info));
     ck_assert_str_eq(info.server, "fake");
@@ -2089,6 +2105,22 @@ START_TEST(fake_batch_split_numbering)
         ck_assert(farena_loc_is_none(locs[i]));
     farena_close(c);
     fake_stop(&f);
+}
+
+/* A push_many split over requests of max_batch (16) items: the second
+ * request's error about its item 2 is the caller's item 18, read from the
+ * error's {"item": 2} while the text says item 9. */
+START_TEST(fake_batch_split_numbering)
+{
+    batch_split_numbering(1);
+}
+END_TEST
+
+/* The same against an old daemon, which sends no item field: the number is
+ * parsed from the message's leading "item 2:". */
+START_TEST(fake_batch_split_numbering_old_daemon)
+{
+    batch_split_numbering(0);
 }
 END_TEST
 
@@ -2369,6 +2401,7 @@ static Suite *client_suite(void)
     tcase_add_test(tc, fake_malformed_replies);
     tcase_add_test(tc, fake_connect_refusals);
     tcase_add_test(tc, fake_batch_split_numbering);
+    tcase_add_test(tc, fake_batch_split_numbering_old_daemon);
     tcase_add_test(tc, fake_huge_max_message_payload_refused);
     tcase_add_test(tc, fake_old_daemon_daemon_path);
     tcase_add_test(tc, fake_stray_descriptors_closed);
