@@ -2409,7 +2409,6 @@ static Suite *client_suite(void)
 
     tc = tcase_create("list");
     tcase_add_checked_fixture(tc, NULL, stop);
-    tcase_set_timeout(tc, 60);
     tcase_add_test(tc, list_pages_through_names);
     tcase_add_test(tc, fake_list_malformed_reply);
     suite_add_tcase(s, tc);

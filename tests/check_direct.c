@@ -1076,7 +1076,6 @@ static Suite *direct_suite(void)
 
     tc = tcase_create("protocol");
     tcase_add_checked_fixture(tc, NULL, stop);
-    tcase_set_timeout(tc, 60);
     tcase_add_test(tc, arena_fds_stock_client);
     tcase_add_test(tc, arena_fds_errors_and_plain_recv);
     tcase_add_test(tc, arena_fds_behind_large_replies);
@@ -1084,7 +1083,6 @@ static Suite *direct_suite(void)
 
     tc = tcase_create("client");
     tcase_add_checked_fixture(tc, NULL, stop);
-    tcase_set_timeout(tc, 120);
     tcase_add_test(tc, same_answers_as_daemon_path);
     tcase_add_test(tc, reads_after_builder_releases);
     tcase_add_test(tc, more_files_than_budget);
@@ -1097,7 +1095,6 @@ static Suite *direct_suite(void)
 
     tc = tcase_create("reader");
     tcase_add_checked_fixture(tc, NULL, stop);
-    tcase_set_timeout(tc, 120);
     tcase_add_test(tc, reader_sixteen_threads);
     tcase_add_test(tc, reader_open_errors);
     suite_add_tcase(s, tc);
