@@ -23,8 +23,8 @@ static int result_handle(farena_client *c, const char *method, const msgpack_obj
     return 0;
 }
 
-/* Checks a farena_buf the caller passed. */
-static int buf_ok(const farena_buf *buf)
+/* Checks a struct farena_buf the caller passed. */
+static int buf_ok(const struct farena_buf *buf)
 {
     return buf != NULL && buf->len <= buf->cap && (buf->data != NULL || buf->cap == 0);
 }
@@ -51,7 +51,7 @@ int farena_writer_new(farena_client *c, uint16_t file_index, farena_handle *writ
 
 /* push [writer, data] -> location. */
 int farena_push(farena_client *c, farena_handle writer, const void *data, size_t len,
-                farena_loc *loc)
+                struct farena_loc *loc)
 {
     const msgpack_object *res;
     struct proto_loc pl;
@@ -89,7 +89,7 @@ int farena_push(farena_client *c, farena_handle writer, const void *data, size_t
 struct push_ctx {
     farena_handle writer;
     const struct iovec *items;
-    farena_loc *locs;
+    struct farena_loc *locs;
 };
 
 /* Packs push_many [writer, [data...]] for request i. */
@@ -238,7 +238,7 @@ static int push_cost(farena_client *c, const void *items, size_t k, const struct
 
 /* Pushes many payloads in pipelined requests. */
 int farena_push_many(farena_client *c, farena_handle writer, const struct iovec *items, size_t n,
-                     farena_loc *locs)
+                     struct farena_loc *locs)
 {
     struct push_ctx x;
     struct cl_call call;
@@ -273,7 +273,7 @@ int farena_push_many(farena_client *c, farena_handle writer, const struct iovec 
 }
 
 /* Tells the "not stored" location apart. */
-int farena_loc_is_none(farena_loc loc)
+int farena_loc_is_none(struct farena_loc loc)
 {
     return loc.file_index == FARENA_LOC_NONE_INDEX && loc.offset == FARENA_LOC_NONE_OFFSET &&
            loc.len == FARENA_LOC_NONE_LEN;
@@ -395,7 +395,8 @@ int farena_arena_new(farena_client *c, const farena_handle *files, size_t n, far
 /* ---- reading ---- */
 
 /* get [arena, loc] -> bin, appended to buf (checked as UTF-8 when asked). */
-static int get_one(farena_client *c, farena_handle arena, farena_loc loc, farena_buf *buf, int utf8)
+static int get_one(farena_client *c, farena_handle arena, struct farena_loc loc,
+                   struct farena_buf *buf, int utf8)
 {
     struct proto_loc pl = {loc.file_index, loc.offset, loc.len};
     const msgpack_object *res;
@@ -439,20 +440,22 @@ static int get_one(farena_client *c, farena_handle arena, farena_loc loc, farena
 }
 
 /* Appends one payload. */
-int farena_get_into(farena_client *c, farena_handle arena, farena_loc loc, farena_buf *buf)
+int farena_get_into(farena_client *c, farena_handle arena, struct farena_loc loc,
+                    struct farena_buf *buf)
 {
     return get_one(c, arena, loc, buf, 0);
 }
 
 /* Appends one payload that must be UTF-8. */
-int farena_get_str_into(farena_client *c, farena_handle arena, farena_loc loc, farena_buf *buf)
+int farena_get_str_into(farena_client *c, farena_handle arena, struct farena_loc loc,
+                        struct farena_buf *buf)
 {
     return get_one(c, arena, loc, buf, 1);
 }
 
 /* Appends one payload the caller knows is text. */
-int farena_get_str_into_unchecked(farena_client *c, farena_handle arena, farena_loc loc,
-                                  farena_buf *buf)
+int farena_get_str_into_unchecked(farena_client *c, farena_handle arena, struct farena_loc loc,
+                                  struct farena_buf *buf)
 {
     return get_one(c, arena, loc, buf, 0);
 }
@@ -460,7 +463,7 @@ int farena_get_str_into_unchecked(farena_client *c, farena_handle arena, farena_
 /* State of one get_many. */
 struct getm_ctx {
     farena_handle arena;
-    const farena_loc *locs;
+    const struct farena_loc *locs;
     uint8_t *out; /* where payload 0 goes: the buffer's spare room */
 };
 
@@ -513,7 +516,7 @@ static int getm_done(farena_client *c, struct cl_call *call, size_t i, const msg
 static int getm_cost(farena_client *c, const void *items, size_t k, const struct plan *p,
                      struct item_cost *cost)
 {
-    const farena_loc *l = (const farena_loc *)items + k;
+    const struct farena_loc *l = (const struct farena_loc *)items + k;
     struct proto_loc pl = {l->file_index, l->offset, l->len};
 
     cost->req = proto_size_loc(pl);
@@ -528,8 +531,8 @@ static int getm_cost(farena_client *c, const void *items, size_t k, const struct
 }
 
 /* Reads many payloads in pipelined requests, appending them in order. */
-int farena_get_many_into(farena_client *c, farena_handle arena, const farena_loc *locs, size_t n,
-                         farena_buf *buf)
+int farena_get_many_into(farena_client *c, farena_handle arena, const struct farena_loc *locs,
+                         size_t n, struct farena_buf *buf)
 {
     struct getm_ctx x;
     struct cl_call call;
@@ -901,10 +904,10 @@ int farena_list(farena_client *c, const char *prefix, char *cursor,
     return 0;
 }
 
-/* The raw packer's write callback: appends to a farena_buf. */
+/* The raw packer's write callback: appends to a struct farena_buf. */
 static int raw_write(void *data, const char *p, size_t len)
 {
-    farena_buf *buf = data;
+    struct farena_buf *buf = data;
 
     if (len == 0)
         return 0;
@@ -954,7 +957,7 @@ static int raw_params_scan(farena_client *c, const void *params, size_t len)
 
 /* Any method, raw msgpack in and out. */
 int farena_call_raw(farena_client *c, const char *method, const void *params, size_t params_len,
-                    farena_buf *result)
+                    struct farena_buf *result)
 {
     const msgpack_object *res;
     msgpack_object obj;

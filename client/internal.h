@@ -89,8 +89,8 @@ struct farena_client {
     uint32_t next_msgid;
     uint32_t base; /* msgid of request 0 of the call in progress */
 
-    farena_server_info info; /* what hello reported */
-    uint64_t max_message;    /* effective limits (defaults where unreported) */
+    struct farena_server_info info; /* what hello reported */
+    uint64_t max_message;           /* effective limits (defaults where unreported) */
     uint64_t max_batch;
     uint64_t max_objects;
 
@@ -201,7 +201,7 @@ int cl_utf8_valid(const uint8_t *p, size_t n);
 
 /* Appends n bytes to buf, keeping a NUL after them. Returns 0 or
  * FARENA_ENOMEM (buf unchanged). */
-int cl_buf_append(farena_buf *buf, const void *p, size_t n);
+int cl_buf_append(struct farena_buf *buf, const void *p, size_t n);
 
 /* Hands out the descriptors that came with the response at stream offset
  * pos: stores up to max of them in out (closing any beyond) and returns
@@ -240,11 +240,12 @@ void dr_release_after(farena_client *c, farena_handle h);
 
 /* A get served from c's descriptors: 0 or a FARENA_E... code (as the
  * daemon path would answer, message set), or DR_FALLBACK. */
-int dr_get(farena_client *c, farena_handle arena, farena_loc loc, farena_buf *buf, int utf8);
+int dr_get(farena_client *c, farena_handle arena, struct farena_loc loc, struct farena_buf *buf,
+           int utf8);
 
 /* get_many served from c's descriptors into out (total bytes, room
  * reserved by the caller): 0, a FARENA_E... code, or DR_FALLBACK. */
-int dr_get_many(farena_client *c, farena_handle arena, const farena_loc *locs, size_t n,
+int dr_get_many(farena_client *c, farena_handle arena, const struct farena_loc *locs, size_t n,
                 uint8_t *out);
 
 #endif

@@ -754,7 +754,7 @@ int farena_socket_path(const char *path, char *out, size_t cap)
  * PROTOCOL.md). Returns 0 or FARENA_EPROTO (message set). */
 static int hello_parse(farena_client *c, const msgpack_object *res)
 {
-    farena_server_info info;
+    struct farena_server_info info;
     const msgpack_object *lim, *methods;
     uint64_t proto = 0, max_fds = 0;
 
@@ -773,7 +773,7 @@ static int hello_parse(farena_client *c, const msgpack_object *res)
     info.protocol = (uint32_t)proto;
     lim = cl_map_get(res, "limits");
     if (lim != NULL) {
-        farena_limits *l = &info.limits;
+        struct farena_limits *l = &info.limits;
         if (lim->type != MSGPACK_OBJECT_MAP)
             return cl_bad_result(c, "hello", "limits is not a map");
         if (cl_map_uint(lim, "max_message", &l->max_message) ||
@@ -1075,7 +1075,7 @@ int farena_set_timeout(farena_client *c, int timeout_ms)
 }
 
 /* Copies the hello answer kept at connect. */
-int farena_server(const farena_client *c, farena_server_info *out)
+int farena_server(const farena_client *c, struct farena_server_info *out)
 {
     if (c == NULL || out == NULL)
         return FARENA_EINVAL;
@@ -1084,7 +1084,7 @@ int farena_server(const farena_client *c, farena_server_info *out)
 }
 
 /* Sends hello again and refreshes the limits. */
-int farena_hello(farena_client *c, farena_server_info *out)
+int farena_hello(farena_client *c, struct farena_server_info *out)
 {
     int err = do_hello(c);
 
