@@ -1744,13 +1744,6 @@ static void fake_send(int fd, const msgpack_sbuffer *sb)
     }
 }
 
-/* Packs a str from a C string. */
-static void pack_cstr(msgpack_packer *pk, const char *s)
-{
-    msgpack_pack_str(pk, strlen(s));
-    msgpack_pack_str_body(pk, s, strlen(s));
-}
-
 /* Answers one decoded request the way the mode says. */
 static void fake_answer(struct fake *f, int fd, const struct proto_request *rq, size_t *k)
 {
@@ -1763,26 +1756,26 @@ static void fake_answer(struct fake *f, int fd, const struct proto_request *rq, 
     if (hello) {
         proto_pack_result_head(&pk, rq->msgid);
         msgpack_pack_map(&pk, f->mode == FAKE_OLD || f->mode == FAKE_STRAY_FDS ? 5 : 4);
-        pack_cstr(&pk, "server");
-        pack_cstr(&pk, "fake");
-        pack_cstr(&pk, "version");
-        pack_cstr(&pk, "0.0.0");
-        pack_cstr(&pk, "protocol");
+        proto_pack_cstr(&pk, "server");
+        proto_pack_cstr(&pk, "fake");
+        proto_pack_cstr(&pk, "version");
+        proto_pack_cstr(&pk, "0.0.0");
+        proto_pack_cstr(&pk, "protocol");
         msgpack_pack_uint8(&pk, f->mode == FAKE_BAD_HELLO ? 0 : f->mode == FAKE_PROTO_2 ? 2 : 1);
         if (f->mode == FAKE_OLD || f->mode == FAKE_STRAY_FDS) {
             /* A methods list: protocol 1's first table, plus arena_fds for
              * FAKE_STRAY_FDS. */
             int n = f->mode == FAKE_OLD ? PROTO_M_ARENA_FDS : PROTO_M_ARENA_FDS + 1;
-            pack_cstr(&pk, "methods");
+            proto_pack_cstr(&pk, "methods");
             msgpack_pack_array(&pk, (size_t)n);
             for (int i = 0; i < n; i++)
-                pack_cstr(&pk, proto_method_name((enum proto_method)i));
+                proto_pack_cstr(&pk, proto_method_name((enum proto_method)i));
         }
-        pack_cstr(&pk, "limits");
+        proto_pack_cstr(&pk, "limits");
         msgpack_pack_map(&pk, 2);
-        pack_cstr(&pk, "max_message");
+        proto_pack_cstr(&pk, "max_message");
         msgpack_pack_uint64(&pk, f->mode == FAKE_HUGE_LIMIT ? UINT64_C(1) << 33 : 65536);
-        pack_cstr(&pk, "max_batch");
+        proto_pack_cstr(&pk, "max_batch");
         msgpack_pack_uint32(&pk, 16);
     } else {
         switch (f->mode) {
@@ -1812,11 +1805,11 @@ static void fake_answer(struct fake *f, int fd, const struct proto_request *rq, 
             msgpack_pack_uint8(&pk, 1);
             msgpack_pack_uint32(&pk, rq->msgid);
             msgpack_pack_array(&pk, batch && f->item_detail ? 3 : 2);
-            pack_cstr(&pk, name);
-            pack_cstr(&pk, msg);
+            proto_pack_cstr(&pk, name);
+            proto_pack_cstr(&pk, msg);
             if (batch && f->item_detail) {
                 msgpack_pack_map(&pk, 1);
-                pack_cstr(&pk, "item");
+                proto_pack_cstr(&pk, "item");
                 msgpack_pack_uint8(&pk, 2);
             }
             msgpack_pack_nil(&pk);
@@ -1831,7 +1824,7 @@ static void fake_answer(struct fake *f, int fd, const struct proto_request *rq, 
             break;
         case FAKE_BAD_RESULT:
             proto_pack_result_head(&pk, rq->msgid);
-            pack_cstr(&pk, "not a handle");
+            proto_pack_cstr(&pk, "not a handle");
             break;
         case FAKE_HUGE_LIMIT:
         case FAKE_STRAY_FDS:
@@ -1942,7 +1935,9 @@ static void fake_start(struct fake *f, enum fake_mode mode, const char *const *e
     memset(f, 0, sizeof(*f));
     f->mode = mode;
     f->errors = errors;
-    snprintf(f->path, sizeof(f->path), "/tmp/farena-fake-%ld-%d.sock", (long)getpid(), mode);
+    ck_assert_int_lt(snprintf(f->path, sizeof(f->path), "%s/fake-%ld-%d.sock", th_run_path(),
+                              (long)getpid(), (int)mode),
+                     (int)sizeof(f->path));
     unlink(f->path);
     f->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     ck_assert_int_ge(f->lfd, 0);
