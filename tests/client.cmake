@@ -1,7 +1,11 @@
 # libfarena's suites: the C API against private farenads (check_client), the
 # shared library's exported symbols, the farena command, the Python module.
 
-farena_check(check_client SOURCES check_client.c LIBS farena farena_testharness TIMEOUT 300 CASE_TIMEOUT 120)
+farena_check(check_client
+    SOURCES check_client.c check_client_crate.c check_client_sharing.c check_client_batches.c
+            check_client_memory.c check_client_failures.c check_client_fake.c check_client_list.c
+            client_test.c fake_peer.c
+    LIBS farena farena_testharness TIMEOUT 300 CASE_TIMEOUT 120)
 farena_check_engine(check_client threads)
 # The same suite with direct reads off (FARENA_DIRECT=0): both read paths
 # must give the same results and error codes.
