@@ -251,6 +251,7 @@ static int killed_mid_call(int reading)
         }
     }
     pthread_join(th, NULL);
+    reap_killed();
     ck_assert_msg(rc == FARENA_ECONNLOST, "got %s: %s", ename(rc), farena_errmsg(c));
     ck_assert_uint_lt(th_now_ms() - t0, 5000);
     FAILS(c, FARENA_ECONNLOST, farena_stat(c, &st));

@@ -2,6 +2,7 @@
  * client_test.h. */
 #include "client_test.h"
 
+#include <signal.h>
 #include <string.h>
 
 #include "th_check.h"
@@ -33,11 +34,23 @@ void start(const char *const *extra)
     th_must_start(&dmn, args);
 }
 
-/* Stops this test's daemon (checked teardown; also safe when none ran). */
+/* Stops this test's daemon and fails the test unless it exited 0 (in the
+ * sanitizer build: no leak either), its log printed; safe when none ran or
+ * the test reaped it (reap_killed). The tcases' checked teardown. */
 void stop(void)
 {
     if (dmn.dir[0] != '\0')
-        th_daemon_cleanup(&dmn);
+        th_must_stop(&dmn);
+    memset(&dmn, 0, sizeof(dmn));
+}
+
+/* Reaps this test's daemon, which the test killed with SIGKILL on purpose:
+ * fails unless SIGKILL ended it, then removes its directory, leaving the
+ * teardown nothing to check. */
+void reap_killed(void)
+{
+    ck_assert_int_eq(th_daemon_stop(&dmn), 128 + SIGKILL);
+    th_daemon_cleanup(&dmn);
     memset(&dmn, 0, sizeof(dmn));
 }
 

@@ -41,8 +41,14 @@ const char *ename(int rc);
  * tests that are not about it. */
 void start(const char *const *extra);
 
-/* Stops this test's daemon (checked teardown; also safe when none ran). */
+/* Stops this test's daemon and fails the test unless it exited 0 (in the
+ * sanitizer build: no leak either); safe when none ran or the test reaped
+ * it. The tcases' checked teardown. */
 void stop(void);
+
+/* Reaps this test's daemon after the test killed it with SIGKILL on
+ * purpose (fails unless SIGKILL ended it) and removes its directory. */
+void reap_killed(void);
 
 /* Connects to this test's daemon with a 10 s bound on every call. */
 farena_client *conn(void);
