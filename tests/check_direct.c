@@ -7,7 +7,8 @@
  *
  * CTest runs this suite twice: as is (direct reads on) and with
  * FARENA_DIRECT=0, where every test must still pass with the daemon path
- * serving (tests say what differs, e.g. how many descriptors are held). */
+ * serving (tests say what differs, e.g. how many descriptors are held).
+ * It shares check_client's helpers (client_test.c). */
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
@@ -26,85 +27,11 @@
 
 #include <msgpack.h>
 
+#include "client_test.h"
 #include "farena.h"
 #include "harness.h"
 #include "th_check.h"
 #include "proto_codec.h"
-
-/* The daemon of the running test (each test runs in its own process). */
-static struct th_daemon dmn;
-
-/* The name of a code, for messages. */
-static const char *ename(int rc)
-{
-    const char *n = farena_errname(rc);
-
-    return n != NULL ? n : "(not a farena code)";
-}
-
-/* A call that must succeed. */
-#define OK(c, expr)                                                                                \
-    do {                                                                                           \
-        int rc_ = (expr);                                                                          \
-        ck_assert_msg(rc_ == 0, "%s -> %s: %s", #expr, ename(rc_), farena_errmsg(c));              \
-    } while (0)
-
-/* A call that must fail with code. */
-#define FAILS(c, code, expr)                                                                       \
-    do {                                                                                           \
-        int rc_ = (expr);                                                                          \
-        ck_assert_msg(rc_ == (code), "%s -> %s, expected %s: %s", #expr, ename(rc_), ename(code),  \
-                      farena_errmsg(c));                                                           \
-    } while (0)
-
-/* Whether this run reads directly (CTest runs the suite both ways). */
-static int direct_mode(void)
-{
-    const char *e = getenv("FARENA_DIRECT");
-
-    return !(e != NULL && strcmp(e, "0") == 0);
-}
-
-/* Starts this test's daemon (free-space floor off). */
-static void start(void)
-{
-    static const char *const args[] = {"--min-free", "0", NULL};
-
-    th_must_start(&dmn, args);
-}
-
-/* Stops this test's daemon and fails the test unless it exited 0 (in the
- * sanitizer build: no leak either); safe when none ran or the test reaped
- * it. The tcases' checked teardown. */
-static void stop(void)
-{
-    if (dmn.dir[0] != '\0')
-        th_must_stop(&dmn);
-    memset(&dmn, 0, sizeof(dmn));
-}
-
-/* Connects with options: direct (1 on, 0 off) and a descriptor budget. */
-static farena_client *conn_opts(int direct, unsigned max_fds)
-{
-    struct farena_connect_options o = FARENA_CONNECT_OPTIONS_INIT;
-    farena_client *c = NULL;
-    char why[320];
-    int rc;
-
-    o.timeout_ms = 10000;
-    o.direct = direct;
-    o.max_fds = max_fds;
-    rc = farena_connect_opts(dmn.sock, &o, &c, why, sizeof(why));
-    ck_assert_msg(rc == 0, "connect: %s: %s", ename(rc), why);
-    ck_assert_int_eq(farena_direct(c), direct && direct_mode());
-    return c;
-}
-
-/* Connects with the defaults (direct reads unless FARENA_DIRECT=0). */
-static farena_client *conn(void)
-{
-    return conn_opts(1, 0);
-}
 
 /* Byte k of the deterministic payload i. */
 static uint8_t pattern(size_t i, size_t k)
@@ -179,20 +106,6 @@ static int scratch_fds(void)
     }
     closedir(d);
     return n;
-}
-
-/* A counter from stat: requests (errors = 0) or errors of method. */
-static uint64_t method_count(farena_client *c, const char *method, int errors)
-{
-    struct farena_stat st;
-
-    OK(c, farena_stat(c, &st));
-    for (unsigned i = 0; i < FARENA_STAT_METHODS; i++) {
-        const char *m = farena_method_name(i);
-        if (m != NULL && strcmp(m, method) == 0)
-            return errors ? st.errors[i] : st.requests[i];
-    }
-    return 0;
 }
 
 /* ---- arena_fds as a stock client sees it ---- */
@@ -303,7 +216,7 @@ START_TEST(arena_fds_stock_client)
     farena_client *c;
     char b[8];
 
-    start();
+    start(NULL);
     c = conn();
     arena = build_arena(c, 2, 10, locs);
     raw_arena_fds(arena, idx, 3, fds, 8, &nfds, &res, &keep);
@@ -367,7 +280,7 @@ START_TEST(arena_fds_errors_and_plain_recv)
     farena_client *c;
     int before;
 
-    start();
+    start(NULL);
     c = conn();
     arena = build_arena(c, 2, 4, locs);
     t = th_must_connect(&dmn);
@@ -425,7 +338,7 @@ START_TEST(arena_fds_behind_large_replies)
     int s;
 
     ck_assert_ptr_nonnull(payload);
-    start();
+    start(NULL);
     c = conn();
     OK(c, farena_writer_new(c, 0, &w0));
     OK(c, farena_push(c, w0, payload, BIG, &big));
@@ -543,7 +456,7 @@ START_TEST(same_answers_as_daemon_path)
     farena_loc text;
     uint64_t gets;
 
-    start();
+    start(NULL);
     c = conn();
     d = conn_opts(0, 0);
     arena = build_arena(c, 3, N, locs);
@@ -640,7 +553,7 @@ START_TEST(reads_after_builder_releases)
     struct farena_stat st;
     uint64_t gets;
 
-    start();
+    start(NULL);
     a = conn();
     b = conn();
     other = conn();
@@ -688,7 +601,7 @@ START_TEST(more_files_than_budget)
     farena_client *c;
     farena_handle arena;
 
-    start();
+    start(NULL);
     c = conn_opts(1, BUDGET);
     arena = build_arena(c, FILES, N, locs);
     for (int round = 0; round < 2; round++)
@@ -738,7 +651,7 @@ START_TEST(emfile_falls_back)
     farena_handle arena;
     pid_t pid;
 
-    start();
+    start(NULL);
     c = conn();
     arena = build_arena(c, FILES, N, locs);
     pid = fork();
@@ -798,7 +711,7 @@ START_TEST(fork_rule)
     farena_handle arena;
     pid_t pid;
 
-    start();
+    start(NULL);
     c = conn();
     arena = build_arena(c, 2, N, locs);
     OK(c, farena_get_into(c, arena, locs[0], &buf));
@@ -853,7 +766,7 @@ START_TEST(daemon_gone_descriptors_stay)
     farena_handle arena;
     struct farena_stat st;
 
-    start();
+    start(NULL);
     c = conn();
     arena = build_arena(c, 1, 4, locs);
     OK(c, farena_get_into(c, arena, locs[0], &buf));
@@ -886,7 +799,7 @@ START_TEST(direct_file_for_bindings)
     uint8_t b[300];
     int fd = -1;
 
-    start();
+    start(NULL);
     c = conn();
     other = conn();
     arena = build_arena(c, 2, 6, locs);
@@ -974,7 +887,7 @@ START_TEST(reader_sixteen_threads)
     farena_client *c;
     farena_handle arena;
 
-    start();
+    start(NULL);
     c = conn();
     arena = build_arena(c, RFILES, RN, rlocs);
     OK(c, farena_reader_open(c, arena, &r));
@@ -1028,7 +941,7 @@ START_TEST(reader_open_errors)
     farena_reader *r = NULL;
     farena_client *c;
 
-    start();
+    start(NULL);
     c = conn();
     FAILS(c, FARENA_ENOSUCHHANDLE, farena_reader_open(c, 12345, &r));
     ck_assert_ptr_null(r);
@@ -1046,7 +959,7 @@ START_TEST(connect_options)
     farena_client *c = NULL;
     char why[320];
 
-    start();
+    start(NULL);
     o.size = 4;
     ck_assert_int_eq(farena_connect_opts(dmn.sock, &o, &c, why, sizeof(why)), FARENA_EINVAL);
     ck_assert_ptr_null(c);

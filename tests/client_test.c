@@ -3,6 +3,7 @@
 #include "client_test.h"
 
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "th_check.h"
@@ -54,22 +55,17 @@ void reap_killed(void)
     memset(&dmn, 0, sizeof(dmn));
 }
 
-/* Connects to this test's daemon with a 10 s bound on every call. */
-farena_client *conn(void)
+/* Whether this run reads directly (CTest runs the client suites both
+ * ways: FARENA_DIRECT=0 turns direct reads off). */
+int direct_mode(void)
 {
-    farena_client *c = NULL;
-    char why[320];
-    int rc = farena_connect_ex(dmn.sock, 10000, &c, why, sizeof(why));
+    const char *e = getenv("FARENA_DIRECT");
 
-    ck_assert_msg(rc == 0, "connect: %s: %s", ename(rc), why);
-    ck_assert_ptr_nonnull(c);
-    return c;
+    return !(e != NULL && strcmp(e, "0") == 0);
 }
 
-/* Connects with direct reads off, for tests whose subject is the daemon
- * path itself (request counts, batching, a daemon dying mid-read), which a
- * direct read would bypass. */
-farena_client *conn_daemon_path(void)
+/* Connects with options: direct (1 on, 0 off) and a descriptor budget. */
+farena_client *conn_opts(int direct, unsigned max_fds)
 {
     struct farena_connect_options o = FARENA_CONNECT_OPTIONS_INIT;
     farena_client *c = NULL;
@@ -77,11 +73,25 @@ farena_client *conn_daemon_path(void)
     int rc;
 
     o.timeout_ms = 10000;
-    o.direct = 0;
+    o.direct = direct;
+    o.max_fds = max_fds;
     rc = farena_connect_opts(dmn.sock, &o, &c, why, sizeof(why));
     ck_assert_msg(rc == 0, "connect: %s: %s", ename(rc), why);
-    ck_assert_int_eq(farena_direct(c), 0);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(farena_direct(c), direct && direct_mode());
     return c;
+}
+
+/* Connects with the defaults. */
+farena_client *conn(void)
+{
+    return conn_opts(1, 0);
+}
+
+/* Connects with direct reads off. */
+farena_client *conn_daemon_path(void)
+{
+    return conn_opts(0, 0);
 }
 
 /* Pushes a C string and returns its location. */

@@ -1,7 +1,8 @@
-/* Helpers shared by the files of the check_client suite (check_client*.c):
- * this test's daemon, connecting to it or to a fake peer, and calls that
- * must succeed or fail. They assert with Check, so they run inside a test
- * only. Each area file adds its test cases to the suite (check_client.c). */
+/* Helpers shared by the files of the check_client suite (check_client*.c)
+ * and by check_direct.c: this test's daemon, connecting to it or to a fake
+ * peer, and calls that must succeed or fail. They assert with Check, so
+ * they run inside a test only. Each area file of check_client adds its
+ * test cases to the suite (check_client.c). */
 #ifndef FARENA_TESTS_CLIENT_TEST_H
 #define FARENA_TESTS_CLIENT_TEST_H
 
@@ -50,10 +51,20 @@ void stop(void);
  * purpose (fails unless SIGKILL ended it) and removes its directory. */
 void reap_killed(void);
 
-/* Connects to this test's daemon with a 10 s bound on every call. */
+/* Whether this run reads directly: not when FARENA_DIRECT=0 (CTest runs
+ * the client suites both ways). */
+int direct_mode(void);
+
+/* Connects to this test's daemon with a 10 s bound on every call, direct
+ * reads as direct says (1 on, 0 off; FARENA_DIRECT=0 turns them off too)
+ * and a descriptor budget (0: the default); checks that direct reads are
+ * on exactly when both allow them. */
+farena_client *conn_opts(int direct, unsigned max_fds);
+
+/* conn_opts(1, 0): the defaults. */
 farena_client *conn(void);
 
-/* Connects with direct reads off, for tests whose subject is the daemon
+/* conn_opts(0, 0): direct reads off, for tests whose subject is the daemon
  * path itself (request counts, batching, a daemon dying mid-read), which a
  * direct read would bypass. */
 farena_client *conn_daemon_path(void);
