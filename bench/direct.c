@@ -227,12 +227,12 @@ static double median(double *v, int n)
 
 /* ---- one thread ---- */
 
-static farena_loc small_locs[SMALL_N];
+static struct farena_loc small_locs[SMALL_N];
 
 /* Random one-at-a-time gets through c for opt.seconds: gets per second. */
 static double run_gets(farena_client *c, farena_handle arena)
 {
-    farena_buf buf = FARENA_BUF_INIT;
+    struct farena_buf buf = FARENA_BUF_INIT;
     uint64_t s = 88172645463325252u, n = 0;
     double t0 = now(), t;
     int err;
@@ -260,7 +260,7 @@ static double run_pread(int fd)
 
     do {
         for (int k = 0; k < 1000; k++) {
-            const farena_loc *l = &small_locs[rnd(&s) % SMALL_N];
+            const struct farena_loc *l = &small_locs[rnd(&s) % SMALL_N];
             if (pread(fd, buf, l->len, l->offset) != (ssize_t)l->len) {
                 perror("pread");
                 exit(1);
@@ -273,9 +273,9 @@ static double run_pread(int fd)
 }
 
 /* get_many of 10,000 random 64 B items, repeated: items per second. */
-static double run_get_many(farena_client *c, farena_handle arena, const farena_loc *locs)
+static double run_get_many(farena_client *c, farena_handle arena, const struct farena_loc *locs)
 {
-    farena_buf buf = FARENA_BUF_INIT;
+    struct farena_buf buf = FARENA_BUF_INIT;
     uint64_t n = 0;
     double t0 = now(), t;
     int err;
@@ -299,7 +299,7 @@ struct mt {
     farena_reader *r; /* the reader, or NULL for the pread floor */
     const int *fds;   /* the floor's descriptors */
     int nfds;
-    const farena_loc *locs; /* small items; NULL: random COLD_SIZE blocks */
+    const struct farena_loc *locs; /* small items; NULL: random COLD_SIZE blocks */
     uint32_t nfiles;
     uint64_t file_size;
     atomic_int stop;
@@ -317,13 +317,13 @@ static void *mt_worker(void *p)
 {
     struct mt_arg *a = p;
     struct mt *m = a->m;
-    farena_buf buf = FARENA_BUF_INIT;
+    struct farena_buf buf = FARENA_BUF_INIT;
     char block[COLD_SIZE];
     uint64_t s = a->seed, n = 0;
 
     while (!atomic_load_explicit(&m->stop, memory_order_relaxed)) {
         for (int k = 0; k < 64; k++) {
-            farena_loc l;
+            struct farena_loc l;
             uint64_t x = rnd(&s);
             if (m->locs != NULL) {
                 l = m->locs[x % SMALL_N];
@@ -493,11 +493,11 @@ int main(int argc, char **argv)
 {
     double v[8][MAX_ROUNDS], med[8], py_get = 0, py_bulk = 0, py_bulk_list = 0, cached_before = 0,
                                      cached_after = 0;
-    static farena_loc many[SMALL_N];
+    static struct farena_loc many[SMALL_N];
     farena_client *c, *off;
     farena_reader *r_small, *r_cold;
     farena_handle small, cold;
-    farena_buf buf = FARENA_BUF_INIT;
+    struct farena_buf buf = FARENA_BUF_INIT;
     int fd_small, fds_cold[MAX_FDS], nfds_cold, py_ok = 0;
     uint32_t nfiles = 8;
     uint64_t file_size, s = 7;
@@ -526,7 +526,7 @@ int main(int argc, char **argv)
         die("reader_open", FARENA_EPROTO, c);
     for (uint32_t f = 0; f < nfiles; f++) {
         farena_buf_clear(&buf);
-        if (farena_reader_get_into(r_cold, (farena_loc){(uint16_t)f, 0, 1}, &buf) != 0)
+        if (farena_reader_get_into(r_cold, (struct farena_loc){(uint16_t)f, 0, 1}, &buf) != 0)
             die("reader get", FARENA_EPROTO, NULL);
     }
     farena_buf_clear(&buf);

@@ -9,13 +9,6 @@
 
 #include "proto_limits.h"
 
-/* Fails the call with EPROTO: the daemon's result has the wrong shape. */
-static int bad_result(farena_client *c, const char *method, const char *why)
-{
-    return cl_fail(c, FARENA_EPROTO, "farenad's %s result is malformed: %s", method,
-                   why ? why : "unexpected type");
-}
-
 /* Reads a handle result. */
 static int result_handle(farena_client *c, const char *method, const msgpack_object *res,
                          farena_handle *out)
@@ -24,123 +17,14 @@ static int result_handle(farena_client *c, const char *method, const msgpack_obj
     uint64_t h;
 
     if (proto_read_handle(res, &h, &why) != 0)
-        return bad_result(c, method, why);
+        return cl_bad_result(c, method, why);
     if (out != NULL)
         *out = h;
     return 0;
 }
 
-/* Finds key in a msgpack map; NULL when absent. */
-static const msgpack_object *map_get(const msgpack_object *map, const char *key)
-{
-    size_t klen = strlen(key);
-
-    for (uint32_t i = 0; i < map->via.map.size; i++) {
-        const msgpack_object *k = &map->via.map.ptr[i].key;
-        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == klen &&
-            memcmp(k->via.str.ptr, key, klen) == 0)
-            return &map->via.map.ptr[i].val;
-    }
-    return NULL;
-}
-
-/* Reads an optional unsigned map entry into *out (left alone if absent). */
-static int map_uint(const msgpack_object *map, const char *key, uint64_t *out)
-{
-    const msgpack_object *v = map_get(map, key);
-
-    if (v == NULL)
-        return 0;
-    return proto_read_uint(v, UINT64_MAX, out, NULL);
-}
-
-/* Copies an optional str map entry into out (NUL-terminated, truncated). */
-static int map_str(const msgpack_object *map, const char *key, char *out, size_t cap)
-{
-    const msgpack_object *v = map_get(map, key);
-    size_t n;
-
-    if (v == NULL)
-        return 0;
-    if (v->type != MSGPACK_OBJECT_STR)
-        return -1;
-    n = v->via.str.size < cap - 1 ? v->via.str.size : cap - 1;
-    if (n > 0)
-        memcpy(out, v->via.str.ptr, n);
-    out[n] = '\0';
-    return 0;
-}
-
-/* The hello result: see PROTOCOL.md. */
-int cl_hello_parse(farena_client *c, const msgpack_object *res)
-{
-    farena_server_info info;
-    const msgpack_object *lim, *methods;
-    uint64_t proto = 0, max_fds = 0;
-
-    memset(&info, 0, sizeof(info));
-    if (res->type != MSGPACK_OBJECT_MAP)
-        return bad_result(c, "hello", "not a map");
-    if (map_str(res, "server", info.server, sizeof(info.server)) != 0 ||
-        map_str(res, "version", info.version, sizeof(info.version)) != 0 ||
-        map_uint(res, "protocol", &proto) != 0)
-        return bad_result(c, "hello", "server, version or protocol mistyped");
-    /* A different number is an incompatible protocol (PROTOCOL.md, section
-     * 8): refuse it rather than misread its answers. */
-    if (proto != PROTO_VERSION)
-        return cl_fail(c, FARENA_EPROTO, "farenad speaks protocol %" PRIu64 ", this library %d",
-                       proto, PROTO_VERSION);
-    info.protocol = (uint32_t)proto;
-    lim = map_get(res, "limits");
-    if (lim != NULL) {
-        farena_limits *l = &info.limits;
-        if (lim->type != MSGPACK_OBJECT_MAP)
-            return bad_result(c, "hello", "limits is not a map");
-        if (map_uint(lim, "max_message", &l->max_message) ||
-            map_uint(lim, "max_batch", &l->max_batch) ||
-            map_uint(lim, "max_depth", &l->max_depth) ||
-            map_uint(lim, "max_objects", &l->max_objects) ||
-            map_uint(lim, "max_name", &l->max_name) || map_uint(lim, "file_max", &l->file_max) ||
-            map_uint(lim, "max_clients", &l->max_clients) ||
-            map_uint(lim, "max_writers", &l->max_writers) ||
-            map_uint(lim, "max_handles", &l->max_handles) ||
-            map_uint(lim, "max_bytes", &l->max_bytes) || map_uint(lim, "min_free", &l->min_free))
-            return bad_result(c, "hello", "a limit is not an unsigned integer");
-    }
-    /* Direct reads need arena_fds (PROTOCOL.md: check methods before
-     * calling a method newer than protocol 1's first table). */
-    c->direct = 0;
-    c->max_fds = 1;
-    if (c->direct_opt && (methods = map_get(res, "methods")) != NULL &&
-        methods->type == MSGPACK_OBJECT_ARRAY) {
-        const char *name = proto_method_name(PROTO_M_ARENA_FDS);
-        for (uint32_t i = 0; i < methods->via.array.size; i++) {
-            const msgpack_object *m = &methods->via.array.ptr[i];
-            if (m->type == MSGPACK_OBJECT_STR && m->via.str.size == strlen(name) &&
-                memcmp(m->via.str.ptr, name, m->via.str.size) == 0)
-                c->direct = 1;
-        }
-        if (lim != NULL && map_uint(lim, "max_fds", &max_fds) == 0 && max_fds > 0)
-            c->max_fds = max_fds < CL_MAX_FDS ? (uint32_t)max_fds : CL_MAX_FDS;
-    }
-    if (info.limits.max_message != 0 && info.limits.max_message < 4096)
-        return cl_fail(c, FARENA_EPROTO, "farenad's max_message (%" PRIu64 ") is unusably small",
-                       info.limits.max_message);
-    c->info = info;
-    c->max_message = info.limits.max_message ? info.limits.max_message : PROTO_MAX_MESSAGE_DEFAULT;
-    /* Lengths travel in 32-bit headers and the scanner counts in 32 bits: a
-     * larger announced limit is used as 4 GiB - 1. */
-    if (c->max_message > UINT32_MAX)
-        c->max_message = UINT32_MAX;
-    c->max_batch = info.limits.max_batch ? info.limits.max_batch : PROTO_MAX_BATCH_DEFAULT;
-    c->max_objects = info.limits.max_objects ? info.limits.max_objects : PROTO_MAX_OBJECTS_DEFAULT;
-    if (c->max_objects < 64)
-        c->max_objects = 64;
-    return 0;
-}
-
-/* Checks a farena_buf the caller passed. */
-static int buf_ok(const farena_buf *buf)
+/* Checks a struct farena_buf the caller passed. */
+static int buf_ok(const struct farena_buf *buf)
 {
     return buf != NULL && buf->len <= buf->cap && (buf->data != NULL || buf->cap == 0);
 }
@@ -167,7 +51,7 @@ int farena_writer_new(farena_client *c, uint16_t file_index, farena_handle *writ
 
 /* push [writer, data] -> location. */
 int farena_push(farena_client *c, farena_handle writer, const void *data, size_t len,
-                farena_loc *loc)
+                struct farena_loc *loc)
 {
     const msgpack_object *res;
     struct proto_loc pl;
@@ -190,9 +74,9 @@ int farena_push(farena_client *c, farena_handle writer, const void *data, size_t
     if (err != 0)
         return err;
     if (proto_read_loc(res, &pl, &why) != 0)
-        return bad_result(c, "push", why);
+        return cl_bad_result(c, "push", why);
     if (pl.len != len)
-        return bad_result(c, "push", "length differs from the payload's");
+        return cl_bad_result(c, "push", "length differs from the payload's");
     if (loc != NULL) {
         loc->file_index = pl.file_index;
         loc->offset = pl.offset;
@@ -205,7 +89,7 @@ int farena_push(farena_client *c, farena_handle writer, const void *data, size_t
 struct push_ctx {
     farena_handle writer;
     const struct iovec *items;
-    farena_loc *locs;
+    struct farena_loc *locs;
 };
 
 /* Packs push_many [writer, [data...]] for request i. */
@@ -234,15 +118,15 @@ static int push_done(farena_client *c, struct cl_call *call, size_t i, const msg
     uint32_t n;
 
     if (proto_read_array(res, &items, &n, &why) != 0)
-        return bad_result(c, "push_many", why);
+        return cl_bad_result(c, "push_many", why);
     if (n != r->count)
-        return bad_result(c, "push_many", "wrong number of locations");
+        return cl_bad_result(c, "push_many", "wrong number of locations");
     for (uint32_t k = 0; k < n; k++) {
         struct proto_loc pl;
         if (proto_read_loc(&items[k], &pl, &why) != 0)
-            return bad_result(c, "push_many", why);
+            return cl_bad_result(c, "push_many", why);
         if (pl.len != x->items[r->first + k].iov_len)
-            return bad_result(c, "push_many", "a length differs from its payload's");
+            return cl_bad_result(c, "push_many", "a length differs from its payload's");
         if (x->locs != NULL) {
             x->locs[r->first + k].file_index = pl.file_index;
             x->locs[r->first + k].offset = pl.offset;
@@ -266,14 +150,99 @@ static size_t batch_items_max(const farena_client *c, uint64_t objects_per_item)
     return m > SIZE_MAX ? SIZE_MAX : (size_t)m;
 }
 
+/* A batch split into requests (push_many, get_many): the budgets, then what
+ * plan_batch() made of the items. */
+struct plan {
+    size_t req_budget;  /* bytes of items one request may carry */
+    size_t resp_budget; /* bytes of items one response may carry */
+    size_t per_req;     /* items one request may carry */
+    size_t nreq;        /* requests, in c->reqs[0..nreq) */
+    size_t hint;        /* largest response's items, in bytes */
+    uint64_t total;     /* output bytes of all items */
+};
+
+/* What one batch item costs: bytes in its request and in its response, and
+ * output bytes it lands (get_many's payload; 0 for push_many). */
+struct item_cost {
+    size_t req, resp;
+    uint64_t out;
+};
+
+/* Checks item k of items against the plan's budgets and says its cost.
+ * Returns 0 or a FARENA_E... code (message set, naming item k). */
+typedef int (*item_cost_fn)(farena_client *c, const void *items, size_t k, const struct plan *p,
+                            struct item_cost *cost);
+
+/* Plans every request of a batch of n items of method m (each costing
+ * objects_per_item objects) into c->reqs before anything is sent, so an
+ * item that can never fit fails the call with nothing done. A request ends
+ * at per_req items or when the next item would overflow its request or its
+ * response; reqs[i].out is where its first item's output goes. Returns 0 or
+ * the first error. */
+static int plan_batch(farena_client *c, struct plan *p, enum proto_method m,
+                      uint64_t objects_per_item, const void *items, size_t n, item_cost_fn cost)
+{
+    size_t rq = 0, rs = 0;
+
+    p->req_budget = c->max_message - cl_req_overhead(m);
+    p->resp_budget = c->max_message - cl_resp_overhead();
+    p->per_req = batch_items_max(c, objects_per_item);
+    p->nreq = p->hint = 0;
+    p->total = 0;
+    for (size_t k = 0; k < n; k++) {
+        struct item_cost ic;
+        int err = cost(c, items, k, p, &ic);
+        if (err != 0)
+            return err;
+        if (p->nreq == 0 || c->reqs[p->nreq - 1].count == p->per_req ||
+            rq + ic.req > p->req_budget || rs + ic.resp > p->resp_budget) {
+            err = cl_reqs_reserve(c, p->nreq + 1);
+            if (err != 0)
+                return err;
+            c->reqs[p->nreq].first = k;
+            c->reqs[p->nreq].count = 0;
+            c->reqs[p->nreq].out = (size_t)p->total;
+            p->nreq++;
+            rq = rs = 0;
+        }
+        c->reqs[p->nreq - 1].count++;
+        rq += ic.req;
+        rs += ic.resp;
+        if (rs > p->hint)
+            p->hint = rs;
+        p->total += ic.out;
+    }
+    return 0;
+}
+
+/* push_many's item cost: the payload in the request, its location (at its
+ * widest) in the response. */
+static int push_cost(farena_client *c, const void *items, size_t k, const struct plan *p,
+                     struct item_cost *cost)
+{
+    static const struct proto_loc widest = {UINT16_MAX, UINT32_MAX, UINT32_MAX};
+    const struct iovec *it = (const struct iovec *)items + k;
+
+    if (it->iov_base == NULL && it->iov_len > 0)
+        return cl_fail(c, FARENA_EINVAL, "item %zu: data is NULL", k);
+    cost->req = proto_size_bin(it->iov_len);
+    cost->resp = proto_size_loc(widest);
+    cost->out = 0;
+    if (it->iov_len > UINT32_MAX || cost->req > p->req_budget)
+        return cl_fail(c, FARENA_ETOOLARGE,
+                       "item %zu: a payload of %zu bytes cannot fit in one request "
+                       "(max_message %" PRIu64 ")",
+                       k, it->iov_len, c->max_message);
+    return 0;
+}
+
 /* Pushes many payloads in pipelined requests. */
 int farena_push_many(farena_client *c, farena_handle writer, const struct iovec *items, size_t n,
-                     farena_loc *locs)
+                     struct farena_loc *locs)
 {
-    struct proto_loc widest = {UINT16_MAX, UINT32_MAX, UINT32_MAX};
     struct push_ctx x;
     struct cl_call call;
-    size_t req_budget, resp_budget, per_req, nreq = 0, sum = 0;
+    struct plan plan;
     int err = cl_ready(c);
 
     if (err != 0)
@@ -282,37 +251,9 @@ int farena_push_many(farena_client *c, farena_handle writer, const struct iovec 
         return cl_fail(c, FARENA_EINVAL, writer == 0 ? "writer handle 0" : "items is NULL");
     if (n == 0)
         return 0;
-    req_budget = c->max_message - cl_req_overhead(PROTO_M_PUSH_MANY);
-    resp_budget = c->max_message - cl_resp_overhead();
-    per_req = batch_items_max(c, 1);
-    if (per_req > resp_budget / proto_size_loc(widest))
-        per_req = resp_budget / proto_size_loc(widest);
-
-    /* Plan every request before sending anything, so an item that can never
-     * fit fails the call with nothing stored. */
-    for (size_t k = 0; k < n; k++) {
-        size_t cost;
-        if (items[k].iov_base == NULL && items[k].iov_len > 0)
-            return cl_fail(c, FARENA_EINVAL, "item %zu: data is NULL", k);
-        cost = proto_size_bin(items[k].iov_len);
-        if (items[k].iov_len > UINT32_MAX || cost > req_budget)
-            return cl_fail(c, FARENA_ETOOLARGE,
-                           "item %zu: a payload of %zu bytes cannot fit in one request "
-                           "(max_message %" PRIu64 ")",
-                           k, items[k].iov_len, c->max_message);
-        if (nreq == 0 || c->reqs[nreq - 1].count == per_req || sum + cost > req_budget) {
-            err = cl_reqs_reserve(c, nreq + 1);
-            if (err != 0)
-                return err;
-            c->reqs[nreq].first = k;
-            c->reqs[nreq].count = 0;
-            c->reqs[nreq].out = 0;
-            nreq++;
-            sum = 0;
-        }
-        c->reqs[nreq - 1].count++;
-        sum += cost;
-    }
+    err = plan_batch(c, &plan, PROTO_M_PUSH_MANY, 1, items, n, push_cost);
+    if (err != 0)
+        return err;
     if (locs != NULL)
         for (size_t k = 0; k < n; k++) {
             locs[k].file_index = FARENA_LOC_NONE_INDEX;
@@ -323,7 +264,7 @@ int farena_push_many(farena_client *c, farena_handle writer, const struct iovec 
     x.items = items;
     x.locs = locs;
     memset(&call, 0, sizeof(call));
-    call.nreq = nreq;
+    call.nreq = plan.nreq;
     call.reqs = c->reqs;
     call.pack = push_pack;
     call.done = push_done;
@@ -332,7 +273,7 @@ int farena_push_many(farena_client *c, farena_handle writer, const struct iovec 
 }
 
 /* Tells the "not stored" location apart. */
-int farena_loc_is_none(farena_loc loc)
+int farena_loc_is_none(struct farena_loc loc)
 {
     return loc.file_index == FARENA_LOC_NONE_INDEX && loc.offset == FARENA_LOC_NONE_OFFSET &&
            loc.len == FARENA_LOC_NONE_LEN;
@@ -366,7 +307,7 @@ int farena_writer_len(farena_client *c, farena_handle writer, uint64_t *len)
     if (err != 0)
         return err;
     if (proto_read_uint(res, UINT64_MAX, &v, &why) != 0)
-        return bad_result(c, "writer_len", why);
+        return cl_bad_result(c, "writer_len", why);
     *len = v;
     return 0;
 }
@@ -454,7 +395,8 @@ int farena_arena_new(farena_client *c, const farena_handle *files, size_t n, far
 /* ---- reading ---- */
 
 /* get [arena, loc] -> bin, appended to buf (checked as UTF-8 when asked). */
-static int get_one(farena_client *c, farena_handle arena, farena_loc loc, farena_buf *buf, int utf8)
+static int get_one(farena_client *c, farena_handle arena, struct farena_loc loc,
+                   struct farena_buf *buf, int utf8)
 {
     struct proto_loc pl = {loc.file_index, loc.offset, loc.len};
     const msgpack_object *res;
@@ -484,9 +426,9 @@ static int get_one(farena_client *c, farena_handle arena, farena_loc loc, farena
     if (err != 0)
         return err;
     if (proto_read_payload(res, &data, &len, &why) != 0)
-        return bad_result(c, "get", why);
+        return cl_bad_result(c, "get", why);
     if (len != loc.len)
-        return bad_result(c, "get", "payload length differs from the location's");
+        return cl_bad_result(c, "get", "payload length differs from the location's");
     if (utf8 && !cl_utf8_valid(data, len))
         return cl_fail(c, FARENA_EUTF8,
                        "the payload at %" PRIu16 ":%" PRIu32 ":%" PRIu32 " is not valid UTF-8",
@@ -498,20 +440,22 @@ static int get_one(farena_client *c, farena_handle arena, farena_loc loc, farena
 }
 
 /* Appends one payload. */
-int farena_get_into(farena_client *c, farena_handle arena, farena_loc loc, farena_buf *buf)
+int farena_get_into(farena_client *c, farena_handle arena, struct farena_loc loc,
+                    struct farena_buf *buf)
 {
     return get_one(c, arena, loc, buf, 0);
 }
 
 /* Appends one payload that must be UTF-8. */
-int farena_get_str_into(farena_client *c, farena_handle arena, farena_loc loc, farena_buf *buf)
+int farena_get_str_into(farena_client *c, farena_handle arena, struct farena_loc loc,
+                        struct farena_buf *buf)
 {
     return get_one(c, arena, loc, buf, 1);
 }
 
 /* Appends one payload the caller knows is text. */
-int farena_get_str_into_unchecked(farena_client *c, farena_handle arena, farena_loc loc,
-                                  farena_buf *buf)
+int farena_get_str_into_unchecked(farena_client *c, farena_handle arena, struct farena_loc loc,
+                                  struct farena_buf *buf)
 {
     return get_one(c, arena, loc, buf, 0);
 }
@@ -519,7 +463,7 @@ int farena_get_str_into_unchecked(farena_client *c, farena_handle arena, farena_
 /* State of one get_many. */
 struct getm_ctx {
     farena_handle arena;
-    const farena_loc *locs;
+    const struct farena_loc *locs;
     uint8_t *out; /* where payload 0 goes: the buffer's spare room */
 };
 
@@ -550,16 +494,16 @@ static int getm_done(farena_client *c, struct cl_call *call, size_t i, const msg
     uint32_t n;
 
     if (proto_read_array(res, &items, &n, &why) != 0)
-        return bad_result(c, "get_many", why);
+        return cl_bad_result(c, "get_many", why);
     if (n != r->count)
-        return bad_result(c, "get_many", "wrong number of payloads");
+        return cl_bad_result(c, "get_many", "wrong number of payloads");
     for (uint32_t k = 0; k < n; k++) {
         const void *data = NULL;
         size_t len = 0;
         if (proto_read_payload(&items[k], &data, &len, &why) != 0)
-            return bad_result(c, "get_many", why);
+            return cl_bad_result(c, "get_many", why);
         if (len != x->locs[r->first + k].len)
-            return bad_result(c, "get_many", "a payload's length differs from its location's");
+            return cl_bad_result(c, "get_many", "a payload's length differs from its location's");
         if (len > 0)
             memcpy(x->out + at, data, len);
         at += len;
@@ -567,14 +511,33 @@ static int getm_done(farena_client *c, struct cl_call *call, size_t i, const msg
     return 0;
 }
 
+/* get_many's item cost: the location in the request, the payload in the
+ * response and in the output. */
+static int getm_cost(farena_client *c, const void *items, size_t k, const struct plan *p,
+                     struct item_cost *cost)
+{
+    const struct farena_loc *l = (const struct farena_loc *)items + k;
+    struct proto_loc pl = {l->file_index, l->offset, l->len};
+
+    cost->req = proto_size_loc(pl);
+    cost->resp = proto_size_bin(pl.len);
+    cost->out = pl.len;
+    if (cost->resp > p->resp_budget)
+        return cl_fail(c, FARENA_ETOOLARGE,
+                       "item %zu: a payload of %" PRIu32 " bytes cannot fit in one response "
+                       "(max_message %" PRIu64 ")",
+                       k, pl.len, c->max_message);
+    return 0;
+}
+
 /* Reads many payloads in pipelined requests, appending them in order. */
-int farena_get_many_into(farena_client *c, farena_handle arena, const farena_loc *locs, size_t n,
-                         farena_buf *buf)
+int farena_get_many_into(farena_client *c, farena_handle arena, const struct farena_loc *locs,
+                         size_t n, struct farena_buf *buf)
 {
     struct getm_ctx x;
     struct cl_call call;
-    size_t req_budget, resp_budget, per_req, nreq = 0, rq = 0, rs = 0, hint = 0;
-    uint64_t total = 0;
+    struct plan plan;
+    uint64_t total;
     int err = cl_ready(c);
 
     if (err != 0)
@@ -586,37 +549,10 @@ int farena_get_many_into(farena_client *c, farena_handle arena, const farena_loc
                                       : "bad buffer");
     if (n == 0)
         return 0;
-    req_budget = c->max_message - cl_req_overhead(PROTO_M_GET_MANY);
-    resp_budget = c->max_message - cl_resp_overhead();
-    per_req = batch_items_max(c, 4);
-
-    for (size_t k = 0; k < n; k++) {
-        struct proto_loc pl = {locs[k].file_index, locs[k].offset, locs[k].len};
-        size_t qcost = proto_size_loc(pl);
-        size_t scost = proto_size_bin(pl.len);
-        if (scost > resp_budget)
-            return cl_fail(c, FARENA_ETOOLARGE,
-                           "item %zu: a payload of %" PRIu32 " bytes cannot fit in one response "
-                           "(max_message %" PRIu64 ")",
-                           k, pl.len, c->max_message);
-        if (nreq == 0 || c->reqs[nreq - 1].count == per_req || rq + qcost > req_budget ||
-            rs + scost > resp_budget) {
-            err = cl_reqs_reserve(c, nreq + 1);
-            if (err != 0)
-                return err;
-            c->reqs[nreq].first = k;
-            c->reqs[nreq].count = 0;
-            c->reqs[nreq].out = (size_t)total;
-            nreq++;
-            rq = rs = 0;
-        }
-        c->reqs[nreq - 1].count++;
-        rq += qcost;
-        rs += scost;
-        if (rs > hint)
-            hint = rs;
-        total += pl.len;
-    }
+    err = plan_batch(c, &plan, PROTO_M_GET_MANY, 4, locs, n, getm_cost);
+    if (err != 0)
+        return err;
+    total = plan.total;
     if (total >= SIZE_MAX - buf->len)
         return cl_fail(c, FARENA_ENOMEM, "%" PRIu64 " bytes cannot fit in memory", total);
     err = farena_buf_reserve(buf, (size_t)total);
@@ -636,12 +572,12 @@ int farena_get_many_into(farena_client *c, farena_handle arena, const farena_loc
     x.locs = locs;
     x.out = buf->data + buf->len;
     memset(&call, 0, sizeof(call));
-    call.nreq = nreq;
+    call.nreq = plan.nreq;
     call.reqs = c->reqs;
     call.pack = getm_pack;
     call.done = getm_done;
     call.ctx = &x;
-    call.rx_hint = hint + cl_resp_overhead();
+    call.rx_hint = plan.hint + cl_resp_overhead();
     err = cl_run(c, &call);
     if (err != 0) {
         buf->data[buf->len] = 0; /* payloads may have landed past len */
@@ -668,17 +604,17 @@ int farena_arena_info(farena_client *c, farena_handle arena, struct farena_arena
         return err;
     memset(&info, 0, sizeof(info));
     if (res->type != MSGPACK_OBJECT_MAP)
-        return bad_result(c, "arena_info", "not a map");
-    if (map_uint(res, "files", &info.files) || map_uint(res, "bytes", &info.bytes) ||
-        map_uint(res, "refs", &info.refs))
-        return bad_result(c, "arena_info", "a count is not an unsigned integer");
-    name = map_get(res, "name");
+        return cl_bad_result(c, "arena_info", "not a map");
+    if (cl_map_uint(res, "files", &info.files) || cl_map_uint(res, "bytes", &info.bytes) ||
+        cl_map_uint(res, "refs", &info.refs))
+        return cl_bad_result(c, "arena_info", "a count is not an unsigned integer");
+    name = cl_map_get(res, "name");
     if (name != NULL && name->type == MSGPACK_OBJECT_STR) {
-        if (map_str(res, "name", info.name, sizeof(info.name)) != 0)
-            return bad_result(c, "arena_info", "name");
+        if (cl_map_str(res, "name", info.name, sizeof(info.name)) != 0)
+            return cl_bad_result(c, "arena_info", "name");
         info.has_name = 1;
     } else if (name != NULL && name->type != MSGPACK_OBJECT_NIL) {
-        return bad_result(c, "arena_info", "name is neither str nor nil");
+        return cl_bad_result(c, "arena_info", "name is neither str nor nil");
     }
     *out = info;
     return 0;
@@ -701,11 +637,11 @@ int farena_arena_files(farena_client *c, farena_handle arena, farena_handle *fil
     if (err != 0)
         return err;
     if (proto_read_array(res, &items, &count, &why) != 0)
-        return bad_result(c, "arena_files", why);
+        return cl_bad_result(c, "arena_files", why);
     for (uint32_t i = 0; i < count; i++) {
         uint64_t h;
         if (proto_read_handle(&items[i], &h, &why) != 0)
-            return bad_result(c, "arena_files", why);
+            return cl_bad_result(c, "arena_files", why);
         if (i < cap)
             files[i] = h;
     }
@@ -864,19 +800,19 @@ int farena_stat(farena_client *c, struct farena_stat *out)
         return err;
     memset(&st, 0, sizeof(st));
     if (res->type != MSGPACK_OBJECT_MAP)
-        return bad_result(c, "stat", "not a map");
-    if (map_uint(res, "pid", &st.pid) || map_uint(res, "uptime_ms", &st.uptime_ms) ||
-        map_uint(res, "connections", &st.connections) ||
-        map_uint(res, "connections_total", &st.connections_total) ||
-        map_uint(res, "writers", &st.writers) || map_uint(res, "files", &st.files) ||
-        map_uint(res, "arenas", &st.arenas) || map_uint(res, "names", &st.names) ||
-        map_uint(res, "bytes_on_disk", &st.bytes_on_disk) ||
-        map_uint(res, "bytes_written", &st.bytes_written) ||
-        map_uint(res, "bytes_read", &st.bytes_read))
-        return bad_result(c, "stat", "a counter is not an unsigned integer");
-    if (method_counts(map_get(res, "requests"), st.requests, &st.requests_total) != 0 ||
-        method_counts(map_get(res, "errors"), st.errors, &st.errors_total) != 0)
-        return bad_result(c, "stat", "requests or errors is not a map of counters");
+        return cl_bad_result(c, "stat", "not a map");
+    if (cl_map_uint(res, "pid", &st.pid) || cl_map_uint(res, "uptime_ms", &st.uptime_ms) ||
+        cl_map_uint(res, "connections", &st.connections) ||
+        cl_map_uint(res, "connections_total", &st.connections_total) ||
+        cl_map_uint(res, "writers", &st.writers) || cl_map_uint(res, "files", &st.files) ||
+        cl_map_uint(res, "arenas", &st.arenas) || cl_map_uint(res, "names", &st.names) ||
+        cl_map_uint(res, "bytes_on_disk", &st.bytes_on_disk) ||
+        cl_map_uint(res, "bytes_written", &st.bytes_written) ||
+        cl_map_uint(res, "bytes_read", &st.bytes_read))
+        return cl_bad_result(c, "stat", "a counter is not an unsigned integer");
+    if (method_counts(cl_map_get(res, "requests"), st.requests, &st.requests_total) != 0 ||
+        method_counts(cl_map_get(res, "errors"), st.errors, &st.errors_total) != 0)
+        return cl_bad_result(c, "stat", "requests or errors is not a map of counters");
     *out = st;
     return 0;
 }
@@ -890,7 +826,7 @@ static int list_entry_parse(const msgpack_object *o, struct farena_list_entry *e
 
     if (o->type != MSGPACK_OBJECT_MAP)
         return -1;
-    name = map_get(o, "name");
+    name = cl_map_get(o, "name");
     if (name == NULL || name->type != MSGPACK_OBJECT_STR || name->via.str.size == 0 ||
         name->via.str.size >= sizeof(e->name) ||
         memchr(name->via.str.ptr, '\0', name->via.str.size) != NULL)
@@ -898,8 +834,9 @@ static int list_entry_parse(const msgpack_object *o, struct farena_list_entry *e
     memcpy(e->name, name->via.str.ptr, name->via.str.size);
     e->name[name->via.str.size] = '\0';
     e->bytes = e->files = e->refs = 0;
-    if (map_uint(o, "arena", &arena) != 0 || arena == 0 || map_uint(o, "bytes", &e->bytes) != 0 ||
-        map_uint(o, "files", &e->files) != 0 || map_uint(o, "refs", &e->refs) != 0)
+    if (cl_map_uint(o, "arena", &arena) != 0 || arena == 0 ||
+        cl_map_uint(o, "bytes", &e->bytes) != 0 || cl_map_uint(o, "files", &e->files) != 0 ||
+        cl_map_uint(o, "refs", &e->refs) != 0)
         return -1;
     e->arena = arena;
     return 0;
@@ -944,19 +881,19 @@ int farena_list(farena_client *c, const char *prefix, char *cursor,
     if (err != 0)
         return err;
     if (res->type != MSGPACK_OBJECT_MAP)
-        return bad_result(c, "list", "not a map");
-    names = map_get(res, "names");
-    next = map_get(res, "cursor");
+        return cl_bad_result(c, "list", "not a map");
+    names = cl_map_get(res, "names");
+    next = cl_map_get(res, "cursor");
     if (names == NULL || names->type != MSGPACK_OBJECT_ARRAY || names->via.array.size > count)
-        return bad_result(c, "list", "names is not an array of at most count entries");
+        return cl_bad_result(c, "list", "names is not an array of at most count entries");
     if (next == NULL || (next->type != MSGPACK_OBJECT_NIL &&
                          (next->type != MSGPACK_OBJECT_STR || next->via.str.size == 0 ||
                           next->via.str.size >= FARENA_CURSOR_SIZE ||
                           memchr(next->via.str.ptr, '\0', next->via.str.size) != NULL)))
-        return bad_result(c, "list", "cursor is neither nil nor a name");
+        return cl_bad_result(c, "list", "cursor is neither nil nor a name");
     for (uint32_t i = 0; i < names->via.array.size; i++)
         if (list_entry_parse(&names->via.array.ptr[i], &entries[i]) != 0)
-            return bad_result(c, "list", "an entry is not {name, arena, bytes, files, refs}");
+            return cl_bad_result(c, "list", "an entry is not {name, arena, bytes, files, refs}");
     *n = names->via.array.size;
     if (next->type == MSGPACK_OBJECT_NIL) {
         cursor[0] = '\0';
@@ -967,10 +904,10 @@ int farena_list(farena_client *c, const char *prefix, char *cursor,
     return 0;
 }
 
-/* The raw packer's write callback: appends to a farena_buf. */
+/* The raw packer's write callback: appends to a struct farena_buf. */
 static int raw_write(void *data, const char *p, size_t len)
 {
-    farena_buf *buf = data;
+    struct farena_buf *buf = data;
 
     if (len == 0)
         return 0;
@@ -1020,7 +957,7 @@ static int raw_params_scan(farena_client *c, const void *params, size_t len)
 
 /* Any method, raw msgpack in and out. */
 int farena_call_raw(farena_client *c, const char *method, const void *params, size_t params_len,
-                    farena_buf *result)
+                    struct farena_buf *result)
 {
     const msgpack_object *res;
     msgpack_object obj;
@@ -1045,16 +982,7 @@ int farena_call_raw(farena_client *c, const char *method, const void *params, si
                        why ? why : "");
     if (params_len + mlen + 16 > c->max_message)
         return cl_fail(c, FARENA_ETOOLARGE, "request too large");
-    c->tx_off = c->tx_len = 0;
-    c->pk_oom = 0;
-    c->result = NULL;
-    c->base = cl_msgids(c, 1);
-    msgpack_pack_array(&c->pk, 4);
-    msgpack_pack_uint8(&c->pk, PROTO_REQUEST);
-    msgpack_pack_uint32(&c->pk, c->base);
-    msgpack_pack_str(&c->pk, mlen);
-    msgpack_pack_str_body(&c->pk, method, mlen);
-    c->pk.callback(c->pk.data, params, params_len);
+    cl_begin_raw(c, method, mlen, params, params_len);
     err = cl_end(c, 0, &res);
     if (err != 0 || result == NULL)
         return err;

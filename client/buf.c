@@ -1,11 +1,11 @@
-/* farena_buf, the caller's growable byte buffer, and UTF-8 validation. */
+/* struct farena_buf, the caller's growable byte buffer, and UTF-8 validation. */
 #include "internal.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 /* Grows buf so that extra bytes plus a NUL fit after len. */
-int farena_buf_reserve(farena_buf *buf, size_t extra)
+int farena_buf_reserve(struct farena_buf *buf, size_t extra)
 {
     size_t need, cap;
     uint8_t *p;
@@ -29,7 +29,7 @@ int farena_buf_reserve(farena_buf *buf, size_t extra)
 }
 
 /* Empties buf, keeping its memory. */
-void farena_buf_clear(farena_buf *buf)
+void farena_buf_clear(struct farena_buf *buf)
 {
     if (buf == NULL)
         return;
@@ -39,7 +39,7 @@ void farena_buf_clear(farena_buf *buf)
 }
 
 /* Frees buf's memory. */
-void farena_buf_free(farena_buf *buf)
+void farena_buf_free(struct farena_buf *buf)
 {
     if (buf == NULL)
         return;
@@ -50,7 +50,7 @@ void farena_buf_free(farena_buf *buf)
 }
 
 /* Appends n bytes and keeps a NUL after them. */
-int cl_buf_append(farena_buf *buf, const void *p, size_t n)
+int cl_buf_append(struct farena_buf *buf, const void *p, size_t n)
 {
     int err = farena_buf_reserve(buf, n);
 

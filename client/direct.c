@@ -298,8 +298,8 @@ static int dr_fail(struct dr_msg m, int err, const char *fmt, ...)
 /* The daemon's bounds check (store_check), with its texts: the file index
  * must be in the arena, offset + len within the file (64-bit sums).
  * item >= 0 prefixes "item K: " as get_many does. */
-static int dr_check(struct dr_msg m, uint32_t nfiles, const struct dr_file *files, farena_loc loc,
-                    long long item)
+static int dr_check(struct dr_msg m, uint32_t nfiles, const struct dr_file *files,
+                    struct farena_loc loc, long long item)
 {
     char pre[32] = "";
 
@@ -319,7 +319,7 @@ static int dr_check(struct dr_msg m, uint32_t nfiles, const struct dr_file *file
 
 /* Reads loc's bytes from fd into dst with pread (short reads and EINTR
  * retried), failing as the daemon's store_get() does. */
-static int dr_pread(struct dr_msg m, int fd, uint64_t size, farena_loc loc, uint8_t *dst,
+static int dr_pread(struct dr_msg m, int fd, uint64_t size, struct farena_loc loc, uint8_t *dst,
                     long long item)
 {
     char pre[32] = "";
@@ -351,7 +351,7 @@ static int dr_pread(struct dr_msg m, int fd, uint64_t size, farena_loc loc, uint
 /* Makes room for loc's payload in buf before anything else, as the daemon
  * path allocates its receive buffer before it sends: out of memory is
  * ENOMEM on both paths, whatever the location. */
-static int dr_reserve(struct dr_msg m, farena_loc loc, farena_buf *buf)
+static int dr_reserve(struct dr_msg m, struct farena_loc loc, struct farena_buf *buf)
 {
     int err = farena_buf_reserve(buf, loc.len);
 
@@ -363,8 +363,8 @@ static int dr_reserve(struct dr_msg m, farena_loc loc, farena_buf *buf)
 /* Appends the payload at loc (file f, a fetched descriptor, room reserved
  * by dr_reserve) to buf, checked as UTF-8 when asked; buf is unchanged on
  * failure. */
-static int dr_append(struct dr_msg m, const struct dr_file *f, farena_loc loc, farena_buf *buf,
-                     int utf8)
+static int dr_append(struct dr_msg m, const struct dr_file *f, struct farena_loc loc,
+                     struct farena_buf *buf, int utf8)
 {
     int err = dr_pread(m, f->fd, f->size, loc, buf->data + buf->len, -1);
     if (err == 0 && utf8 && !cl_utf8_valid(buf->data + buf->len, loc.len))
@@ -381,7 +381,8 @@ static int dr_append(struct dr_msg m, const struct dr_file *f, farena_loc loc, f
 }
 
 /* A get from c's descriptors; see internal.h. */
-int dr_get(farena_client *c, farena_handle arena, farena_loc loc, farena_buf *buf, int utf8)
+int dr_get(farena_client *c, farena_handle arena, struct farena_loc loc, struct farena_buf *buf,
+           int utf8)
 {
     struct dr_msg m = {c->errmsg, sizeof(c->errmsg)};
     struct dr_arena *d = dr_find(c, arena);
@@ -407,7 +408,7 @@ int dr_get(farena_client *c, farena_handle arena, farena_loc loc, farena_buf *bu
 }
 
 /* A get_many from c's descriptors; see internal.h. */
-int dr_get_many(farena_client *c, farena_handle arena, const farena_loc *locs, size_t n,
+int dr_get_many(farena_client *c, farena_handle arena, const struct farena_loc *locs, size_t n,
                 uint8_t *out)
 {
     struct dr_msg m = {c->errmsg, sizeof(c->errmsg)};
@@ -624,7 +625,8 @@ int farena_reader_file(farena_reader *r, uint16_t file_index, int *fd, uint64_t 
 }
 
 /* The reader's daemon path for one get: through conn, under mu. */
-static int reader_get_locked(farena_reader *r, farena_loc loc, farena_buf *buf, int utf8)
+static int reader_get_locked(farena_reader *r, struct farena_loc loc, struct farena_buf *buf,
+                             int utf8)
 {
     int err;
 
@@ -636,13 +638,13 @@ static int reader_get_locked(farena_reader *r, farena_loc loc, farena_buf *buf, 
 }
 
 /* Checks a buffer argument. */
-static int reader_buf_ok(const farena_buf *buf)
+static int reader_buf_ok(const struct farena_buf *buf)
 {
     return buf != NULL && buf->len <= buf->cap && (buf->data != NULL || buf->cap == 0);
 }
 
 /* One get through a reader. */
-static int reader_get(farena_reader *r, farena_loc loc, farena_buf *buf, int utf8)
+static int reader_get(farena_reader *r, struct farena_loc loc, struct farena_buf *buf, int utf8)
 {
     struct dr_msg none = {NULL, 0};
     struct dr_file f;
@@ -668,19 +670,20 @@ static int reader_get(farena_reader *r, farena_loc loc, farena_buf *buf, int utf
 }
 
 /* Appends one payload through a reader. */
-int farena_reader_get_into(farena_reader *r, farena_loc loc, farena_buf *buf)
+int farena_reader_get_into(farena_reader *r, struct farena_loc loc, struct farena_buf *buf)
 {
     return reader_get(r, loc, buf, 0);
 }
 
 /* Appends one UTF-8 payload through a reader. */
-int farena_reader_get_str_into(farena_reader *r, farena_loc loc, farena_buf *buf)
+int farena_reader_get_str_into(farena_reader *r, struct farena_loc loc, struct farena_buf *buf)
 {
     return reader_get(r, loc, buf, 1);
 }
 
 /* Appends one payload the caller knows is text, through a reader. */
-int farena_reader_get_str_into_unchecked(farena_reader *r, farena_loc loc, farena_buf *buf)
+int farena_reader_get_str_into_unchecked(farena_reader *r, struct farena_loc loc,
+                                         struct farena_buf *buf)
 {
     return reader_get(r, loc, buf, 0);
 }
@@ -688,7 +691,8 @@ int farena_reader_get_str_into_unchecked(farena_reader *r, farena_loc loc, faren
 /* Appends many payloads through a reader: every location's descriptor is
  * made sure of first; when one file must go through the daemon, the whole
  * call does (under mu), so a call's errors are those of one path. */
-int farena_reader_get_many_into(farena_reader *r, const farena_loc *locs, size_t n, farena_buf *buf)
+int farena_reader_get_many_into(farena_reader *r, const struct farena_loc *locs, size_t n,
+                                struct farena_buf *buf)
 {
     struct dr_msg none = {NULL, 0};
     uint64_t total = 0;

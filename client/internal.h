@@ -89,8 +89,8 @@ struct farena_client {
     uint32_t next_msgid;
     uint32_t base; /* msgid of request 0 of the call in progress */
 
-    farena_server_info info; /* what hello reported */
-    uint64_t max_message;    /* effective limits (defaults where unreported) */
+    struct farena_server_info info; /* what hello reported */
+    uint64_t max_message;           /* effective limits (defaults where unreported) */
     uint64_t max_batch;
     uint64_t max_objects;
 
@@ -147,6 +147,12 @@ int cl_ready(farena_client *c);
  * params with c->pk and calls cl_end(). */
 void cl_begin(farena_client *c, enum proto_method m, uint32_t nparams);
 
+/* Starts a single request for the method named method (mlen bytes, any
+ * name: farena_call_raw) whose params array is already packed (params_len
+ * bytes, copied); the caller then calls cl_end(). */
+void cl_begin_raw(farena_client *c, const char *method, size_t mlen, const void *params,
+                  size_t params_len);
+
 /* Sends the request cl_begin() started and waits for its answer (rx_hint:
  * its expected size in bytes, 0 if small). On success *result (may be NULL)
  * is the result object, valid until the next call on c. */
@@ -172,9 +178,22 @@ size_t cl_req_overhead(enum proto_method m);
 /* The same for a response: result head plus one array header. */
 size_t cl_resp_overhead(void);
 
-/* Fills c->info and the effective limits from a hello result. Returns 0 or
- * FARENA_EPROTO (message set). */
-int cl_hello_parse(farena_client *c, const msgpack_object *result);
+/* ---- reading results (result.c) ---- */
+
+/* Fails the call with FARENA_EPROTO: farenad's result for method has the
+ * wrong shape (why: what, or NULL). Returns FARENA_EPROTO. */
+int cl_bad_result(farena_client *c, const char *method, const char *why);
+
+/* map's value for the str key, or NULL when absent; points into map. */
+const msgpack_object *cl_map_get(const msgpack_object *map, const char *key);
+
+/* Reads an optional unsigned map entry into *out (left alone if absent).
+ * Returns 0, or -1 when present but not an unsigned integer. */
+int cl_map_uint(const msgpack_object *map, const char *key, uint64_t *out);
+
+/* Copies an optional str map entry into out (cap bytes, NUL-terminated,
+ * truncated; left alone if absent). Returns 0, or -1 when not a str. */
+int cl_map_str(const msgpack_object *map, const char *key, char *out, size_t cap);
 
 /* Checks that the n bytes at p are UTF-8 as Unicode defines it (no overlong
  * forms, no surrogates, nothing above U+10FFFF). Returns 1 if so. */
@@ -182,7 +201,7 @@ int cl_utf8_valid(const uint8_t *p, size_t n);
 
 /* Appends n bytes to buf, keeping a NUL after them. Returns 0 or
  * FARENA_ENOMEM (buf unchanged). */
-int cl_buf_append(farena_buf *buf, const void *p, size_t n);
+int cl_buf_append(struct farena_buf *buf, const void *p, size_t n);
 
 /* Hands out the descriptors that came with the response at stream offset
  * pos: stores up to max of them in out (closing any beyond) and returns
@@ -221,11 +240,12 @@ void dr_release_after(farena_client *c, farena_handle h);
 
 /* A get served from c's descriptors: 0 or a FARENA_E... code (as the
  * daemon path would answer, message set), or DR_FALLBACK. */
-int dr_get(farena_client *c, farena_handle arena, farena_loc loc, farena_buf *buf, int utf8);
+int dr_get(farena_client *c, farena_handle arena, struct farena_loc loc, struct farena_buf *buf,
+           int utf8);
 
 /* get_many served from c's descriptors into out (total bytes, room
  * reserved by the caller): 0, a FARENA_E... code, or DR_FALLBACK. */
-int dr_get_many(farena_client *c, farena_handle arena, const farena_loc *locs, size_t n,
+int dr_get_many(farena_client *c, farena_handle arena, const struct farena_loc *locs, size_t n,
                 uint8_t *out);
 
 #endif

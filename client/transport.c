@@ -13,6 +13,7 @@
  * with their stream offset, until the answer they came with claims them
  * (cl_fds_claim); any that no answer claims are closed. */
 #include "internal.h"
+#include "proto_path.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -232,8 +233,12 @@ static void run_note(farena_client *c, struct run *r, int err, size_t i)
     memcpy(r->err_msg, c->errmsg, sizeof(r->err_msg));
 }
 
-/* Copies a daemon error message, renumbering a leading "item K:" by the
- * request's first item so the caller sees its own item numbers. */
+/* Copies a daemon error message. In a batch the error's item is the
+ * request's own index, renumbered by the request's first item so the
+ * caller sees its own item numbers: "item K: " + the message with its own
+ * leading "item N:" (if any) dropped. The index comes from the error's
+ * {"item": k} (rsp->item); only a daemon that does not send it (before
+ * that field) has it parsed from the message's leading "item K:". */
 static void daemon_message(farena_client *c, const struct proto_response *rsp,
                            const struct cl_req *req, int batch)
 {
@@ -241,18 +246,35 @@ static void daemon_message(farena_client *c, const struct proto_response *rsp,
     size_t n = rsp->message_len;
     size_t k = 0, i = 5;
     int known = rsp->err > 0;
+    int found = 0;
 
+    /* The message's leading "item N:", if any: i ends at its colon. */
     if (batch && n > 5 && memcmp(m, "item ", 5) == 0) {
         while (i < n && i < 25 && m[i] >= '0' && m[i] <= '9')
             k = k * 10 + (size_t)(m[i++] - '0');
-        if (i > 5 && i < n && m[i] == ':') {
-            if (known)
-                cl_fail(c, 0, "item %zu%.*s", req->first + k, (int)(n - i), m + i);
-            else
-                cl_fail(c, 0, "%.*s (unknown error code): item %zu%.*s", (int)rsp->errname_len,
-                        rsp->errname, req->first + k, (int)(n - i), m + i);
-            return;
-        }
+        found = i > 5 && i < n && m[i] == ':';
+    }
+    if (batch && rsp->item >= 0) {
+        /* The item as data; the text's number, if any, is not read. */
+        const char *rest = found ? m + i : ": ";
+        size_t rest_len = found ? n - i : 2;
+        size_t body = found ? 0 : n;
+        k = (size_t)rsp->item;
+        if (known)
+            cl_fail(c, 0, "item %zu%.*s%.*s", req->first + k, (int)rest_len, rest, (int)body, m);
+        else
+            cl_fail(c, 0, "%.*s (unknown error code): item %zu%.*s%.*s", (int)rsp->errname_len,
+                    rsp->errname, req->first + k, (int)rest_len, rest, (int)body, m);
+        return;
+    }
+    if (found) {
+        /* Old-daemon path: no {"item": k}, so the number is the text's. */
+        if (known)
+            cl_fail(c, 0, "item %zu%.*s", req->first + k, (int)(n - i), m + i);
+        else
+            cl_fail(c, 0, "%.*s (unknown error code): item %zu%.*s", (int)rsp->errname_len,
+                    rsp->errname, req->first + k, (int)(n - i), m + i);
+        return;
     }
     if (known)
         cl_fail(c, 0, "%.*s", (int)n, m);
@@ -598,14 +620,34 @@ int cl_run(farena_client *c, struct cl_call *call)
     return 0;
 }
 
-/* Starts a single request. */
-void cl_begin(farena_client *c, enum proto_method m, uint32_t nparams)
+/* Empties the output for a single request and takes its msgid. */
+static uint32_t begin_reset(farena_client *c)
 {
     c->tx_off = c->tx_len = 0;
     c->pk_oom = 0;
     c->result = NULL;
     c->base = cl_msgids(c, 1);
-    proto_pack_request_head(&c->pk, c->base, m, nparams);
+    return c->base;
+}
+
+/* Starts a single request. */
+void cl_begin(farena_client *c, enum proto_method m, uint32_t nparams)
+{
+    proto_pack_request_head(&c->pk, begin_reset(c), m, nparams);
+}
+
+/* Starts a single request by method name with params already packed. */
+void cl_begin_raw(farena_client *c, const char *method, size_t mlen, const void *params,
+                  size_t params_len)
+{
+    uint32_t msgid = begin_reset(c);
+
+    msgpack_pack_array(&c->pk, 4);
+    msgpack_pack_uint8(&c->pk, PROTO_REQUEST);
+    msgpack_pack_uint32(&c->pk, msgid);
+    msgpack_pack_str(&c->pk, mlen);
+    msgpack_pack_str_body(&c->pk, method, mlen);
+    c->pk.callback(c->pk.data, params, params_len);
 }
 
 /* Finishes a single request. */
@@ -699,26 +741,83 @@ size_t cl_resp_overhead(void)
 
 /* ---- connecting ---- */
 
-/* Resolves the socket path the way farenad does. */
+/* Resolves the socket path the way farenad does: proto_socket_path(),
+ * which both share, with its errors as FARENA_E... codes. */
 int farena_socket_path(const char *path, char *out, size_t cap)
 {
-    const char *env;
-    int n;
-
     if (out == NULL || cap == 0)
         return FARENA_EINVAL;
-    if (path != NULL && path[0] != '\0')
-        n = snprintf(out, cap, "%s", path);
-    else if ((env = getenv("FARENA_SOCKET")) != NULL && env[0] != '\0')
-        n = snprintf(out, cap, "%s", env);
-    else if ((env = getenv("XDG_RUNTIME_DIR")) != NULL && env[0] != '\0')
-        n = snprintf(out, cap, "%s/farena/farenad.sock", env);
-    else
-        n = snprintf(out, cap, "/tmp/farena-%lu/farenad.sock", (unsigned long)geteuid());
-    if (n < 0 || (size_t)n >= cap) {
-        out[0] = '\0';
-        return FARENA_ETOOLARGE;
+    return proto_socket_path(path, out, cap) < 0 ? FARENA_ETOOLARGE : 0;
+}
+
+/* Fills c->info and the effective limits from a hello result (see
+ * PROTOCOL.md). Returns 0 or FARENA_EPROTO (message set). */
+static int hello_parse(farena_client *c, const msgpack_object *res)
+{
+    struct farena_server_info info;
+    const msgpack_object *lim, *methods;
+    uint64_t proto = 0, max_fds = 0;
+
+    memset(&info, 0, sizeof(info));
+    if (res->type != MSGPACK_OBJECT_MAP)
+        return cl_bad_result(c, "hello", "not a map");
+    if (cl_map_str(res, "server", info.server, sizeof(info.server)) != 0 ||
+        cl_map_str(res, "version", info.version, sizeof(info.version)) != 0 ||
+        cl_map_uint(res, "protocol", &proto) != 0)
+        return cl_bad_result(c, "hello", "server, version or protocol mistyped");
+    /* A different number is an incompatible protocol (PROTOCOL.md, section
+     * 8): refuse it rather than misread its answers. */
+    if (proto != PROTO_VERSION)
+        return cl_fail(c, FARENA_EPROTO, "farenad speaks protocol %" PRIu64 ", this library %d",
+                       proto, PROTO_VERSION);
+    info.protocol = (uint32_t)proto;
+    lim = cl_map_get(res, "limits");
+    if (lim != NULL) {
+        struct farena_limits *l = &info.limits;
+        if (lim->type != MSGPACK_OBJECT_MAP)
+            return cl_bad_result(c, "hello", "limits is not a map");
+        if (cl_map_uint(lim, "max_message", &l->max_message) ||
+            cl_map_uint(lim, "max_batch", &l->max_batch) ||
+            cl_map_uint(lim, "max_depth", &l->max_depth) ||
+            cl_map_uint(lim, "max_objects", &l->max_objects) ||
+            cl_map_uint(lim, "max_name", &l->max_name) ||
+            cl_map_uint(lim, "file_max", &l->file_max) ||
+            cl_map_uint(lim, "max_clients", &l->max_clients) ||
+            cl_map_uint(lim, "max_writers", &l->max_writers) ||
+            cl_map_uint(lim, "max_handles", &l->max_handles) ||
+            cl_map_uint(lim, "max_bytes", &l->max_bytes) ||
+            cl_map_uint(lim, "min_free", &l->min_free))
+            return cl_bad_result(c, "hello", "a limit is not an unsigned integer");
     }
+    /* Direct reads need arena_fds (PROTOCOL.md: check methods before
+     * calling a method newer than protocol 1's first table). */
+    c->direct = 0;
+    c->max_fds = 1;
+    if (c->direct_opt && (methods = cl_map_get(res, "methods")) != NULL &&
+        methods->type == MSGPACK_OBJECT_ARRAY) {
+        const char *name = proto_method_name(PROTO_M_ARENA_FDS);
+        for (uint32_t i = 0; i < methods->via.array.size; i++) {
+            const msgpack_object *m = &methods->via.array.ptr[i];
+            if (m->type == MSGPACK_OBJECT_STR && m->via.str.size == strlen(name) &&
+                memcmp(m->via.str.ptr, name, m->via.str.size) == 0)
+                c->direct = 1;
+        }
+        if (lim != NULL && cl_map_uint(lim, "max_fds", &max_fds) == 0 && max_fds > 0)
+            c->max_fds = max_fds < CL_MAX_FDS ? (uint32_t)max_fds : CL_MAX_FDS;
+    }
+    if (info.limits.max_message != 0 && info.limits.max_message < 4096)
+        return cl_fail(c, FARENA_EPROTO, "farenad's max_message (%" PRIu64 ") is unusably small",
+                       info.limits.max_message);
+    c->info = info;
+    c->max_message = info.limits.max_message ? info.limits.max_message : PROTO_MAX_MESSAGE_DEFAULT;
+    /* Lengths travel in 32-bit headers and the scanner counts in 32 bits: a
+     * larger announced limit is used as 4 GiB - 1. */
+    if (c->max_message > UINT32_MAX)
+        c->max_message = UINT32_MAX;
+    c->max_batch = info.limits.max_batch ? info.limits.max_batch : PROTO_MAX_BATCH_DEFAULT;
+    c->max_objects = info.limits.max_objects ? info.limits.max_objects : PROTO_MAX_OBJECTS_DEFAULT;
+    if (c->max_objects < 64)
+        c->max_objects = 64;
     return 0;
 }
 
@@ -777,7 +876,7 @@ static int do_hello(farena_client *c)
     err = cl_end(c, 0, &res);
     if (err != 0)
         return err;
-    err = cl_hello_parse(c, res);
+    err = hello_parse(c, res);
     if (err != 0)
         return err;
     return make_scanner(c);
@@ -976,7 +1075,7 @@ int farena_set_timeout(farena_client *c, int timeout_ms)
 }
 
 /* Copies the hello answer kept at connect. */
-int farena_server(const farena_client *c, farena_server_info *out)
+int farena_server(const farena_client *c, struct farena_server_info *out)
 {
     if (c == NULL || out == NULL)
         return FARENA_EINVAL;
@@ -985,7 +1084,7 @@ int farena_server(const farena_client *c, farena_server_info *out)
 }
 
 /* Sends hello again and refreshes the limits. */
-int farena_hello(farena_client *c, farena_server_info *out)
+int farena_hello(farena_client *c, struct farena_server_info *out)
 {
     int err = do_hello(c);
 

@@ -1611,7 +1611,6 @@ static Suite *daemon_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("list_and_floats");
-    tcase_set_timeout(tc, 60);
     tcase_add_test(tc, list_pages_names_by_prefix);
     tcase_add_test(tc, list_pages_stay_under_max_message);
     tcase_add_test(tc, floats_holding_integers_are_integers);

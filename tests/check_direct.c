@@ -7,7 +7,8 @@
  *
  * CTest runs this suite twice: as is (direct reads on) and with
  * FARENA_DIRECT=0, where every test must still pass with the daemon path
- * serving (tests say what differs, e.g. how many descriptors are held). */
+ * serving (tests say what differs, e.g. how many descriptors are held).
+ * It shares check_client's helpers (client_test.c). */
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
@@ -21,88 +22,15 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <msgpack.h>
 
+#include "client_test.h"
 #include "farena.h"
 #include "harness.h"
 #include "th_check.h"
 #include "proto_codec.h"
-
-/* The daemon of the running test (each test runs in its own process). */
-static struct th_daemon dmn;
-
-/* The name of a code, for messages. */
-static const char *ename(int rc)
-{
-    const char *n = farena_errname(rc);
-
-    return n != NULL ? n : "(not a farena code)";
-}
-
-/* A call that must succeed. */
-#define OK(c, expr)                                                                                \
-    do {                                                                                           \
-        int rc_ = (expr);                                                                          \
-        ck_assert_msg(rc_ == 0, "%s -> %s: %s", #expr, ename(rc_), farena_errmsg(c));              \
-    } while (0)
-
-/* A call that must fail with code. */
-#define FAILS(c, code, expr)                                                                       \
-    do {                                                                                           \
-        int rc_ = (expr);                                                                          \
-        ck_assert_msg(rc_ == (code), "%s -> %s, expected %s: %s", #expr, ename(rc_), ename(code),  \
-                      farena_errmsg(c));                                                           \
-    } while (0)
-
-/* Whether this run reads directly (CTest runs the suite both ways). */
-static int direct_mode(void)
-{
-    const char *e = getenv("FARENA_DIRECT");
-
-    return !(e != NULL && strcmp(e, "0") == 0);
-}
-
-/* Starts this test's daemon (free-space floor off). */
-static void start(void)
-{
-    static const char *const args[] = {"--min-free", "0", NULL};
-
-    th_must_start(&dmn, args);
-}
-
-/* Stops this test's daemon (teardown; safe when none ran). */
-static void stop(void)
-{
-    if (dmn.dir[0] != '\0')
-        th_daemon_cleanup(&dmn);
-    memset(&dmn, 0, sizeof(dmn));
-}
-
-/* Connects with options: direct (1 on, 0 off) and a descriptor budget. */
-static farena_client *conn_opts(int direct, unsigned max_fds)
-{
-    struct farena_connect_options o = FARENA_CONNECT_OPTIONS_INIT;
-    farena_client *c = NULL;
-    char why[320];
-    int rc;
-
-    o.timeout_ms = 10000;
-    o.direct = direct;
-    o.max_fds = max_fds;
-    rc = farena_connect_opts(dmn.sock, &o, &c, why, sizeof(why));
-    ck_assert_msg(rc == 0, "connect: %s: %s", ename(rc), why);
-    ck_assert_int_eq(farena_direct(c), direct && direct_mode());
-    return c;
-}
-
-/* Connects with the defaults (direct reads unless FARENA_DIRECT=0). */
-static farena_client *conn(void)
-{
-    return conn_opts(1, 0);
-}
 
 /* Byte k of the deterministic payload i. */
 static uint8_t pattern(size_t i, size_t k)
@@ -177,20 +105,6 @@ static int scratch_fds(void)
     }
     closedir(d);
     return n;
-}
-
-/* A counter from stat: requests (errors = 0) or errors of method. */
-static uint64_t method_count(farena_client *c, const char *method, int errors)
-{
-    struct farena_stat st;
-
-    OK(c, farena_stat(c, &st));
-    for (unsigned i = 0; i < FARENA_STAT_METHODS; i++) {
-        const char *m = farena_method_name(i);
-        if (m != NULL && strcmp(m, method) == 0)
-            return errors ? st.errors[i] : st.requests[i];
-    }
-    return 0;
 }
 
 /* ---- arena_fds as a stock client sees it ---- */
@@ -301,7 +215,7 @@ START_TEST(arena_fds_stock_client)
     farena_client *c;
     char b[8];
 
-    start();
+    start(NULL);
     c = conn();
     arena = build_arena(c, 2, 10, locs);
     raw_arena_fds(arena, idx, 3, fds, 8, &nfds, &res, &keep);
@@ -365,7 +279,7 @@ START_TEST(arena_fds_errors_and_plain_recv)
     farena_client *c;
     int before;
 
-    start();
+    start(NULL);
     c = conn();
     arena = build_arena(c, 2, 4, locs);
     t = th_must_connect(&dmn);
@@ -423,7 +337,7 @@ START_TEST(arena_fds_behind_large_replies)
     int s;
 
     ck_assert_ptr_nonnull(payload);
-    start();
+    start(NULL);
     c = conn();
     OK(c, farena_writer_new(c, 0, &w0));
     OK(c, farena_push(c, w0, payload, BIG, &big));
@@ -541,7 +455,7 @@ START_TEST(same_answers_as_daemon_path)
     farena_loc text;
     uint64_t gets;
 
-    start();
+    start(NULL);
     c = conn();
     d = conn_opts(0, 0);
     arena = build_arena(c, 3, N, locs);
@@ -638,7 +552,7 @@ START_TEST(reads_after_builder_releases)
     struct farena_stat st;
     uint64_t gets;
 
-    start();
+    start(NULL);
     a = conn();
     b = conn();
     other = conn();
@@ -686,7 +600,7 @@ START_TEST(more_files_than_budget)
     farena_client *c;
     farena_handle arena;
 
-    start();
+    start(NULL);
     c = conn_opts(1, BUDGET);
     arena = build_arena(c, FILES, N, locs);
     for (int round = 0; round < 2; round++)
@@ -736,7 +650,7 @@ START_TEST(emfile_falls_back)
     farena_handle arena;
     pid_t pid;
 
-    start();
+    start(NULL);
     c = conn();
     arena = build_arena(c, FILES, N, locs);
     pid = fork();
@@ -796,7 +710,7 @@ START_TEST(fork_rule)
     farena_handle arena;
     pid_t pid;
 
-    start();
+    start(NULL);
     c = conn();
     arena = build_arena(c, 2, N, locs);
     OK(c, farena_get_into(c, arena, locs[0], &buf));
@@ -851,12 +765,15 @@ START_TEST(daemon_gone_descriptors_stay)
     farena_handle arena;
     struct farena_stat st;
 
-    start();
+    start(NULL);
     c = conn();
     arena = build_arena(c, 1, 4, locs);
     OK(c, farena_get_into(c, arena, locs[0], &buf));
     kill(dmn.pid, SIGKILL);
-    th_daemon_stop(&dmn);
+    /* Killed on purpose: reaped here, so the teardown has nothing to check. */
+    ck_assert_int_eq(th_daemon_stop(&dmn), 128 + SIGKILL);
+    th_daemon_cleanup(&dmn);
+    memset(&dmn, 0, sizeof(dmn));
     farena_buf_clear(&buf);
     if (direct_mode()) {
         OK(c, farena_get_into(c, arena, locs[1], &buf));
@@ -881,7 +798,7 @@ START_TEST(direct_file_for_bindings)
     uint8_t b[300];
     int fd = -1;
 
-    start();
+    start(NULL);
     c = conn();
     other = conn();
     arena = build_arena(c, 2, 6, locs);
@@ -969,7 +886,7 @@ START_TEST(reader_sixteen_threads)
     farena_client *c;
     farena_handle arena;
 
-    start();
+    start(NULL);
     c = conn();
     arena = build_arena(c, RFILES, RN, rlocs);
     OK(c, farena_reader_open(c, arena, &r));
@@ -1023,7 +940,7 @@ START_TEST(reader_open_errors)
     farena_reader *r = NULL;
     farena_client *c;
 
-    start();
+    start(NULL);
     c = conn();
     FAILS(c, FARENA_ENOSUCHHANDLE, farena_reader_open(c, 12345, &r));
     ck_assert_ptr_null(r);
@@ -1041,7 +958,7 @@ START_TEST(connect_options)
     farena_client *c = NULL;
     char why[320];
 
-    start();
+    start(NULL);
     o.size = 4;
     ck_assert_int_eq(farena_connect_opts(dmn.sock, &o, &c, why, sizeof(why)), FARENA_EINVAL);
     ck_assert_ptr_null(c);
@@ -1076,7 +993,6 @@ static Suite *direct_suite(void)
 
     tc = tcase_create("protocol");
     tcase_add_checked_fixture(tc, NULL, stop);
-    tcase_set_timeout(tc, 60);
     tcase_add_test(tc, arena_fds_stock_client);
     tcase_add_test(tc, arena_fds_errors_and_plain_recv);
     tcase_add_test(tc, arena_fds_behind_large_replies);
@@ -1084,7 +1000,6 @@ static Suite *direct_suite(void)
 
     tc = tcase_create("client");
     tcase_add_checked_fixture(tc, NULL, stop);
-    tcase_set_timeout(tc, 120);
     tcase_add_test(tc, same_answers_as_daemon_path);
     tcase_add_test(tc, reads_after_builder_releases);
     tcase_add_test(tc, more_files_than_budget);
@@ -1097,7 +1012,6 @@ static Suite *direct_suite(void)
 
     tc = tcase_create("reader");
     tcase_add_checked_fixture(tc, NULL, stop);
-    tcase_set_timeout(tc, 120);
     tcase_add_test(tc, reader_sixteen_threads);
     tcase_add_test(tc, reader_open_errors);
     suite_add_tcase(s, tc);

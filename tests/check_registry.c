@@ -890,7 +890,6 @@ static Suite *registry_suite(void)
 
     tc = tcase_create("list");
     tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 30);
     tcase_add_test(tc, list_names_in_byte_order_by_prefix);
     tcase_add_test(tc, list_survives_changes_between_pages);
     tcase_add_test(tc, nametree_matches_a_reference);

@@ -1,7 +1,14 @@
 # libfarena's suites: the C API against private farenads (check_client), the
 # shared library's exported symbols, the farena command, the Python module.
 
-farena_check(check_client SOURCES check_client.c LIBS farena farena_testharness TIMEOUT 300 CASE_TIMEOUT 120)
+# One program from one file per area (check_client.c holds main and lists
+# them), so it stays one CTest entry; the areas and check_direct share
+# client_test.c; fake_peer.c is the scripted fake daemon.
+farena_check(check_client
+    SOURCES check_client.c check_client_crate.c check_client_sharing.c check_client_batches.c
+            check_client_memory.c check_client_failures.c check_client_fake.c check_client_list.c
+            client_test.c fake_peer.c
+    LIBS farena farena_testharness TIMEOUT 300 CASE_TIMEOUT 120)
 farena_check_engine(check_client threads)
 # The same suite with direct reads off (FARENA_DIRECT=0): both read paths
 # must give the same results and error codes.
@@ -11,7 +18,7 @@ set_tests_properties(check_client_daemon_path PROPERTIES
     ENVIRONMENT "CK_DEFAULT_TIMEOUT=120;FARENA_DIRECT=0")
 
 # Direct reads (arena_fds, descriptors, the read handle), run in both modes.
-farena_check(check_direct SOURCES check_direct.c LIBS farena farena_testharness TIMEOUT 300 CASE_TIMEOUT 120)
+farena_check(check_direct SOURCES check_direct.c client_test.c LIBS farena farena_testharness TIMEOUT 300 CASE_TIMEOUT 120)
 add_test(NAME check_direct_daemon_path COMMAND check_direct)
 set_tests_properties(check_direct_daemon_path PROPERTIES
     TIMEOUT 300

@@ -4,7 +4,7 @@
 farena_check(check_registry SOURCES check_registry.c LIBS farena_daemon farena_testharness TIMEOUT 60 CASE_TIMEOUT 30)
 # Every method, its results and every error it can return; the crate's
 # scenarios end to end; sharing between connections; concurrent readers.
-farena_check(check_daemon SOURCES check_daemon.c LIBS farena_testharness TIMEOUT 120 CASE_TIMEOUT 30)
+farena_check(check_daemon SOURCES check_daemon.c LIBS farena_testharness TIMEOUT 120 CASE_TIMEOUT 60)
 # The guards: hostile input, back-pressure, quota, client and descriptor
 # limits, pipelining, cleanup on disconnect, the peer-uid check.
 farena_check(check_guards SOURCES check_guards.c LIBS farena_testharness TIMEOUT 120 CASE_TIMEOUT 60)

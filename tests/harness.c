@@ -132,6 +132,12 @@ static const char *th_tmp_base(void)
     return "/tmp";
 }
 
+/* The run directory or the temporary base; see harness.h. */
+const char *th_run_path(void)
+{
+    return th_tmp_base();
+}
+
 /* Creates the run directory; see harness.h. */
 int th_run_begin(void)
 {

@@ -31,6 +31,11 @@ enum th_status { TH_OK = 0, TH_ERR = -1, TH_TIMEOUT = -2, TH_EOF = -3 };
 int th_run_begin(void);
 void th_run_end(void);
 
+/* Where a test puts files of its own (a fake peer's socket): the run
+ * directory while one is open, else $TMPDIR (when short enough for a socket
+ * path) or /tmp. Static storage, valid until th_run_end(). */
+const char *th_run_path(void);
+
 /* The farenad binary under test (compiled in). */
 const char *th_farenad_path(void);
 

@@ -170,7 +170,7 @@ static int parse_u64(const char *s, uint64_t max, uint64_t *out)
 }
 
 /* Parses i:off:len. */
-static int parse_loc(const char *s, farena_loc *loc)
+static int parse_loc(const char *s, struct farena_loc *loc)
 {
     char part[3][24];
     const char *p = s;
@@ -224,7 +224,7 @@ static int resolve_arena(farena_client *c, const char *arg, farena_handle *arena
 }
 
 /* Reads a whole file (or stdin for "-") into buf. */
-static int read_file(const char *path, farena_buf *buf)
+static int read_file(const char *path, struct farena_buf *buf)
 {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
     int rc = 0;
@@ -328,7 +328,7 @@ static void json_str(const char *s, size_t n)
 static int cmd_ping(const struct opts *o, int argc, char **argv)
 {
     farena_client *c = NULL;
-    farena_server_info info;
+    struct farena_server_info info;
     struct timespec t0, t1;
     int rc, err;
 
@@ -416,9 +416,10 @@ static int cmd_stat(const struct opts *o, int argc, char **argv)
 
 /* Stores every file as one payload of a writer of index 0 and assembles the
  * arena; names it when name is not NULL. */
-static int put_files(farena_client *c, char **files, int n, const char *name, farena_loc *locs)
+static int put_files(farena_client *c, char **files, int n, const char *name,
+                     struct farena_loc *locs)
 {
-    farena_buf data = FARENA_BUF_INIT;
+    struct farena_buf data = FARENA_BUF_INIT;
     farena_handle writer, arena;
     char what[300];
     int rc = EXIT_OK, err;
@@ -471,7 +472,7 @@ out:
 static int cmd_put(const struct opts *o, int argc, char **argv)
 {
     farena_client *c = NULL;
-    farena_loc *locs;
+    struct farena_loc *locs;
     const char *name = NULL;
     int first = 0, rc;
 
@@ -505,9 +506,9 @@ static int cmd_put(const struct opts *o, int argc, char **argv)
 static int cmd_get(const struct opts *o, int argc, char **argv)
 {
     farena_client *c = NULL;
-    farena_buf out = FARENA_BUF_INIT;
+    struct farena_buf out = FARENA_BUF_INIT;
     farena_handle arena;
-    farena_loc *locs;
+    struct farena_loc *locs;
     int rc, err;
 
     if (argc < 2)

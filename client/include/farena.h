@@ -22,6 +22,18 @@
  *   FARENA_EIOERROR and FARENA_EUNKNOWN (an error code newer than this
  *   library; farena_errmsg names it).
  *
+ * - Types. A struct with members the caller reads or fills is named
+ *   struct farena_x (struct farena_loc, struct farena_buf, struct
+ *   farena_arena_info, struct farena_stat, ...); typedefs name only the
+ *   opaque objects (farena_client, farena_reader) and scalars
+ *   (farena_handle). Some structs share their name with the function that
+ *   fills them (farena_arena_info(), farena_stat()), and C gives typedefs
+ *   and functions one namespace, so only the struct names work for all.
+ *   The older typedefs farena_loc, farena_buf, farena_limits and
+ *   farena_server_info stay, as aliases of their structs, so code written
+ *   against them still compiles. This convention changed no type, size,
+ *   layout or symbol: the ABI is unchanged.
+ *
  * - Handles. Writers, files and arenas are farena_handle values: positive
  *   integers the daemon hands out, unique for its lifetime, never reused.
  *   0 is never a handle; passing 0 is FARENA_EINVAL. Handles are per daemon,
@@ -196,7 +208,7 @@ typedef struct farena_server_info {
     char server[32];   /* "farenad" */
     char version[32];  /* the daemon's version, e.g. "0.1.0" */
     uint32_t protocol; /* protocol version, 1 */
-    farena_limits limits;
+    struct farena_limits limits;
 } farena_server_info;
 
 /* What farena_arena_info() reports about an arena. */
@@ -358,12 +370,12 @@ FARENA_API int farena_set_timeout(farena_client *c, int timeout_ms);
 
 /* Copies what the daemon reported at connect time (or at the last
  * farena_hello()) into *out; no round trip. Errors: FARENA_EINVAL. */
-FARENA_API int farena_server(const farena_client *c, farena_server_info *out);
+FARENA_API int farena_server(const farena_client *c, struct farena_server_info *out);
 
 /* Sends hello again (a cheap ping) and refreshes the client's copy of the
  * daemon's limits; *out (may be NULL) receives the answer. Errors: only
  * the common ones (see the top of this file). */
-FARENA_API int farena_hello(farena_client *c, farena_server_info *out);
+FARENA_API int farena_hello(farena_client *c, struct farena_server_info *out);
 
 /* ---- writing (crate: FileArenaWriter) ---- */
 
@@ -375,13 +387,13 @@ FARENA_API int farena_writer_new(farena_client *c, uint16_t file_index, farena_h
 
 /* Appends len bytes of data (data may be NULL when len is 0) to the writer
  * and stores where they landed in *loc (may be NULL). A payload too large to
- * fit in one request (see farena_limits.max_message; never more than
+ * fit in one request (see max_message in struct farena_limits; never more than
  * 4 GiB - 1 bytes, the protocol's largest) is refused with FARENA_ETOOLARGE
  * before anything is sent.
  * Errors: FARENA_ENOSUCHHANDLE, FARENA_EFILEFULL, FARENA_ENOSPACE,
  * FARENA_EIOERROR, FARENA_ETOOLARGE. */
 FARENA_API int farena_push(farena_client *c, farena_handle writer, const void *data, size_t len,
-                           farena_loc *loc);
+                           struct farena_loc *loc);
 
 /* Appends the n payloads items[0..n-1] in order; locs (n entries, may be
  * NULL) receives their locations. Any n works: the items are split into as
@@ -400,11 +412,11 @@ FARENA_API int farena_push(farena_client *c, farena_handle writer, const void *d
  * reply does not say where. The writer stays usable and
  * farena_writer_len() tells its length. */
 FARENA_API int farena_push_many(farena_client *c, farena_handle writer, const struct iovec *items,
-                                size_t n, farena_loc *locs);
+                                size_t n, struct farena_loc *locs);
 
 /* The location push_many stores for an item that was not stored: a length
  * no file can hold at that offset. FARENA_LOC_NONE is its initializer
- * (farena_loc l = FARENA_LOC_NONE;), made of the three fields below. */
+ * (struct farena_loc l = FARENA_LOC_NONE;), made of the three fields below. */
 #define FARENA_LOC_NONE_INDEX  UINT16_MAX
 #define FARENA_LOC_NONE_OFFSET UINT32_MAX
 #define FARENA_LOC_NONE_LEN    UINT32_MAX
@@ -413,7 +425,7 @@ FARENA_API int farena_push_many(farena_client *c, farena_handle writer, const st
 /* clang-format on */
 
 /* Returns 1 when loc is FARENA_LOC_NONE, else 0. */
-FARENA_API int farena_loc_is_none(farena_loc loc);
+FARENA_API int farena_loc_is_none(struct farena_loc loc);
 
 /* Stores the number of bytes written so far to the writer in *len (crate:
  * len; is_empty is *len == 0). Errors: FARENA_ENOSUCHHANDLE. */
@@ -468,20 +480,20 @@ FARENA_API int farena_arena_new(farena_client *c, const farena_handle *files, si
  * Errors: FARENA_ENOSUCHHANDLE, FARENA_EOUTOFBOUNDS, FARENA_ETOOLARGE (the
  * payload cannot fit in one response; refused before sending),
  * FARENA_EIOERROR, FARENA_ENOMEM. */
-FARENA_API int farena_get_into(farena_client *c, farena_handle arena, farena_loc loc,
-                               farena_buf *buf);
+FARENA_API int farena_get_into(farena_client *c, farena_handle arena, struct farena_loc loc,
+                               struct farena_buf *buf);
 
 /* Like farena_get_into(), but the payload must be valid UTF-8 (crate:
  * get_str_into): otherwise FARENA_EUTF8 and buf is untouched. */
-FARENA_API int farena_get_str_into(farena_client *c, farena_handle arena, farena_loc loc,
-                                   farena_buf *buf);
+FARENA_API int farena_get_str_into(farena_client *c, farena_handle arena, struct farena_loc loc,
+                                   struct farena_buf *buf);
 
 /* Like farena_get_str_into() without the UTF-8 check (crate:
  * get_str_into_unchecked): for data the caller knows is text. Identical to
  * farena_get_into() in C, where no type depends on the check; kept so code
  * mirrors the crate. */
-FARENA_API int farena_get_str_into_unchecked(farena_client *c, farena_handle arena, farena_loc loc,
-                                             farena_buf *buf);
+FARENA_API int farena_get_str_into_unchecked(farena_client *c, farena_handle arena,
+                                             struct farena_loc loc, struct farena_buf *buf);
 
 /* Appends the n payloads at locs[0..n-1], in order, to buf: payload i starts
  * where payload i-1 ends (lengths are the locs' len). Any n works: the
@@ -490,8 +502,9 @@ FARENA_API int farena_get_str_into_unchecked(farena_client *c, farena_handle are
  * with FARENA_ETOOLARGE before anything is sent. n == 0 returns 0 with buf
  * unchanged. On failure buf holds exactly what it held before.
  * Errors: as farena_get_into(). */
-FARENA_API int farena_get_many_into(farena_client *c, farena_handle arena, const farena_loc *locs,
-                                    size_t n, farena_buf *buf);
+FARENA_API int farena_get_many_into(farena_client *c, farena_handle arena,
+                                    const struct farena_loc *locs, size_t n,
+                                    struct farena_buf *buf);
 
 /* Fills *out with the arena's file count, bytes, references and name.
  * Errors: FARENA_ENOSUCHHANDLE. */
@@ -593,7 +606,7 @@ FARENA_API int farena_list(farena_client *c, const char *prefix, char *cursor,
  * msgpack array, or nested too deep), FARENA_ETOOLARGE (the request, or a
  * size params declares, over max_message). */
 FARENA_API int farena_call_raw(farena_client *c, const char *method, const void *params,
-                               size_t params_len, farena_buf *result);
+                               size_t params_len, struct farena_buf *result);
 
 /* ---- many threads reading one arena (crate: FileArena shared by threads) ---- */
 
@@ -626,12 +639,14 @@ FARENA_API void farena_reader_close(farena_reader *r);
  * threads at once on one reader (each with its own buf). No message is
  * kept (threads share r): for the details of a failure, repeat the call on
  * a client. After fork() they return FARENA_EFORK in the child. */
-FARENA_API int farena_reader_get_into(farena_reader *r, farena_loc loc, farena_buf *buf);
-FARENA_API int farena_reader_get_str_into(farena_reader *r, farena_loc loc, farena_buf *buf);
-FARENA_API int farena_reader_get_str_into_unchecked(farena_reader *r, farena_loc loc,
-                                                    farena_buf *buf);
-FARENA_API int farena_reader_get_many_into(farena_reader *r, const farena_loc *locs, size_t n,
-                                           farena_buf *buf);
+FARENA_API int farena_reader_get_into(farena_reader *r, struct farena_loc loc,
+                                      struct farena_buf *buf);
+FARENA_API int farena_reader_get_str_into(farena_reader *r, struct farena_loc loc,
+                                          struct farena_buf *buf);
+FARENA_API int farena_reader_get_str_into_unchecked(farena_reader *r, struct farena_loc loc,
+                                                    struct farena_buf *buf);
+FARENA_API int farena_reader_get_many_into(farena_reader *r, const struct farena_loc *locs,
+                                           size_t n, struct farena_buf *buf);
 
 /* farena_direct_file() for a reader: returns 1 with the descriptor of the
  * arena's file file_index in *fd and its size in *size (fetched now if
@@ -646,13 +661,13 @@ FARENA_API int farena_reader_file(farena_reader *r, uint16_t file_index, int *fd
 /* Makes room for at least extra more bytes after buf->len (plus the NUL the
  * library keeps after the data). Returns 0, FARENA_ENOMEM (buf unchanged) or
  * FARENA_EINVAL. */
-FARENA_API int farena_buf_reserve(farena_buf *buf, size_t extra);
+FARENA_API int farena_buf_reserve(struct farena_buf *buf, size_t extra);
 
 /* Empties buf, keeping its memory for reuse. NULL is a no-op. */
-FARENA_API void farena_buf_clear(farena_buf *buf);
+FARENA_API void farena_buf_clear(struct farena_buf *buf);
 
 /* Frees buf's memory and resets it to FARENA_BUF_INIT. NULL is a no-op. */
-FARENA_API void farena_buf_free(farena_buf *buf);
+FARENA_API void farena_buf_free(struct farena_buf *buf);
 
 #ifdef __cplusplus
 }

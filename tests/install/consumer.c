@@ -17,8 +17,8 @@ int main(int argc, char **argv)
 {
     farena_client *c = NULL;
     farena_handle w, arena;
-    farena_loc a, b;
-    farena_buf buf = FARENA_BUF_INIT;
+    struct farena_loc a, b;
+    struct farena_buf buf = FARENA_BUF_INIT;
     int err;
 
     if (argc != 2) {
