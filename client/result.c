@@ -14,15 +14,7 @@ int cl_bad_result(farena_client *c, const char *method, const char *why)
 /* Finds key in a msgpack map; NULL when absent. */
 const msgpack_object *cl_map_get(const msgpack_object *map, const char *key)
 {
-    size_t klen = strlen(key);
-
-    for (uint32_t i = 0; i < map->via.map.size; i++) {
-        const msgpack_object *k = &map->via.map.ptr[i].key;
-        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == klen &&
-            memcmp(k->via.str.ptr, key, klen) == 0)
-            return &map->via.map.ptr[i].val;
-    }
-    return NULL;
+    return proto_map_get(map, key);
 }
 
 /* Reads an optional unsigned map entry into *out (left alone if absent). */

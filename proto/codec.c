@@ -377,16 +377,10 @@ int proto_response_decode(const msgpack_object *msg, struct proto_response *out,
         return fail(why, "error is neither nil nor [code str, message str(, detail map)]");
     if (err->via.array.size == 3) {
         /* The detail map: keys this build does not know are ignored. */
-        const msgpack_object_map *d = &err->via.array.ptr[2].via.map;
+        const msgpack_object *v = proto_map_get(&err->via.array.ptr[2], "item");
 
-        for (uint32_t i = 0; i < d->size; i++) {
-            const msgpack_object *k = &d->ptr[i].key, *v = &d->ptr[i].val;
-
-            if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == 4 &&
-                memcmp(k->via.str.ptr, "item", 4) == 0 &&
-                v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 <= UINT32_MAX)
-                out->item = (int64_t)v->via.u64;
-        }
+        if (v != NULL && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 <= UINT32_MAX)
+            out->item = (int64_t)v->via.u64;
     }
     out->errname = body_ptr(err->via.array.ptr[0].via.str.ptr);
     out->errname_len = err->via.array.ptr[0].via.str.size;
@@ -394,6 +388,22 @@ int proto_response_decode(const msgpack_object *msg, struct proto_response *out,
     out->message_len = err->via.array.ptr[1].via.str.size;
     out->err = proto_err_from_name(out->errname, out->errname_len);
     return 0;
+}
+
+/* A map entry by key; see proto_codec.h. */
+const msgpack_object *proto_map_get(const msgpack_object *map, const char *key)
+{
+    size_t klen = strlen(key);
+
+    if (map == NULL || map->type != MSGPACK_OBJECT_MAP)
+        return NULL;
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object_kv *kv = &map->via.map.ptr[i];
+        if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == klen &&
+            memcmp(kv->key.via.str.ptr, key, klen) == 0)
+            return &kv->val;
+    }
+    return NULL;
 }
 
 /* A str of strlen(s) bytes; see codec.h. */

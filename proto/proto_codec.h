@@ -108,6 +108,10 @@ int proto_pack_result_head(msgpack_packer *pk, uint32_t msgid);
  * buffer and want no packer callback per field. */
 size_t proto_encode_result_head(uint32_t msgid, void *out);
 
+/* The value under the str key in map, or NULL when map is not a map or has
+ * no such key (the first one wins). Borrowed from map. */
+const msgpack_object *proto_map_get(const msgpack_object *map, const char *key);
+
 /* Packs a whole error response [1, msgid, [name, message], nil]; message may
  * be NULL (the code's description is sent). */
 int proto_pack_error(msgpack_packer *pk, uint32_t msgid, enum proto_err code, const char *message);

@@ -1002,17 +1002,7 @@ int th_call(struct th_client *c, struct th_reply *r, const char *method, const c
 
 const msgpack_object *th_map_get(const msgpack_object *map, const char *key)
 {
-    size_t klen = strlen(key);
-
-    if (map == NULL || map->type != MSGPACK_OBJECT_MAP)
-        return NULL;
-    for (uint32_t i = 0; i < map->via.map.size; i++) {
-        const msgpack_object_kv *kv = &map->via.map.ptr[i];
-        if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == klen &&
-            memcmp(kv->key.via.str.ptr, key, klen) == 0)
-            return &kv->val;
-    }
-    return NULL;
+    return proto_map_get(map, key);
 }
 
 /* An unsigned integer object's value, or UINT64_MAX. */
