@@ -190,7 +190,7 @@ static int plan_batch(farena_client *c, struct plan *p, enum proto_method m,
     p->nreq = p->hint = 0;
     p->total = 0;
     for (size_t k = 0; k < n; k++) {
-        struct item_cost ic;
+        struct item_cost ic = {0, 0, 0};
         int err = cost(c, items, k, p, &ic);
         if (err != 0)
             return err;

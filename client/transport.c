@@ -759,7 +759,7 @@ static int hello_parse(farena_client *c, const msgpack_object *res)
     uint64_t proto = 0, max_fds = 0;
 
     memset(&info, 0, sizeof(info));
-    if (res->type != MSGPACK_OBJECT_MAP)
+    if (res == NULL || res->type != MSGPACK_OBJECT_MAP)
         return cl_bad_result(c, "hello", "not a map");
     if (cl_map_str(res, "server", info.server, sizeof(info.server)) != 0 ||
         cl_map_str(res, "version", info.version, sizeof(info.version)) != 0 ||
