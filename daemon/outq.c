@@ -385,6 +385,39 @@ static void outq_consume(struct outq *q, size_t n)
     }
 }
 
+/* Sends the file part at the head of the chain with sendfile, at most room
+ * bytes; frees it once it is all out. Returns the bytes sent (0: the socket
+ * is full), or -1 with errno (EIO: the file ended early). */
+static ssize_t send_file_part(struct outq *q, int fd, size_t room)
+{
+    struct outq_slot *s = q->head;
+    size_t k = s->file_left < room ? (size_t)s->file_left : room;
+    off_t off = (off_t)s->file_off;
+    ssize_t rc;
+
+    do
+        rc = sendfile(fd, s->file_fd, &off, k);
+    while (rc < 0 && errno == EINTR);
+    if (rc < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return 0;
+    if (rc < 0)
+        return -1;
+    if (rc == 0) {
+        errno = EIO; /* the file ended early */
+        return -1;
+    }
+    s->file_off += (uint64_t)rc;
+    s->file_left -= (uint64_t)rc;
+    q->chain_bytes -= (uint64_t)rc;
+    if (s->file_left == 0) {
+        q->head = s->next;
+        if (q->head == NULL)
+            q->last = NULL;
+        slot_free(s);
+    }
+    return rc;
+}
+
 /* Sends what is ready; see outq.h. */
 long outq_send(struct outq *q, int fd, size_t budget)
 {
@@ -429,31 +462,13 @@ long outq_send(struct outq *q, int fd, size_t budget)
             }
         }
         if (n == 0 && s != NULL && s->is_file && s == q->head) {
-            /* A file part at the head: sendfile straight to the socket. */
-            size_t k = s->file_left < room ? (size_t)s->file_left : room;
-            off_t off = (off_t)s->file_off;
+            ssize_t k = send_file_part(q, fd, room);
 
-            rc = sendfile(fd, s->file_fd, &off, k);
-            if (rc < 0 && errno == EINTR)
-                continue;
-            if (rc < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-                break;
-            if (rc < 0)
+            if (k < 0)
                 return -1;
-            if (rc == 0) {
-                errno = EIO; /* the file ended early */
-                return -1;
-            }
-            s->file_off += (uint64_t)rc;
-            s->file_left -= (uint64_t)rc;
-            q->chain_bytes -= (uint64_t)rc;
-            total += rc;
-            if (s->file_left > 0)
+            total += k;
+            if (q->head == s)
                 break; /* the socket is full */
-            q->head = s->next;
-            if (q->head == NULL)
-                q->last = NULL;
-            slot_free(s);
             continue;
         }
         if (s == NULL && n < OUTQ_IOV && want < room && q->tail.len > q->tail_sent) {
