@@ -43,9 +43,10 @@ void methods_free(struct methods *m);
 void methods_set_connections(struct methods *m, uint64_t live, uint64_t total);
 
 /* Executes req (a decoded request or notification) for owner o. A request
- * gets exactly one response appended to io, in order after everything
- * already there (scratch first, then out); a notification gets none (its
- * errors are only counted). When shutting_down is set, every request is
+ * gets exactly one response queued in io->q after everything already
+ * there: packed in its tail when it is complete now, or in a slot that
+ * the I/O engine completes later (a read, a write) or that sendfile
+ * serves; a notification gets none (its errors are only counted). When shutting_down is set, every request is
  * answered shutting_down. Returns 0, or -1 when the response could not be
  * appended (out of memory): the stream is then broken and the caller must
  * close the connection. */
@@ -59,8 +60,8 @@ int methods_reject(struct methods *m, const struct proto_request *req, const cha
                    struct methods_out *io);
 
 /* Packs the error response [1, msgid, [code, message], nil] (with
- * {"item": item} as the error's third element when item >= 0) into
- * io->scratch, counting nothing (the server's own replies: scanner rejects,
+ * {"item": item} as the error's third element when item >= 0) into the
+ * tail of io->q, counting nothing (the server's own replies: scanner rejects,
  * max_clients). Returns 0 or -1 (out of memory). */
 int methods_error(struct methods_out *io, uint32_t msgid, enum proto_err code, const char *message,
                   int64_t item);

@@ -1,6 +1,6 @@
 /* farena protocol codec: MessagePack-RPC envelopes and typed params, on top of
  * msgpack-c. I/O-free: packing goes through a msgpack_packer whose write
- * callback the caller chooses (an evbuffer, a growable buffer, ...). */
+ * callback the caller chooses (a growable buffer, ...). */
 #ifndef FARENA_PROTO_CODEC_H
 #define FARENA_PROTO_CODEC_H
 
