@@ -370,8 +370,8 @@ int proto_response_decode(const msgpack_object *msg, struct proto_response *out,
         out->err = PROTO_OK;
         return 0;
     }
-    if (err->type != MSGPACK_OBJECT_ARRAY || err->via.array.size < 2 ||
-        err->via.array.size > 3 || err->via.array.ptr[0].type != MSGPACK_OBJECT_STR ||
+    if (err->type != MSGPACK_OBJECT_ARRAY || err->via.array.size < 2 || err->via.array.size > 3 ||
+        err->via.array.ptr[0].type != MSGPACK_OBJECT_STR ||
         err->via.array.ptr[1].type != MSGPACK_OBJECT_STR ||
         (err->via.array.size == 3 && err->via.array.ptr[2].type != MSGPACK_OBJECT_MAP))
         return fail(why, "error is neither nil nor [code str, message str(, detail map)]");

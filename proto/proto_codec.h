@@ -47,7 +47,7 @@ struct proto_response {
     size_t errname_len;
     const char *message; /* the error's human text; NULL on success */
     size_t message_len;
-    int64_t item; /* the failing item of a batch (the error's {"item": k}),
+    int64_t item;                 /* the failing item of a batch (the error's {"item": k}),
                      or -1: none sent (older daemons never send it) */
     const msgpack_object *result; /* the result (nil on error) */
 };

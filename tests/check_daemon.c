@@ -110,15 +110,14 @@ static void expect_msg(const struct th_reply *r, const char *text)
 
 START_TEST(hello_reports_server_limits_and_methods)
 {
-    static const char *const keys[] = {"max_message", "max_batch", "max_depth",   "max_objects",
-                                       "max_name",    "file_max",  "max_clients", "max_writers",
-                                       "max_handles", "max_bytes", "min_free",    "io_depth",
+    static const char *const keys[] = {"max_message",  "max_batch", "max_depth",   "max_objects",
+                                       "max_name",     "file_max",  "max_clients", "max_writers",
+                                       "max_handles",  "max_bytes", "min_free",    "io_depth",
                                        "reply_memory", "max_fds"};
     static const char *const methods[] = {
         "hello",   "writer_new", "push",   "push_many", "writer_len", "finish",      "into_arena",
         "build",   "arena_new",  "get",    "get_many",  "arena_info", "arena_files", "open",
-        "release", "name",       "lookup", "unname",    "stat",       "list",
-        "arena_fds"};
+        "release", "name",       "lookup", "unname",    "stat",       "list",        "arena_fds"};
     struct th_client *c;
     struct th_reply r;
     const msgpack_object *lim, *ms, *v;

@@ -421,8 +421,8 @@ START_TEST(reply_memory_bounds_all_connections)
         rss = th_proc_rss_kib(D.pid);
         peak = rss > peak ? rss : peak;
     }
-    ck_assert_msg(peak - base < 48 * 1024, "daemon RSS grew by %ld KiB (from %ld) while nobody read",
-                  peak - base, base);
+    ck_assert_msg(peak - base < 48 * 1024,
+                  "daemon RSS grew by %ld KiB (from %ld) while nobody read", peak - base, base);
     for (int k = 0; k < CONNS; k++) {
         for (int i = 0; i < GETS; i++) {
             ck_assert_int_eq(th_recv(c[k], &r), TH_OK);

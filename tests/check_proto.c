@@ -59,8 +59,7 @@ START_TEST(test_method_table)
     static const char *const expect[] = {
         "hello",   "writer_new", "push",   "push_many", "writer_len", "finish",      "into_arena",
         "build",   "arena_new",  "get",    "get_many",  "arena_info", "arena_files", "open",
-        "release", "name",       "lookup", "unname",    "stat",       "list",
-        "arena_fds"};
+        "release", "name",       "lookup", "unname",    "stat",       "list",        "arena_fds"};
     ck_assert_uint_eq(sizeof(expect) / sizeof(expect[0]), PROTO_M_COUNT);
     for (int i = 0; i < PROTO_M_COUNT; i++) {
         const char *name = proto_method_name((enum proto_method)i);
