@@ -683,35 +683,17 @@ START_TEST(pipelined_gets_of_mixed_sizes)
 }
 END_TEST
 
+/* ftruncate()s fd to *(off_t *)size. */
+static int truncate_to(int fd, void *size)
+{
+    return ftruncate(fd, *(const off_t *)size);
+}
+
 /* Shrinks the daemon's data file whose descriptor links into its scratch
  * directory to size bytes, through /proc (the file has no name). */
 static void truncate_daemon_file(const struct th_daemon *d, off_t size)
 {
-    char dir[64], path[320], link[512];
-    struct dirent *e;
-    DIR *dp;
-    int found = 0;
-
-    snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)d->pid);
-    dp = opendir(dir);
-    ck_assert_ptr_nonnull(dp);
-    while ((e = readdir(dp)) != NULL) {
-        ssize_t n;
-        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-        n = readlink(path, link, sizeof(link) - 1);
-        if (n <= 0)
-            continue;
-        link[n] = '\0';
-        if (strncmp(link, d->scratch, strlen(d->scratch)) != 0)
-            continue;
-        int fd = open(path, O_WRONLY | O_CLOEXEC);
-        ck_assert_int_ge(fd, 0);
-        ck_assert_int_eq(ftruncate(fd, size), 0);
-        close(fd);
-        found++;
-    }
-    closedir(dp);
-    ck_assert_int_eq(found, 1);
+    ck_assert_int_eq(th_daemon_each_file(d, O_WRONLY, truncate_to, &size), 1);
 }
 
 /* A read that fails half-way (the data file shrank behind the daemon's

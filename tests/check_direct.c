@@ -109,6 +109,45 @@ static int scratch_fds(void)
 
 /* ---- arena_fds as a stock client sees it ---- */
 
+/* One recvmsg of up to len bytes into buf with room for any descriptors:
+ * they are appended to fds (*nfds of cap used; any beyond cap are closed).
+ * Fails the test on an error, an end of stream or truncated control data.
+ * Returns the bytes read. */
+static ssize_t recv_fds(int s, void *buf, size_t len, int *fds, size_t cap, size_t *nfds)
+{
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int) * 253)];
+    } u;
+    struct iovec iov = {buf, len};
+    struct msghdr mh;
+    ssize_t r;
+
+    memset(&mh, 0, sizeof(mh));
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = u.buf;
+    mh.msg_controllen = sizeof(u.buf);
+    r = recvmsg(s, &mh, MSG_CMSG_CLOEXEC);
+    ck_assert_int_gt(r, 0);
+    ck_assert_int_eq(mh.msg_flags & MSG_CTRUNC, 0);
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm != NULL; cm = CMSG_NXTHDR(&mh, cm)) {
+        size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+
+        ck_assert_int_eq(cm->cmsg_type, SCM_RIGHTS);
+        for (size_t j = 0; j < k; j++) {
+            int fd;
+
+            memcpy(&fd, CMSG_DATA(cm) + j * sizeof(int), sizeof(int));
+            if (*nfds < cap)
+                fds[(*nfds)++] = fd;
+            else
+                close(fd);
+        }
+    }
+    return r;
+}
+
 /* Sends arena_fds [arena, [idx...]] on a fresh connection to the test's
  * daemon and receives the reply with recvmsg: *fds gets the descriptors
  * (at most cap, *nfds of them), the decoded reply goes to *out (the caller
@@ -147,33 +186,8 @@ static void raw_arena_fds(uint64_t arena, const uint16_t *idx, size_t n, int *fd
     *nfds = 0;
     msgpack_unpacked_init(out);
     for (;;) {
-        union {
-            struct cmsghdr h;
-            char buf[CMSG_SPACE(sizeof(int) * 253)];
-        } u;
-        struct iovec iov = {in + have, sizeof(in) - have};
-        struct msghdr mh;
-        ssize_t r;
+        ssize_t r = recv_fds(s, in + have, sizeof(in) - have, fds, cap, nfds);
 
-        memset(&mh, 0, sizeof(mh));
-        mh.msg_iov = &iov;
-        mh.msg_iovlen = 1;
-        mh.msg_control = u.buf;
-        mh.msg_controllen = sizeof(u.buf);
-        r = recvmsg(s, &mh, MSG_CMSG_CLOEXEC);
-        ck_assert_int_gt(r, 0);
-        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm != NULL; cm = CMSG_NXTHDR(&mh, cm)) {
-            size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-            ck_assert_int_eq(cm->cmsg_type, SCM_RIGHTS);
-            for (size_t j = 0; j < k; j++) {
-                int fd;
-                memcpy(&fd, CMSG_DATA(cm) + j * sizeof(int), sizeof(int));
-                if (*nfds < cap)
-                    fds[(*nfds)++] = fd;
-                else
-                    close(fd);
-            }
-        }
         have += (size_t)r;
         off = 0;
         if (msgpack_unpack_next(out, in, have, &off) == MSGPACK_UNPACK_SUCCESS)
@@ -376,28 +390,14 @@ START_TEST(arena_fds_behind_large_replies)
     msgpack_sbuffer_destroy(&sb);
     th_sleep_ms(200); /* the daemon meets a full socket */
     while (matched < ROUNDS) {
-        union {
-            struct cmsghdr h;
-            char buf[CMSG_SPACE(sizeof(int) * 8)];
-        } u;
-        struct iovec iov = {in + have, sizeof(in) - have};
-        struct msghdr mh;
-        ssize_t r;
+        size_t before = nb;
+        ssize_t r = recv_fds(s, in + have, sizeof(in) - have, fds, ROUNDS * 2, &nb);
 
-        memset(&mh, 0, sizeof(mh));
-        mh.msg_iov = &iov;
-        mh.msg_iovlen = 1;
-        mh.msg_control = u.buf;
-        mh.msg_controllen = sizeof(u.buf);
-        r = recvmsg(s, &mh, MSG_CMSG_CLOEXEC);
-        ck_assert_int_gt(r, 0);
-        ck_assert_int_eq(mh.msg_flags & MSG_CTRUNC, 0);
-        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm != NULL; cm = CMSG_NXTHDR(&mh, cm)) {
-            ck_assert_uint_eq(cm->cmsg_len, CMSG_LEN(sizeof(int)));
-            ck_assert_uint_lt(nb, ROUNDS * 2);
-            memcpy(&fds[nb], CMSG_DATA(cm), sizeof(int));
-            pos[nb++] = have + (size_t)r - 1;
-        }
+        /* Each descriptor rides alone on its answer's first byte, which
+         * ends the read that brings it. */
+        ck_assert_uint_le(nb - before, 1);
+        if (nb > before)
+            pos[before] = have + (size_t)r - 1;
         have += (size_t)r;
         /* Check the answers completed by this read. */
         for (;;) {

@@ -542,8 +542,9 @@ int th_daemon_stop(struct th_daemon *d)
     return th_daemon_stop_within(d, TH_TIMEOUT_MS);
 }
 
-/* Evicts the daemon's data files from the page cache; see harness.h. */
-int th_daemon_evict(const struct th_daemon *d)
+/* Opens each of the daemon's data files; see harness.h. */
+int th_daemon_each_file(const struct th_daemon *d, int flags, int (*fn)(int fd, void *arg),
+                        void *arg)
 {
     char dir[64], path[320], link[512];
     struct dirent *e;
@@ -565,15 +566,28 @@ int th_daemon_evict(const struct th_daemon *d)
         link[len] = '\0';
         if (strncmp(link, d->scratch, strlen(d->scratch)) != 0)
             continue;
-        fd = open(path, O_RDONLY | O_CLOEXEC);
+        fd = open(path, flags | O_CLOEXEC);
         if (fd < 0)
             continue;
-        if (fdatasync(fd) == 0 && posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) == 0)
+        if (fn(fd, arg) == 0)
             n++;
         close(fd);
     }
     closedir(dp);
     return n;
+}
+
+/* Writes one file back and drops it from the page cache. */
+static int th_evict_one(int fd, void *arg)
+{
+    (void)arg;
+    return fdatasync(fd) == 0 && posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) == 0 ? 0 : -1;
+}
+
+/* Evicts the daemon's data files from the page cache; see harness.h. */
+int th_daemon_evict(const struct th_daemon *d)
+{
+    return th_daemon_each_file(d, O_RDONLY, th_evict_one, NULL);
 }
 
 /* Stops the daemon if needed and removes its directory. */

@@ -97,6 +97,14 @@ int th_wait_child(pid_t pid, int timeout_ms);
 /* Whether the daemon process is still running (not reaped, not a zombie). */
 int th_daemon_alive(struct th_daemon *d);
 
+/* Opens each data file the daemon holds (a regular file in its scratch
+ * directory, reached through /proc/PID/fd: same uid, no root) with flags
+ * (O_RDONLY, O_WRONLY...) and calls fn(fd, arg) on it; the descriptor is
+ * closed afterwards. Returns how many calls returned 0, or -1 when the
+ * daemon's descriptors cannot be listed. */
+int th_daemon_each_file(const struct th_daemon *d, int flags, int (*fn)(int fd, void *arg),
+                        void *arg);
+
 /* Drops the page cache of every data file the daemon holds, without root:
  * fdatasync + posix_fadvise(POSIX_FADV_DONTNEED) on each regular file in
  * its scratch directory, reached through /proc/PID/fd (same uid). Reads
