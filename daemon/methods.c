@@ -614,11 +614,12 @@ static int m_push_many(struct call *c)
     msgpack_packer pk;
     const void *data;
     const char *why;
+    struct err refused_err;
     struct wr *x;
-    size_t len;
+    size_t len, mark;
     uint32_t n, k;
-    uint64_t h, size, off;
-    int rc;
+    uint64_t h, size, off, start;
+    int rc, refused = 0;
 
     if (param_handle(c, 0, "writer", &h) < 0)
         return M_ERR;
@@ -647,48 +648,55 @@ static int m_push_many(struct call *c)
         return err_set(&c->err, PROTO_TOO_LARGE,
                        "push_many: the reply would take %" PRIu64 " bytes, max_message is %" PRIu32,
                        size, c->m->cfg->limits.max_message);
-    x = calloc(1, sizeof(*x));
-    if (x == NULL || (n > 0 && (x->lens = malloc(n * sizeof(*x->lens))) == NULL)) {
-        free(x);
-        return err_set(&c->err, PROTO_IO_ERROR, "out of memory");
-    }
-    x->n = n;
-    x->start = store_writer_len(w);
+    start = store_writer_len(w);
     /* The reply goes to the tail for now; it moves to the write's slot if
      * one is needed. */
-    size_t mark = c->tail->len;
+    mark = c->tail->len;
     call_result(c);
     msgpack_pack_array(&c->pk, n);
     for (k = 0; k < n; k++) {
         proto_read_payload(&items[k], &data, &len, &why);
-        x->lens[k] = (uint32_t)len;
-        if (store_stage(w, data, len, &loc, &x->refused_err) < 0) {
-            x->refused = 1;
-            x->refused_k = k;
+        if (store_stage(w, data, len, &loc, &refused_err) < 0) {
+            refused = 1;
             break;
         }
         pack_loc(&c->pk, loc);
     }
     rc = store_write_take(w, 0, &req, &c->err);
-    if (rc <= 0) {
+    if (rc < 0)
+        return M_ERR;
+    if (rc == 0) {
         /* Nothing to write: the reply packed above stands, unless an item
          * was refused. */
-        if (rc == 0 && x->refused) {
-            obuf_truncate(c->tail, mark);
-            err_set_item(&c->err, x->refused_err.code, x->refused_k, "item %" PRIu32 ": %s",
-                         x->refused_k, x->refused_err.msg);
-        }
-        rc = rc == 0 && !x->refused ? M_OK : M_ERR;
-        free(x->lens);
-        free(x);
-        return rc;
+        if (!refused)
+            return M_OK;
+        obuf_truncate(c->tail, mark);
+        return err_set_item(&c->err, refused_err.code, k, "item %" PRIu32 ": %s", k,
+                            refused_err.msg);
     }
     obuf_truncate(c->tail, mark);
+    /* A write is needed: its completion answers, and needs the items'
+     * lengths to name the one a failed write lost. */
+    x = calloc(1, sizeof(*x));
+    if (x == NULL || (n > 0 && (x->lens = malloc(n * sizeof(*x->lens))) == NULL)) {
+        free(x);
+        store_write_done(w, &req, ENOMEM, &c->err);
+        return err_set(&c->err, PROTO_IO_ERROR, "out of memory");
+    }
+    x->n = n;
+    x->start = start;
+    x->refused = refused;
+    x->refused_k = k;
+    x->refused_err = refused_err;
+    for (uint32_t i = 0; i < n; i++) {
+        proto_read_payload(&items[i], &data, &len, &why);
+        x->lens[i] = (uint32_t)len;
+    }
     rc = wr_start(c, w, &req, x);
-    if (rc == M_SLOT && c->answer && !x->refused) {
+    if (rc == M_SLOT && c->answer && !refused) {
         wr_result(c, x, &pk);
         msgpack_pack_array(&pk, n);
-        off = x->start;
+        off = start;
         for (k = 0; k < n; k++) {
             struct store_loc l = {store_writer_index(w), (uint32_t)off, x->lens[k]};
             pack_loc(&pk, l);

@@ -515,6 +515,12 @@ long outq_send(struct outq *q, int fd, size_t budget)
     return total;
 }
 
+/* Whether trimming would free anything; see outq.h. */
+int outq_trimmable(const struct outq *q, size_t keep)
+{
+    return q->tail.cap > keep || q->spare != NULL;
+}
+
 /* Gives back a large idle tail and the spare; see outq.h. */
 void outq_trim(struct outq *q, size_t keep)
 {

@@ -106,6 +106,10 @@ int outq_sendable(const struct outq *q);
  * daemon's back: that reply can never be completed). */
 long outq_send(struct outq *q, int fd, size_t budget);
 
+/* Whether outq_trim(q, keep) would give memory back: a tail larger than
+ * keep, or reply buffers kept for reuse. */
+int outq_trimmable(const struct outq *q, size_t keep);
+
 /* Gives back the tail's memory if it is large and empty, and the large
  * reply buffers kept for reuse. */
 void outq_trim(struct outq *q, size_t keep);

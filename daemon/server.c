@@ -307,7 +307,10 @@ static int conn_send(struct conn *c)
         return -1;
     }
     if (n > 0 && outq_pending(c->q) == 0) {
-        conn_shrink_later(c); /* the tail or a spare reply buffer may be large */
+        /* Large idle buffers go back after CONN_IN_IDLE_MS; the common
+         * small batch arms no timer. */
+        if (outq_trimmable(c->q, CONN_SCRATCH_KEEP))
+            conn_shrink_later(c);
         if (c->mem_wait && !c->dead) {
             c->mem_wait = 0;
             c->backlog = 1;
