@@ -81,12 +81,6 @@ uint32_t io_depth(const struct io *io)
     return io->depth;
 }
 
-/* Operations not yet completed; see io.h. */
-uint64_t io_inflight(const struct io *io)
-{
-    return io->queued + io->inflight;
-}
-
 /* cachestat(2)'s arguments, for C libraries and headers that predate it. */
 struct io_cachestat_range {
     uint64_t off, len;

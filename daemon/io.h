@@ -99,9 +99,6 @@ int io_write(struct io *io, int fd, uint64_t off, const struct iovec *iov, int n
  * callbacks may queue more, which the same call submits. */
 void io_flush(struct io *io);
 
-/* Operations queued or in flight. */
-uint64_t io_inflight(const struct io *io);
-
 /* Whether every page of [off, off + len) of f is in the page cache now
  * (cachestat(2), Linux 6.5; 0 where the kernel lacks it). A reply whose
  * pages are all cached can go to the socket with sendfile without waiting

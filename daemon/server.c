@@ -105,7 +105,6 @@ struct conn {
     unsigned dead : 1;       /* waiting for the reaper */
     unsigned on_ready : 1;   /* on srv->ready: a slot completed */
     unsigned mem_wait : 1;   /* paused: the daemon's reply memory is full */
-    unsigned io_wait : 1;    /* paused: a write in flight (outq_blocked) */
 };
 
 struct server {
@@ -609,10 +608,8 @@ static void conn_process(struct conn *c)
         return;
     c->backlog = 0;
     for (int n = 0;; n++) {
-        if (outq_blocked(c->q)) {
-            c->io_wait = 1; /* a write in flight: its completion resumes c */
-            break;
-        }
+        if (outq_blocked(c->q))
+            break; /* a write in flight: its completion resumes c */
         if (conn_pending(c) > SERVER_OUT_HIGH) {
             c->out_paused = 1;
             break;
@@ -770,10 +767,8 @@ static void conn_resume(struct conn *c)
         c->out_paused = 0;
     else if (c->out_paused)
         return;
-    if (c->io_wait && !outq_blocked(c->q))
-        c->io_wait = 0;
-    else if (c->io_wait)
-        return;
+    if (outq_blocked(c->q))
+        return; /* still waiting for a write */
     if (!c->backlog && (c->eof || c->srv->shutting_down || c->in.end > c->in.start)) {
         c->backlog = 1;
         conn_schedule(c);
