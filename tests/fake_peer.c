@@ -19,7 +19,9 @@
 #include "proto_scan.h"
 
 /* Sends a packed buffer whole, its first byte by sendmsg() with two
- * descriptors of /dev/null (unasked for), then closes the fake's copies. */
+ * descriptors of /dev/null (unasked for). The fake closes its copies
+ * before it sends the rest, so once the client holds the whole reply the
+ * only /dev/null descriptors left in the process are the client's. */
 static void fake_send_stray_fds(int fd, const msgpack_sbuffer *sb)
 {
     union {
@@ -31,6 +33,7 @@ static void fake_send_stray_fds(int fd, const msgpack_sbuffer *sb)
     struct msghdr mh;
     struct cmsghdr *cm;
     size_t off = 1;
+    ssize_t sent;
 
     memset(&u, 0, sizeof(u));
     memset(&mh, 0, sizeof(mh));
@@ -43,15 +46,16 @@ static void fake_send_stray_fds(int fd, const msgpack_sbuffer *sb)
     cm->cmsg_type = SCM_RIGHTS;
     cm->cmsg_len = CMSG_LEN(2 * sizeof(int));
     memcpy(CMSG_DATA(cm), fds, sizeof(fds));
-    if (sendmsg(fd, &mh, MSG_NOSIGNAL) == 1)
+    sent = sendmsg(fd, &mh, MSG_NOSIGNAL);
+    close(fds[0]);
+    close(fds[1]);
+    if (sent == 1)
         while (off < sb->size) {
             ssize_t n = send(fd, sb->data + off, sb->size - off, MSG_NOSIGNAL);
             if (n <= 0)
                 break;
             off += (size_t)n;
         }
-    close(fds[0]);
-    close(fds[1]);
 }
 
 /* Sends a packed buffer whole (blocking socket). */
