@@ -9,6 +9,7 @@ add_library(farena_daemon STATIC
     io.c
     io_ring.c
     io_pool.c
+    io_pipe.c
     registry.c
     nametree.c
     methods.c

@@ -30,12 +30,19 @@ struct io *io_new(struct event_base *base, const struct io_config *cfg, char *er
     io->depth = cfg->depth != 0 ? cfg->depth : IO_DEPTH_DEFAULT;
     if (io->depth > IO_DEPTH_MAX)
         io->depth = IO_DEPTH_MAX;
+    io->pipes = io_pipes_new();
+    if (io->pipes == NULL) {
+        snprintf(err, errlen, "out of memory");
+        free(io);
+        return NULL;
+    }
     if (cfg->kind != IO_THREADS) {
         io->be = &io_uring_backend;
         if (io->be->init(io, why, sizeof(why)) == 0)
             return io;
         if (cfg->kind == IO_URING) {
             snprintf(err, errlen, "io_uring: %s", why);
+            io_pipes_free(io->pipes);
             free(io);
             return NULL;
         }
@@ -45,6 +52,7 @@ struct io *io_new(struct event_base *base, const struct io_config *cfg, char *er
     if (io->be->init(io, why, sizeof(why)) == 0)
         return io;
     snprintf(err, errlen, "thread pool: %s", why);
+    io_pipes_free(io->pipes);
     free(io);
     return NULL;
 }
@@ -66,6 +74,7 @@ void io_free(struct io *io)
         io->free_ops = op->next;
         free(op);
     }
+    io_pipes_free(io->pipes);
     free(io);
 }
 
@@ -164,6 +173,27 @@ int io_read(struct io *io, struct store_file *f, uint64_t off, void *dst, uint32
     op->off = off;
     op->left = len;
     op->dst = dst;
+    op->f = f;
+    op->cb = cb;
+    op->arg = arg;
+    store_file_ref(f);
+    io_enqueue(io, op);
+    return 0;
+}
+
+/* Queues a splice into a pipe; see io.h. */
+int io_splice(struct io *io, struct store_file *f, uint64_t off, struct io_pipe *p, uint32_t len,
+              io_done_fn cb, void *arg)
+{
+    struct io_op *op = io_op_alloc(io);
+
+    if (op == NULL)
+        return -1;
+    op->is_splice = 1;
+    op->fd = store_file_fd(f);
+    op->pipe_fd = io_pipe_wfd(p);
+    op->off = off;
+    op->left = len;
     op->f = f;
     op->cb = cb;
     op->arg = arg;
@@ -280,7 +310,7 @@ void io_progress(struct io *io, struct io_op *op, ssize_t res)
     op->off += (uint64_t)res;
     if (op->is_write)
         io_op_advance(op, (size_t)res);
-    else
+    else if (!op->is_splice)
         op->dst += res;
     if (op->left == 0) {
         io_complete(io, op, (ssize_t)op->moved);

@@ -94,6 +94,34 @@ int io_read(struct io *io, struct store_file *f, uint64_t off, void *dst, uint32
 int io_write(struct io *io, int fd, uint64_t off, const struct iovec *iov, int n, io_done_fn cb,
              void *arg);
 
+/* A pipe from the engine's pool. A payload spliced into it from a file
+ * (io_splice) holds references to page-cache pages, not copies, and goes
+ * on to a socket with splice(2): the daemon's memory never holds it. */
+struct io_pipe;
+
+/* Takes a pipe able to hold the bytes [off, off + len) of a file whole,
+ * or returns NULL: the range is too long for a pipe (about 1 MiB; the
+ * system's pipe-max-size), too many pipes are out, or the system refuses
+ * one (descriptor or pipe-page limits). The caller owns the pipe until it
+ * gives it back with io_pipe_put(); it may outlive the engine. */
+struct io_pipe *io_pipe_get(struct io *io, uint64_t off, uint32_t len);
+
+/* The pipe's read end (non-blocking), which the caller drains. */
+int io_pipe_rfd(const struct io_pipe *p);
+
+/* Gives p back: kept for reuse if drained is set (the pipe is empty),
+ * closed otherwise. NULL is a no-op. */
+void io_pipe_put(struct io_pipe *p, int drained);
+
+/* Queues a splice of len bytes at offset off of file f into pipe p, which
+ * must be empty and come from io_pipe_get(io, off, len). The read waits
+ * for the device in the kernel's workers (or the pool's threads), never on
+ * the loop. f is referenced and p must stay with the caller until cb
+ * runs; res is as for io_read (fewer bytes than len: the file ended).
+ * Returns 0, or -1 when out of memory (nothing queued, cb never runs). */
+int io_splice(struct io *io, struct store_file *f, uint64_t off, struct io_pipe *p, uint32_t len,
+              io_done_fn cb, void *arg);
+
 /* Hands everything queued to the kernel (one submission) and runs the
  * callbacks of what completed at once. Call at the end of every loop turn;
  * callbacks may queue more, which the same call submits. */

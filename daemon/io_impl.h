@@ -6,7 +6,7 @@
 
 #include "io.h"
 
-/* One read or write. Allocated by io.c (recycled through a free list),
+/* One read, write or splice. Allocated by io.c (recycled through a free list),
  * owned by the engine from io_read()/io_write() until its callback has
  * run. While the kernel or a worker thread works on it, the backend owns
  * it and nothing else touches it. */
@@ -14,6 +14,8 @@ struct io_op {
     struct io_op *next; /* in the queue, the pool's lists or the free list */
     int fd;
     int is_write;
+    int is_splice;     /* a read into a pipe (io_splice) */
+    int pipe_fd;       /* splice: the pipe's write end */
     uint64_t off;      /* of the first byte not yet moved */
     size_t left;       /* bytes not yet moved */
     size_t moved;      /* bytes moved so far */
@@ -21,7 +23,7 @@ struct io_op {
     struct iovec *iov; /* write: the rest of the caller's iovec */
     int iovcnt;
     struct iovec *iov_mem; /* write: the copy iov points into (owned) */
-    struct store_file *f;  /* read: referenced until done */
+    struct store_file *f;  /* read, splice: referenced until done */
     io_done_fn cb;
     void *arg;
     ssize_t res; /* the pool backend's outcome */
@@ -51,12 +53,25 @@ struct io {
     uint64_t inflight; /* handed to the backend, callback not yet run */
     struct io_op *free_ops;
     uint32_t nfree;
-    int flushing; /* io_flush() is on the stack */
+    int flushing;           /* io_flush() is on the stack */
+    struct io_pipes *pipes; /* io_pipe.c's pool (NULL: no pipes) */
 };
 
 /* Most iovecs one write step hands the kernel (IOV_MAX on Linux); a longer
  * write goes in several steps. */
 #define IO_IOV_MAX 1024
+
+struct io_pipes; /* the pipe pool (io_pipe.c) */
+
+/* Creates the pipe pool, or NULL when out of memory. */
+struct io_pipes *io_pipes_new(void);
+
+/* Closes the idle pipes and frees the pool, now or, when pipes are still
+ * out (held by connections at shutdown), when the last comes back. */
+void io_pipes_free(struct io_pipes *pp);
+
+/* The pipe's write end, which a splice fills. */
+int io_pipe_wfd(const struct io_pipe *p);
 
 extern const struct io_backend io_uring_backend;
 extern const struct io_backend io_pool_backend;

@@ -5,11 +5,13 @@
  * device: a hot read costs one system call, as a plain pread would, and a
  * cold one costs a failed attempt before a worker takes it. Writes always
  * go to the workers, since a buffered write can block on writeback
- * throttling. Workers do plain blocking pread/pwritev and hand finished
- * operations back through a list and an eventfd. */
+ * throttling, and so do splices into pipes (io_splice). Workers do plain
+ * blocking pread/pwritev/splice and hand finished operations back through
+ * a list and an eventfd. */
 #include "io_impl.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,7 +46,10 @@ static ssize_t pool_do(struct io_op *op)
         if (op->is_write)
             n = pwritev(op->fd, op->iov, op->iovcnt < IO_IOV_MAX ? op->iovcnt : IO_IOV_MAX,
                         (off_t)op->off);
-        else
+        else if (op->is_splice) {
+            loff_t from = (loff_t)op->off;
+            n = splice(op->fd, &from, op->pipe_fd, NULL, op->left, 0);
+        } else
             n = pread(op->fd, op->dst, op->left, (off_t)op->off);
         if (n < 0 && errno == EINTR)
             continue;
@@ -57,7 +62,7 @@ static ssize_t pool_do(struct io_op *op)
         op->off += (uint64_t)n;
         if (op->is_write)
             io_op_advance(op, (size_t)n);
-        else
+        else if (!op->is_splice)
             op->dst += n;
     }
     return (ssize_t)op->moved;
@@ -145,7 +150,7 @@ static unsigned pool_submit(struct io *io)
 
     while (p->in_pool < io->depth && (op = io_take(io)) != NULL) {
         taken++;
-        if (!op->is_write && p->nowait) {
+        if (!op->is_write && !op->is_splice && p->nowait) {
             struct iovec v = {op->dst, op->left};
             ssize_t n = preadv2(op->fd, &v, 1, (off_t)op->off, RWF_NOWAIT);
 

@@ -68,6 +68,9 @@ static unsigned ring_submit(struct io *io)
             io_uring_prep_writev(sqe, op->fd, op->iov,
                                  (unsigned)(op->iovcnt < IO_IOV_MAX ? op->iovcnt : IO_IOV_MAX),
                                  op->off);
+        else if (op->is_splice)
+            io_uring_prep_splice(sqe, op->fd, (int64_t)op->off, op->pipe_fd, -1, (unsigned)op->left,
+                                 0);
         else
             io_uring_prep_read(sqe, op->fd, op->dst, (unsigned)op->left, op->off);
         if (!op->is_write && op->left >= RING_ASYNC_MIN)

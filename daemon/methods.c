@@ -833,6 +833,40 @@ static void file_part_done(void *arg)
     store_file_unref(arg);
 }
 
+/* A spliced get's pipe came back from its reply. */
+static void pipe_part_done(void *arg, int drained)
+{
+    io_pipe_put(arg, drained);
+}
+
+/* Issues the splice of a get's payload (loc of f) into p, which then goes
+ * out right after s (the reply's head and bin header). Returns M_SLOT. */
+static int rd_splice(struct call *c, struct outq_slot *s, struct store_file *f,
+                     struct store_loc loc, struct io_pipe *p)
+{
+    struct rd_batch *b = malloc(sizeof(*b) + sizeof(b->it[0]));
+
+    /* The slot owns the pipe from here: a failure drops it. */
+    outq_slot_attach_pipe(s, io_pipe_rfd(p), loc.len, pipe_part_done, p);
+    if (b == NULL) {
+        c->m->errors[c->method]++;
+        outq_slot_fail(s, PROTO_IO_ERROR, "out of memory", -1);
+        return M_SLOT;
+    }
+    b->m = c->m;
+    b->s = s;
+    b->method = c->method;
+    b->left = 1;
+    b->bytes = loc.len;
+    b->failed = 0;
+    b->it[0].b = b;
+    b->it[0].k = 0;
+    b->it[0].len = loc.len;
+    if (io_splice(c->m->io, f, loc.offset, p, loc.len, rd_done, &b->it[0]) < 0)
+        rd_done(&b->it[0], -ENOMEM);
+    return M_SLOT;
+}
+
 /* Reserves a get's or get_many's whole reply (size bytes) in a new slot
  * and packs its head; *p is where the next byte goes. Returns the slot, or
  * NULL when out of memory. */
@@ -900,6 +934,19 @@ static int m_get(struct call *c)
         }
         c->m->bytes_read += loc.len;
         return M_SLOT; /* the reply is in the queue's chain, past the tail */
+    }
+    if (loc.len >= METHODS_SPLICE_MIN) {
+        struct io_pipe *pipe = io_pipe_get(c->m->io, loc.offset, loc.len);
+
+        if (pipe != NULL) {
+            s = get_slot(c, (size_t)size - loc.len, &p);
+            if (s == NULL) {
+                io_pipe_put(pipe, 1);
+                return M_BROKEN;
+            }
+            bin_header(loc.len, p);
+            return rd_splice(c, s, f, loc, pipe);
+        }
     }
     s = get_slot(c, (size_t)size, &p);
     if (s == NULL)

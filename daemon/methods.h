@@ -19,6 +19,15 @@
  * 16 KiB copied beat sendfile, 32 KiB sendfile won at depth 16). */
 #define METHODS_SENDFILE_MIN (32u << 10)
 
+/* A get of at least this many bytes whose pages are not all cached is
+ * spliced: a kernel worker reads the pages into the page cache and into a
+ * pipe (references, no copy), and the loop splices the pipe into the
+ * socket. Reads this long go to the kernel's workers anyway (io_ring.c),
+ * and the two copies through the daemon's memory that splicing saves cost
+ * more than the read's wait (bench/, cold 1 MiB gets). Longer than a pipe
+ * holds (about 1 MiB), or without a pipe to spare: read into memory. */
+#define METHODS_SPLICE_MIN (128u << 10)
+
 struct methods; /* the table's state: registry, limits, counters */
 
 /* Where one call writes its response: the connection's reply queue (owned

@@ -3,6 +3,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/sendfile.h>
@@ -56,6 +57,13 @@ struct outq_slot {
     uint64_t file_off, file_left;
     void (*file_done)(void *arg);
     void *file_arg;
+    /* A pipe (outq_slot_attach_pipe): pipe_left bytes in pipe_fd that go
+     * out after b; pipe_done(pipe_arg, drained) once, when they are out or
+     * dropped. */
+    int pipe_fd;
+    uint64_t pipe_left;
+    void (*pipe_done)(void *arg, int drained);
+    void *pipe_arg;
 };
 
 struct outq {
@@ -103,12 +111,25 @@ static void slot_close_fds(struct outq_slot *s)
     s->nfds = 0;
 }
 
+/* Lets go of a slot's pipe: its bytes are out (pipe_left 0) or never
+ * will be (counted out of the back-pressure bytes). */
+static void slot_drop_pipe(struct outq_slot *s)
+{
+    if (s->pipe_done == NULL)
+        return;
+    s->q->chain_bytes -= s->pipe_left;
+    s->pipe_done(s->pipe_arg, s->pipe_left == 0);
+    s->pipe_done = NULL;
+    s->pipe_left = 0;
+}
+
 /* Frees one chain element, keeping a large buffer as the spare. */
 static void slot_free(struct outq_slot *s)
 {
     struct outq *q = s->q;
 
     slot_close_fds(s);
+    slot_drop_pipe(s);
     if (s->is_file) {
         s->file_done(s->file_arg);
         free(s);
@@ -263,6 +284,18 @@ struct obuf *outq_slot_buf(struct outq_slot *s)
     return &s->b;
 }
 
+/* Attaches a pipe; see outq.h. */
+void outq_slot_attach_pipe(struct outq_slot *s, int rfd, uint64_t len,
+                           void (*done)(void *arg, int drained), void *arg)
+{
+    assert(s->pipe_done == NULL && s->nfds == 0 && s->pending > 0);
+    s->pipe_fd = rfd;
+    s->pipe_left = len;
+    s->pipe_done = done;
+    s->pipe_arg = arg;
+    s->q->chain_bytes += len; /* back-pressure; not memory, so not the total */
+}
+
 /* More parts; see outq.h. */
 void outq_slot_add(struct outq_slot *s, uint32_t n)
 {
@@ -284,6 +317,7 @@ static void slot_complete(struct outq_slot *s)
         obuf_truncate(&s->b, 0);
         obuf_packer(&s->b, &pk);
         proto_pack_error_item(&pk, s->msgid, s->code, s->msg, s->failed ? s->item : -1);
+        slot_drop_pipe(s); /* the error replaces the payload too */
     }
     outq_count(q, (int64_t)s->b.len - (int64_t)s->counted);
     s->counted = s->b.len;
@@ -370,8 +404,8 @@ static void outq_consume(struct outq *q, size_t n)
         s->sent += k;
         n -= k;
         outq_count(q, -(int64_t)k);
-        if (s->sent < s->b.len)
-            return;
+        if (s->sent < s->b.len || s->pipe_left > 0)
+            return; /* more of it, or its pipe, goes next */
         q->head = s->next;
         if (q->head == NULL)
             q->last = NULL;
@@ -410,6 +444,39 @@ static ssize_t send_file_part(struct outq *q, int fd, size_t room)
     s->file_left -= (uint64_t)rc;
     q->chain_bytes -= (uint64_t)rc;
     if (s->file_left == 0) {
+        q->head = s->next;
+        if (q->head == NULL)
+            q->last = NULL;
+        slot_free(s);
+    }
+    return rc;
+}
+
+/* Sends from the pipe of the slot at the head of the chain (its own bytes
+ * are out), at most room bytes; frees the slot once the pipe is drained.
+ * Returns the bytes sent (0: the socket is full), or -1 with errno (EIO:
+ * the pipe held fewer bytes than it should). */
+static ssize_t send_pipe_part(struct outq *q, int fd, size_t room)
+{
+    struct outq_slot *s = q->head;
+    size_t k = s->pipe_left < room ? (size_t)s->pipe_left : room;
+    ssize_t rc;
+
+    do
+        rc = splice(s->pipe_fd, NULL, fd, NULL, k, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+    while (rc < 0 && errno == EINTR);
+    /* The pipe holds every byte still owed, so EAGAIN is the socket. */
+    if (rc < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return 0;
+    if (rc < 0)
+        return -1;
+    if (rc == 0) {
+        errno = EIO;
+        return -1;
+    }
+    s->pipe_left -= (uint64_t)rc;
+    q->chain_bytes -= (uint64_t)rc;
+    if (s->pipe_left == 0) {
         q->head = s->next;
         if (q->head == NULL)
             q->last = NULL;
@@ -460,6 +527,18 @@ long outq_send(struct outq *q, int fd, size_t budget)
                 want += iov[n].iov_len;
                 n++;
             }
+            if (s->pipe_left > 0)
+                break; /* its pipe goes out below, after these bytes */
+        }
+        if (n == 0 && s != NULL && s == q->head && s->pending == 0 && s->pipe_left > 0) {
+            ssize_t k = send_pipe_part(q, fd, room);
+
+            if (k < 0)
+                return -1;
+            total += k;
+            if (q->head == s)
+                break; /* the socket is full */
+            continue;
         }
         if (n == 0 && s != NULL && s->is_file && s == q->head) {
             ssize_t k = send_file_part(q, fd, room);

@@ -68,6 +68,18 @@ struct obuf *outq_slot_buf(struct outq_slot *s);
  * caller still owns them). */
 int outq_slot_attach_fds(struct outq_slot *s, const int *fds, size_t n);
 
+/* Gives the slot a pipe whose len bytes go out, with splice(2), right
+ * after the slot's own bytes: the payload of a get whose reply buffer holds
+ * only its head. rfd is the pipe's non-blocking read end; the pipe is
+ * filled while the slot waits (one of its parts). done(arg, drained) runs
+ * once the bytes are out (drained 1) or when they never will be: the slot
+ * failed (its error response goes out instead) or was freed unsent
+ * (drained 0; the pipe may hold bytes). At most once per slot, and not
+ * with descriptors. The bytes count in outq_pending (back-pressure) but
+ * not in the shared memory total: they are page-cache pages. */
+void outq_slot_attach_pipe(struct outq_slot *s, int rfd, uint64_t len,
+                           void (*done)(void *arg, int drained), void *arg);
+
 /* Adds n pending parts (one per read issued into the slot). */
 void outq_slot_add(struct outq_slot *s, uint32_t n);
 
@@ -103,7 +115,8 @@ int outq_sendable(const struct outq *q);
  * of them, until the socket is full. Returns the bytes sent (0 when the
  * socket is full or nothing was ready), or -1 with errno on a socket
  * error, or EIO when a file part ended early (the file shrank behind the
- * daemon's back: that reply can never be completed). */
+ * daemon's back: that reply can never be completed) or a pipe held fewer
+ * bytes than promised. */
 long outq_send(struct outq *q, int fd, size_t budget);
 
 /* Whether outq_trim(q, keep) would give memory back: a tail larger than

@@ -590,6 +590,32 @@ int th_daemon_evict(const struct th_daemon *d)
     return th_daemon_each_file(d, O_RDONLY, th_evict_one, NULL);
 }
 
+/* Counts the daemon's pipe descriptors; see harness.h. */
+int th_daemon_pipes(const struct th_daemon *d)
+{
+    char dir[64], path[320], link[64];
+    struct dirent *e;
+    DIR *dp;
+    int n = 0;
+
+    snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)d->pid);
+    dp = opendir(dir);
+    if (dp == NULL)
+        return -1;
+    while ((e = readdir(dp)) != NULL) {
+        ssize_t len;
+
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        len = readlink(path, link, sizeof(link) - 1);
+        if (len <= 0)
+            continue;
+        link[len] = '\0';
+        n += strncmp(link, "pipe:", 5) == 0;
+    }
+    closedir(dp);
+    return n;
+}
+
 /* Stops the daemon if needed and removes its directory. */
 void th_daemon_cleanup(struct th_daemon *d)
 {

@@ -111,6 +111,10 @@ int th_daemon_each_file(const struct th_daemon *d, int flags, int (*fn)(int fd, 
  * after this go to the device. Returns how many files it evicted, or -1. */
 int th_daemon_evict(const struct th_daemon *d);
 
+/* How many pipe descriptors the daemon holds (its /proc/PID/fd links to
+ * "pipe:[...]"), or -1 when they cannot be listed. */
+int th_daemon_pipes(const struct th_daemon *d);
+
 /* Stops the daemon if needed and removes its directory. */
 void th_daemon_cleanup(struct th_daemon *d);
 

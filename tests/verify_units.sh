@@ -42,7 +42,7 @@ expand() {
 allowed=$(expand $allow)
 denied=$(expand $deny)
 for call in io_uring_setup io_uring_enter io_uring_register eventfd2 preadv2 pread64 \
-            pwritev ftruncate fdatasync clone3 futex; do
+            pwritev ftruncate fdatasync clone3 futex pipe2 splice fcntl; do
     if ! echo "$allowed" | grep -qx "$call"; then
         echo "farenad.service: SystemCallFilter does not allow $call (the I/O engine needs it)"
         exit 1
