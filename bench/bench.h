@@ -349,6 +349,7 @@ struct cold_opts {
     uint64_t bytes;       /* the cold dataset, 16 MiB to 4095 MiB */
     double seconds;       /* longest cold or latency cell */
     uint32_t conns;       /* cold readers, and the floor's threads */
+    uint32_t threads;     /* client threads the cold readers share (0: CPUs) */
     int rounds;           /* rounds of every cell */
     const char *syscalls; /* auto (perf and strace), perf, strace or none */
     const char *tmpdir;   /* where the syscall counters write */

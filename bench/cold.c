@@ -10,6 +10,7 @@
  * path: N threads of this process doing pread in the same order on the same
  * evicted bytes. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,6 +129,97 @@ static void cold_progress(int round, enum cold_kind ck, const struct bench_resul
             r->secs > 0 ? (double)r->bytes / r->secs / 1e9 : 0, r->p50_us, r->p99_us, r->secs);
 }
 
+/* One client thread of a cold farena cell. */
+struct cold_client {
+    pthread_t th;
+    const char *sock;
+    struct bench_cell cell;
+    struct bench_group g;
+    struct bench_opts o;
+    uint64_t stream;
+    long pid;
+};
+
+/* A client thread: runs its connections over its slice of the order. */
+static void *cold_client_main(void *arg)
+{
+    struct cold_client *t = arg;
+    engine_mix(t->sock, &t->g, 1, t->stream, t->pid, &t->o);
+    return NULL;
+}
+
+/* Runs farena's side of a cold throughput cell on as many client threads as
+ * there are CPUs, or --cold-threads (at most one per connection), each with its share of the
+ * connections and its own slice of the block order, and merges their
+ * results into r: rates add up, latencies are the worst thread's. One epoll
+ * thread would measure the client instead of farenad: every reply is
+ * copied out of the socket by the client, and the floor's threads spread
+ * their copies over every CPU. */
+static void cold_farena_run(struct cold *k, const struct bench_cell *cell, uint32_t nkeys,
+                            const uint32_t *perm, uint32_t nread, uint64_t stream,
+                            const struct bench_opts *o, struct bench_result *r)
+{
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    uint32_t nt = k->co->threads ? k->co->threads : ncpu > 1 ? (uint32_t)ncpu : 1;
+    if (nt > cell->conns)
+        nt = cell->conns;
+    struct cold_client *t = calloc(nt, sizeof *t);
+    if (!t)
+        die("out of memory");
+    for (uint32_t i = 0; i < nt; i++) {
+        t[i].sock = k->co->sock;
+        t[i].cell = *cell;
+        t[i].cell.conns = cell->conns / nt + (i < cell->conns % nt);
+        t[i].g.tp = &tproto_farena;
+        t[i].g.cell = &t[i].cell;
+        t[i].g.nkeys = nkeys;
+        t[i].g.arena = k->cold_arena;
+        t[i].g.perm = perm + (uint64_t)nread * i / nt;
+        t[i].g.nperm = (uint32_t)((uint64_t)nread * (i + 1) / nt - (uint64_t)nread * i / nt);
+        t[i].o = *o;
+        t[i].stream = stream ^ ((uint64_t)i << 48);
+        t[i].pid = k->pid;
+        if (pthread_create(&t[i].th, NULL, cold_client_main, &t[i]) != 0)
+            die("pthread_create failed");
+    }
+    double items = 0, bytes = 0, reqs = 0;
+    memset(r, 0, sizeof *r);
+    r->ok = 1;
+    for (uint32_t i = 0; i < nt; i++) {
+        pthread_join(t[i].th, NULL);
+        const struct bench_result *x = &t[i].g.res;
+        if (!x->ok) {
+            if (r->ok)
+                snprintf(r->note, sizeof r->note, "%s", x->note);
+            r->ok = 0;
+            continue;
+        }
+        if (x->secs > 0) {
+            items += (double)x->items / x->secs;
+            bytes += (double)x->bytes / x->secs;
+            reqs += (double)x->reqs / x->secs;
+        }
+        if (x->secs > r->secs)
+            r->secs = x->secs;
+        if (x->p50_us > r->p50_us)
+            r->p50_us = x->p50_us;
+        if (x->p99_us > r->p99_us)
+            r->p99_us = x->p99_us;
+        if (x->p999_us > r->p999_us)
+            r->p999_us = x->p999_us;
+        r->samples += x->samples;
+        r->all += x->all;
+        if (x->srv_cpu_s > r->srv_cpu_s)
+            r->srv_cpu_s = x->srv_cpu_s;
+        if (x->cli_cpu_s > r->cli_cpu_s)
+            r->cli_cpu_s = x->cli_cpu_s;
+    }
+    r->items = (uint64_t)(items * r->secs + 0.5);
+    r->bytes = (uint64_t)(bytes * r->secs + 0.5);
+    r->reqs = (uint64_t)(reqs * r->secs + 0.5);
+    free(t);
+}
+
 /* The cold throughput cells of one size: farena and the floor, each on
  * freshly evicted data, in the same block order. */
 static void cold_reads(struct cold *k, int round, uint32_t size, enum cold_kind fk,
@@ -149,16 +241,7 @@ static void cold_reads(struct cold *k, int round, uint32_t size, enum cold_kind 
         } else if (floor_turn) {
             floor_cold_run(k->floor_fd, size, perm, nread, k->co->conns, k->co->seconds, r);
         } else {
-            struct bench_group g;
-            memset(&g, 0, sizeof g);
-            g.tp = &tproto_farena;
-            g.cell = &cell;
-            g.nkeys = n;
-            g.arena = k->cold_arena;
-            g.perm = perm;
-            g.nperm = nread;
-            engine_mix(k->co->sock, &g, 1, ((uint64_t)round << 32) | size, k->pid, &o);
-            *r = g.res;
+            cold_farena_run(k, &cell, n, perm, nread, ((uint64_t)round << 32) | size, &o, r);
         }
         int64_t cached = floor_turn && !k->floor_shared ? probe_resident_fd(k->floor_fd)
                                                         : probe_pagecache(k->pid, NULL);

@@ -600,6 +600,7 @@ static void usage(FILE *f)
             "  --cold-bytes BYTES     cold dataset, up to 4095M (default 2G; quick 64M)\n"
             "  --cold-seconds S       longest cold or latency cell (default 4; quick 0.3)\n"
             "  --cold-conns N         cold readers and floor threads (default 16)\n"
+            "  --cold-threads N       client threads of the cold readers (default: CPUs)\n"
             "  --syscalls TOOL        count farenad's syscalls per get: auto (perf and\n"
             "                         strace), perf, strace, none (default auto)\n"
             "  --redis SOCK           redis-server unix socket\n"
@@ -680,6 +681,7 @@ int main(int argc, char **argv)
         O_COLD_BYTES,
         O_COLD_SECONDS,
         O_COLD_CONNS,
+        O_COLD_THREADS,
         O_SYSCALLS,
         O_REDIS,
         O_MC,
@@ -717,6 +719,7 @@ int main(int argc, char **argv)
         {"cold-bytes", required_argument, NULL, O_COLD_BYTES},
         {"cold-seconds", required_argument, NULL, O_COLD_SECONDS},
         {"cold-conns", required_argument, NULL, O_COLD_CONNS},
+        {"cold-threads", required_argument, NULL, O_COLD_THREADS},
         {"syscalls", required_argument, NULL, O_SYSCALLS},
         {"redis", required_argument, NULL, O_REDIS},
         {"memcached", required_argument, NULL, O_MC},
@@ -770,6 +773,9 @@ int main(int argc, char **argv)
             break;
         case O_COLD_CONNS:
             x.cold.conns = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case O_COLD_THREADS:
+            x.cold.threads = (uint32_t)strtoul(optarg, NULL, 10);
             break;
         case O_SYSCALLS:
             x.cold.syscalls = optarg;
