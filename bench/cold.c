@@ -148,6 +148,15 @@ static void *cold_client_main(void *arg)
     return NULL;
 }
 
+/* The client threads of farena's cold readers: --cold-threads, else one
+ * per CPU; at most one per connection. */
+static uint32_t cold_nthreads(const struct cold_opts *co)
+{
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    uint32_t nt = co->threads ? co->threads : ncpu > 1 ? (uint32_t)ncpu : 1;
+    return nt < co->conns ? nt : co->conns > 0 ? co->conns : 1;
+}
+
 /* Runs farena's side of a cold throughput cell on as many client threads as
  * there are CPUs, or --cold-threads (at most one per connection), each with its share of the
  * connections and its own slice of the block order, and merges their
@@ -159,10 +168,7 @@ static void cold_farena_run(struct cold *k, const struct bench_cell *cell, uint3
                             const uint32_t *perm, uint32_t nread, uint64_t stream,
                             const struct bench_opts *o, struct bench_result *r)
 {
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    uint32_t nt = k->co->threads ? k->co->threads : ncpu > 1 ? (uint32_t)ncpu : 1;
-    if (nt > cell->conns)
-        nt = cell->conns;
+    uint32_t nt = cold_nthreads(k->co);
     struct cold_client *t = calloc(nt, sizeof *t);
     if (!t)
         die("out of memory");
@@ -565,12 +571,14 @@ static void cold_write(const struct cold *k, FILE *ex, const char *sys_rows, dou
     fprintf(ex,
             "\n### Cold reads\n\nReads per second for 4 KiB, GB/s for 1 MiB; latency is "
             "farena's per get; reads counted in a cell's window; CPU per read from "
-            "/proc/PID/stat (10 ms ticks) and getrusage. The bench is one thread for farena "
-            "and %u for the floor: on a small machine its own CPU bounds what either can "
-            "show. Cached ÷ read: the page cache the cell left behind over the bytes it read "
+            "/proc/PID/stat (10 ms ticks, farenad's io_uring workers included) and "
+            "getrusage. farena's cold readers share %u client thread%s (each its slice of "
+            "the connections and of the order), the floor is %u threads: on a small machine "
+            "the bench's own CPU bounds what either can show. Cached ÷ read: the page cache the "
+            "cell left behind over the bytes it read "
             "(about 1 when every read missed and nothing was read ahead; above 1 means "
             "readahead did I/O nobody asked for).\n\n",
-            co->conns);
+            cold_nthreads(co), cold_nthreads(co) == 1 ? "" : "s", co->conns);
     fprintf(ex,
             "| cell | farena | pread floor | f/pread | farena p50 µs | farena p99 µs | reads: "
             "farena | floor | cached ÷ read: farena | floor | farenad CPU µs/read | bench CPU "
