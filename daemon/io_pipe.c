@@ -1,10 +1,10 @@
 /* The engine's pipes, for payloads spliced from a scratch file to a socket;
  * see io.h.
  *
- * Every pipe has the same capacity, IO_PIPE_BYTES or the system's
- * pipe-max-size if that is smaller: a pipe's slots cost a few bytes each
- * until they hold page references, so sizing them all alike lets any pipe
- * serve any eligible payload. The pool belongs to the engine but is freed
+ * Every pipe has the same capacity, IO_PIPE_BYTES or, if the system's
+ * pipe-max-size is smaller, the largest power of two pages under it: a
+ * pipe's slots cost a few bytes each until they hold page references, so
+ * sizing them all alike lets any pipe serve any eligible payload. The pool belongs to the engine but is freed
  * by whichever comes last, the engine or the last pipe handed out: a
  * connection may still hold one when the engine is gone at shutdown. */
 #include "io_impl.h"
@@ -58,10 +58,15 @@ struct io_pipes *io_pipes_new(void)
     pp->page = (size_t)sysconf(_SC_PAGESIZE);
     f = fopen("/proc/sys/fs/pipe-max-size", "r");
     if (f != NULL) {
-        if (fscanf(f, "%lu", &max) == 1 && max < pp->cap)
-            pp->cap = max;
+        if (fscanf(f, "%lu", &max) != 1)
+            max = 0;
         fclose(f);
     }
+    /* The kernel rounds a pipe's size up to a power of two pages, and an
+     * unprivileged process may not pass pipe-max-size: halve down to a
+     * size it accepts. */
+    while (max > 0 && pp->cap > max && pp->cap > pp->page)
+        pp->cap /= 2;
     return pp;
 }
 
