@@ -15,9 +15,13 @@
 /* A get of at least this many bytes whose pages are all in the page cache
  * (io_cached) is sent with sendfile from the arena's file instead of being
  * read through the engine into memory first. Below it the copy is cheaper
- * than a sendfile call of its own (measured by bench/ at the sendfile era:
- * 16 KiB copied beat sendfile, 32 KiB sendfile won at depth 16). */
-#define METHODS_SENDFILE_MIN (32u << 10)
+ * than the three system calls of its own (fstat, cachestat, sendfile) that
+ * sendfile costs where the ring's read shares one io_uring_enter with the
+ * whole turn. Measured pinned (bench/run.sh --pin, ratios to Redis GET at
+ * depth 1 / 16): 64 KiB through memory 1.02 / 1.34 against 0.90 / 0.98 by
+ * sendfile; 128 KiB even (0.95 / 1.55 against 1.01 / 1.26); 256 KiB and
+ * more, sendfile ahead at depth 1. */
+#define METHODS_SENDFILE_MIN (128u << 10)
 
 /* A get of at least this many bytes whose pages are not all cached is
  * spliced: a kernel worker reads the pages into the page cache and into a
