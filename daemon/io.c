@@ -161,9 +161,10 @@ static void io_enqueue(struct io *io, struct io_op *op)
     io->queued++;
 }
 
-/* Queues a read; see io.h. */
-int io_read(struct io *io, struct store_file *f, uint64_t off, void *dst, uint32_t len,
-            io_done_fn cb, void *arg)
+/* Queues a read of len bytes at off of f, into memory (dst) or into a
+ * pipe (pipe_fd >= 0). Returns 0 or -1 (out of memory). */
+static int io_queue_read(struct io *io, struct store_file *f, uint64_t off, char *dst, int pipe_fd,
+                         uint32_t len, io_done_fn cb, void *arg)
 {
     struct io_op *op = io_op_alloc(io);
 
@@ -173,6 +174,8 @@ int io_read(struct io *io, struct store_file *f, uint64_t off, void *dst, uint32
     op->off = off;
     op->left = len;
     op->dst = dst;
+    op->is_splice = pipe_fd >= 0;
+    op->pipe_fd = pipe_fd;
     op->f = f;
     op->cb = cb;
     op->arg = arg;
@@ -181,25 +184,18 @@ int io_read(struct io *io, struct store_file *f, uint64_t off, void *dst, uint32
     return 0;
 }
 
+/* Queues a read; see io.h. */
+int io_read(struct io *io, struct store_file *f, uint64_t off, void *dst, uint32_t len,
+            io_done_fn cb, void *arg)
+{
+    return io_queue_read(io, f, off, dst, -1, len, cb, arg);
+}
+
 /* Queues a splice into a pipe; see io.h. */
 int io_splice(struct io *io, struct store_file *f, uint64_t off, struct io_pipe *p, uint32_t len,
               io_done_fn cb, void *arg)
 {
-    struct io_op *op = io_op_alloc(io);
-
-    if (op == NULL)
-        return -1;
-    op->is_splice = 1;
-    op->fd = store_file_fd(f);
-    op->pipe_fd = io_pipe_wfd(p);
-    op->off = off;
-    op->left = len;
-    op->f = f;
-    op->cb = cb;
-    op->arg = arg;
-    store_file_ref(f);
-    io_enqueue(io, op);
-    return 0;
+    return io_queue_read(io, f, off, NULL, io_pipe_wfd(p), len, cb, arg);
 }
 
 /* Queues a write; see io.h. */

@@ -278,6 +278,26 @@ static void rd_done(void *arg, ssize_t res)
     }
 }
 
+/* A batch of nreads reads into s, items not yet filled in; NULL when out
+ * of memory, with s failed (the caller returns M_SLOT). */
+static struct rd_batch *rd_batch_new(struct call *c, struct outq_slot *s, uint32_t nreads)
+{
+    struct rd_batch *b = malloc(sizeof(*b) + nreads * sizeof(b->it[0]));
+
+    if (b == NULL) {
+        c->m->errors[c->method]++;
+        outq_slot_fail(s, PROTO_IO_ERROR, "out of memory", -1);
+        return NULL;
+    }
+    b->m = c->m;
+    b->s = s;
+    b->method = c->method;
+    b->left = nreads;
+    b->bytes = 0;
+    b->failed = 0;
+    return b;
+}
+
 /* Issues the reads of a slot's payloads: n locations of a, each read into
  * dst[k] (items of length 0 have nothing to read). The slot holds one part
  * on entry; it ends up with one per read. Returns M_SLOT. */
@@ -293,18 +313,9 @@ static int rd_issue(struct call *c, struct outq_slot *s, const struct store_aren
         outq_slot_done(s);
         return M_SLOT;
     }
-    b = malloc(sizeof(*b) + nreads * sizeof(b->it[0]));
-    if (b == NULL) {
-        c->m->errors[c->method]++;
-        outq_slot_fail(s, PROTO_IO_ERROR, "out of memory", -1);
+    b = rd_batch_new(c, s, nreads);
+    if (b == NULL)
         return M_SLOT;
-    }
-    b->m = c->m;
-    b->s = s;
-    b->method = c->method;
-    b->left = nreads;
-    b->bytes = 0;
-    b->failed = 0;
     outq_slot_add(s, nreads - 1);
     for (uint32_t k = 0; k < n; k++) {
         if (locs[k].len == 0)
@@ -844,21 +855,14 @@ static void pipe_part_done(void *arg, int drained)
 static int rd_splice(struct call *c, struct outq_slot *s, struct store_file *f,
                      struct store_loc loc, struct io_pipe *p)
 {
-    struct rd_batch *b = malloc(sizeof(*b) + sizeof(b->it[0]));
+    struct rd_batch *b;
 
     /* The slot owns the pipe from here: a failure drops it. */
     outq_slot_attach_pipe(s, io_pipe_rfd(p), loc.len, pipe_part_done, p);
-    if (b == NULL) {
-        c->m->errors[c->method]++;
-        outq_slot_fail(s, PROTO_IO_ERROR, "out of memory", -1);
+    b = rd_batch_new(c, s, 1);
+    if (b == NULL)
         return M_SLOT;
-    }
-    b->m = c->m;
-    b->s = s;
-    b->method = c->method;
-    b->left = 1;
     b->bytes = loc.len;
-    b->failed = 0;
     b->it[0].b = b;
     b->it[0].k = 0;
     b->it[0].len = loc.len;

@@ -419,53 +419,27 @@ static void outq_consume(struct outq *q, size_t n)
     }
 }
 
-/* Sends the file part at the head of the chain with sendfile, at most room
- * bytes; frees it once it is all out. Returns the bytes sent (0: the socket
- * is full), or -1 with errno (EIO: the file ended early). */
-static ssize_t send_file_part(struct outq *q, int fd, size_t room)
+/* Sends the file or pipe part of the slot at the head of the chain (its
+ * own bytes are out), at most room bytes, with sendfile or splice; frees
+ * the slot once the part is all out. Returns the bytes sent (0: the socket
+ * is full), or -1 with errno (EIO: the file ended early, or the pipe held
+ * fewer bytes than it should). */
+static ssize_t send_part(struct outq *q, int fd, size_t room)
 {
     struct outq_slot *s = q->head;
-    size_t k = s->file_left < room ? (size_t)s->file_left : room;
-    off_t off = (off_t)s->file_off;
+    uint64_t *left = s->is_file ? &s->file_left : &s->pipe_left;
+    size_t k = *left < room ? (size_t)*left : room;
     ssize_t rc;
 
-    do
-        rc = sendfile(fd, s->file_fd, &off, k);
-    while (rc < 0 && errno == EINTR);
-    if (rc < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-        return 0;
-    if (rc < 0)
-        return -1;
-    if (rc == 0) {
-        errno = EIO; /* the file ended early */
-        return -1;
-    }
-    s->file_off += (uint64_t)rc;
-    s->file_left -= (uint64_t)rc;
-    q->chain_bytes -= (uint64_t)rc;
-    if (s->file_left == 0) {
-        q->head = s->next;
-        if (q->head == NULL)
-            q->last = NULL;
-        slot_free(s);
-    }
-    return rc;
-}
-
-/* Sends from the pipe of the slot at the head of the chain (its own bytes
- * are out), at most room bytes; frees the slot once the pipe is drained.
- * Returns the bytes sent (0: the socket is full), or -1 with errno (EIO:
- * the pipe held fewer bytes than it should). */
-static ssize_t send_pipe_part(struct outq *q, int fd, size_t room)
-{
-    struct outq_slot *s = q->head;
-    size_t k = s->pipe_left < room ? (size_t)s->pipe_left : room;
-    ssize_t rc;
-
-    do
-        rc = splice(s->pipe_fd, NULL, fd, NULL, k, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
-    while (rc < 0 && errno == EINTR);
-    /* The pipe holds every byte still owed, so EAGAIN is the socket. */
+    do {
+        if (s->is_file) {
+            off_t off = (off_t)s->file_off;
+            rc = sendfile(fd, s->file_fd, &off, k);
+        } else {
+            rc = splice(s->pipe_fd, NULL, fd, NULL, k, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+        }
+    } while (rc < 0 && errno == EINTR);
+    /* A pipe holds every byte still owed, so EAGAIN is the socket. */
     if (rc < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
         return 0;
     if (rc < 0)
@@ -474,9 +448,11 @@ static ssize_t send_pipe_part(struct outq *q, int fd, size_t room)
         errno = EIO;
         return -1;
     }
-    s->pipe_left -= (uint64_t)rc;
+    if (s->is_file)
+        s->file_off += (uint64_t)rc;
+    *left -= (uint64_t)rc;
     q->chain_bytes -= (uint64_t)rc;
-    if (s->pipe_left == 0) {
+    if (*left == 0) {
         q->head = s->next;
         if (q->head == NULL)
             q->last = NULL;
@@ -530,18 +506,9 @@ long outq_send(struct outq *q, int fd, size_t budget)
             if (s->pipe_left > 0)
                 break; /* its pipe goes out below, after these bytes */
         }
-        if (n == 0 && s != NULL && s == q->head && s->pending == 0 && s->pipe_left > 0) {
-            ssize_t k = send_pipe_part(q, fd, room);
-
-            if (k < 0)
-                return -1;
-            total += k;
-            if (q->head == s)
-                break; /* the socket is full */
-            continue;
-        }
-        if (n == 0 && s != NULL && s->is_file && s == q->head) {
-            ssize_t k = send_file_part(q, fd, room);
+        if (n == 0 && s != NULL && s == q->head && s->pending == 0 &&
+            (s->is_file || s->pipe_left > 0)) {
+            ssize_t k = send_part(q, fd, room);
 
             if (k < 0)
                 return -1;

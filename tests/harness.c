@@ -542,9 +542,11 @@ int th_daemon_stop(struct th_daemon *d)
     return th_daemon_stop_within(d, TH_TIMEOUT_MS);
 }
 
-/* Opens each of the daemon's data files; see harness.h. */
-int th_daemon_each_file(const struct th_daemon *d, int flags, int (*fn)(int fd, void *arg),
-                        void *arg)
+/* Calls fn(path, link, arg) for each descriptor the daemon holds (path:
+ * /proc/PID/fd/N, link: what it points at); returns how many calls
+ * returned 0, or -1 when the descriptors cannot be listed. */
+static int th_daemon_each_fd(const struct th_daemon *d,
+                             int (*fn)(const char *path, const char *link, void *arg), void *arg)
 {
     char dir[64], path[320], link[512];
     struct dirent *e;
@@ -557,24 +559,64 @@ int th_daemon_each_file(const struct th_daemon *d, int flags, int (*fn)(int fd, 
         return -1;
     while ((e = readdir(dp)) != NULL) {
         ssize_t len;
-        int fd;
 
         snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
         len = readlink(path, link, sizeof(link) - 1);
         if (len <= 0)
             continue;
         link[len] = '\0';
-        if (strncmp(link, d->scratch, strlen(d->scratch)) != 0)
-            continue;
-        fd = open(path, flags | O_CLOEXEC);
-        if (fd < 0)
-            continue;
-        if (fn(fd, arg) == 0)
-            n++;
-        close(fd);
+        n += fn(path, link, arg) == 0;
     }
     closedir(dp);
     return n;
+}
+
+/* th_daemon_each_file's step: the call's arguments, and the scratch dir. */
+struct th_each_file {
+    const char *scratch;
+    int flags;
+    int (*fn)(int fd, void *arg);
+    void *arg;
+};
+
+/* Opens one descriptor of the daemon's if it is a data file and runs the
+ * caller's function on it. */
+static int th_each_file_one(const char *path, const char *link, void *arg)
+{
+    const struct th_each_file *ef = arg;
+    int fd, rc;
+
+    if (strncmp(link, ef->scratch, strlen(ef->scratch)) != 0)
+        return -1;
+    fd = open(path, ef->flags | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    rc = ef->fn(fd, ef->arg);
+    close(fd);
+    return rc;
+}
+
+/* Opens each of the daemon's data files; see harness.h. */
+int th_daemon_each_file(const struct th_daemon *d, int flags, int (*fn)(int fd, void *arg),
+                        void *arg)
+{
+    struct th_each_file ef = {d->scratch, flags, fn, arg};
+
+    return th_daemon_each_fd(d, th_each_file_one, &ef);
+}
+
+/* Whether a descriptor's link is a pipe: 0 if so (th_daemon_each_fd counts). */
+static int th_is_pipe(const char *path, const char *link, void *arg)
+{
+    (void)path;
+    (void)arg;
+    return strncmp(link, "pipe:", 5) == 0 ? 0 : -1;
+}
+
+/* Counts the daemon's pipe descriptors; see harness.h. */
+int th_daemon_pipes(const struct th_daemon *d)
+{
+    return th_daemon_each_fd(d, th_is_pipe, NULL);
 }
 
 /* Writes one file back and drops it from the page cache. */
@@ -588,32 +630,6 @@ static int th_evict_one(int fd, void *arg)
 int th_daemon_evict(const struct th_daemon *d)
 {
     return th_daemon_each_file(d, O_RDONLY, th_evict_one, NULL);
-}
-
-/* Counts the daemon's pipe descriptors; see harness.h. */
-int th_daemon_pipes(const struct th_daemon *d)
-{
-    char dir[64], path[320], link[64];
-    struct dirent *e;
-    DIR *dp;
-    int n = 0;
-
-    snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)d->pid);
-    dp = opendir(dir);
-    if (dp == NULL)
-        return -1;
-    while ((e = readdir(dp)) != NULL) {
-        ssize_t len;
-
-        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-        len = readlink(path, link, sizeof(link) - 1);
-        if (len <= 0)
-            continue;
-        link[len] = '\0';
-        n += strncmp(link, "pipe:", 5) == 0;
-    }
-    closedir(dp);
-    return n;
 }
 
 /* Stops the daemon if needed and removes its directory. */
