@@ -5,10 +5,14 @@
  * memory, or anything left unfreed, fails the daemon's exit. CTest runs the
  * suite on each engine (check_engine, check_engine_threads). */
 #include <check.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "th_check.h"
 
@@ -123,6 +127,45 @@ static void expect_cold_get(struct th_client *c, uint64_t a, uint32_t off, uint3
     th_assert_bytes(r.result, data + off, len);
 }
 
+/* Counts the resident pages of fd's first 2 MiB (th_daemon_each_file's
+ * function: 0 when none is cached). */
+static int resident_pages(int fd, void *arg)
+{
+    size_t len = 2u << 20, page = (size_t)sysconf(_SC_PAGESIZE);
+    unsigned char vec[(2u << 20) / 4096];
+    void *p = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+    int n = 0;
+
+    (void)arg;
+    if (p == MAP_FAILED || page != 4096)
+        return -1;
+    if (mincore(p, len, vec) == 0)
+        for (size_t i = 0; i < len / page; i++)
+            n += vec[i] & 1;
+    munmap(p, len);
+    return n == 0 ? 0 : -1;
+}
+
+/* Whether large cold gets can take the spliced path here: eviction works
+ * on the scratch filesystem (not tmpfs) and pipes may hold 1 MiB. */
+static int splice_expected(void)
+{
+    unsigned long max = 0;
+    FILE *f = fopen("/proc/sys/fs/pipe-max-size", "r");
+
+    if (f != NULL) {
+        if (fscanf(f, "%lu", &max) != 1)
+            max = 0;
+        fclose(f);
+    }
+    if (max < CHUNK || th_daemon_each_file(&D, O_RDONLY, resident_pages, NULL) < 1) {
+        fprintf(stderr, "large_cold_gets_are_spliced: pipes of 1 MiB or eviction unavailable "
+                        "here; checking the bytes only\n");
+        return 0;
+    }
+    return 1;
+}
+
 /* A large cold get goes through a pipe (spliced: a worker reads the pages
  * into it, the loop splices it into the socket) when the pipe can hold it,
  * and through memory otherwise; either way the bytes are exact. The pipes
@@ -136,23 +179,27 @@ START_TEST(large_cold_gets_are_spliced)
     struct th_reply r;
     int64_t ids[SPLICED];
     uint64_t a;
-    int base;
+    int base, spliced;
 
     th_must_start(&D, NULL);
     c = th_must_connect(&D);
     a = cold_arena(c);
+    spliced = splice_expected();
     base = th_daemon_pipes(&D);
     ck_assert_int_ge(base, 0);
     /* 256 pages, page-aligned: spliced; the pipe is kept for reuse. */
     expect_cold_get(c, a, CHUNK, CHUNK);
-    ck_assert_int_eq(th_daemon_pipes(&D), base + 2);
+    if (spliced)
+        ck_assert_int_eq(th_daemon_pipes(&D), base + 2);
     /* Unaligned and shorter: the same pipe again. */
     expect_cold_get(c, a, 12345, 700 << 10);
-    ck_assert_int_eq(th_daemon_pipes(&D), base + 2);
+    if (spliced)
+        ck_assert_int_eq(th_daemon_pipes(&D), base + 2);
     /* 257 pages, and 2 MiB: too long for a pipe, read through memory. */
     expect_cold_get(c, a, 100, CHUNK);
     expect_cold_get(c, a, 3 * CHUNK + 5, 2 * CHUNK);
-    ck_assert_int_eq(th_daemon_pipes(&D), base + 2);
+    if (spliced)
+        ck_assert_int_eq(th_daemon_pipes(&D), base + 2);
     /* More pipelined than the pool lends at once: all exact, in order. */
     ck_assert_int_ge(th_daemon_evict(&D), 1);
     for (unsigned k = 0; k < SPLICED; k++)
@@ -164,7 +211,8 @@ START_TEST(large_cold_gets_are_spliced)
         ck_assert_msg(r.err == 0, "get %u: %s %s", k, r.code, r.msg);
         th_assert_bytes(r.result, data + k * STRIDE, SLEN);
     }
-    ck_assert_int_gt(th_daemon_pipes(&D), base + 2);
+    if (spliced)
+        ck_assert_int_gt(th_daemon_pipes(&D), base + 2);
     ck_assert_int_le(th_daemon_pipes(&D), base + 2 * 8);
     /* Closed with spliced gets in flight and unread. */
     ck_assert_int_ge(th_daemon_evict(&D), 1);
