@@ -460,7 +460,25 @@ class Arena(int):
                 pass
 
 
-class Client:
+class _Closing:
+    """Closes on leaving a with block and when collected (close() is
+    idempotent; a failure while collected is ignored)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+class Client(_Closing):
     """One connection to farenad; a context manager that closes it.
 
     socket_path: None for $FARENA_SOCKET or the default path; timeout: None
@@ -489,19 +507,6 @@ class Client:
         self._c = handle
         self._direct = bool(_lib.farena_direct(handle))
         _clients.add(self)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def close(self):
         """Closes the connection; this connection's writers and unbuilt files
@@ -776,7 +781,7 @@ class Client:
         return out
 
 
-class Reader:
+class Reader(_Closing):
     """A read handle on one arena that any number of threads use at once
     (the crate's FileArena shared between threads): libfarena's
     farena_reader. It has its own connection to the daemon, holding one
@@ -794,19 +799,6 @@ class Reader:
         client._check(_lib.farena_reader_open(client._client(), _h(arena), ctypes.byref(handle)))
         self._r = handle
         _clients.add(self)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def close(self):
         """Closes the reader (its descriptors, connection and reference).
