@@ -638,6 +638,19 @@ START_TEST(more_files_than_budget)
 }
 END_TEST
 
+/* For a forked child (no Check assertions there): whether every get of
+ * locs[0..n) on k reads back its payload. */
+static int child_gets_ok(farena_client *k, farena_handle arena, const farena_loc *locs, size_t n,
+                         farena_buf *buf)
+{
+    for (size_t i = 0; i < n; i++) {
+        farena_buf_clear(buf);
+        if (farena_get_into(k, arena, locs[i], buf) != 0 || !payload_ok(i, buf->data, buf->len))
+            return 0;
+    }
+    return 1;
+}
+
 /* A process at its descriptor limit: the kernel cannot install the
  * descriptors (MSG_CTRUNC), the daemon path serves every get, nothing
  * leaks, and reads go on once descriptors are free again. Runs in a forked
@@ -669,11 +682,8 @@ START_TEST(emfile_falls_back)
             nfill++;
         if (nfill == 64 || errno != EMFILE)
             _exit(11);
-        for (size_t i = 0; i < N; i++) {
-            farena_buf_clear(&buf);
-            if (farena_get_into(k, arena, locs[i], &buf) != 0 || !payload_ok(i, buf.data, buf.len))
-                bad++;
-        }
+        if (!child_gets_ok(k, arena, locs, N, &buf))
+            bad++;
         farena_buf_clear(&buf);
         if (farena_get_many_into(k, arena, locs, N, &buf) != 0)
             bad++;
@@ -683,11 +693,8 @@ START_TEST(emfile_falls_back)
             close(fill[--nfill]);
         if (scratch_fds() != 0)
             _exit(13); /* nothing was received, nothing leaked */
-        for (size_t i = 0; i < N; i++) {
-            farena_buf_clear(&buf);
-            if (farena_get_into(k, arena, locs[i], &buf) != 0 || !payload_ok(i, buf.data, buf.len))
-                _exit(14);
-        }
+        if (!child_gets_ok(k, arena, locs, N, &buf))
+            _exit(14);
         farena_buf_free(&buf);
         farena_close(k);
         _exit(0);
@@ -730,11 +737,8 @@ START_TEST(fork_rule)
         farena_close(c);
         if (farena_connect(dmn.sock, &k) != 0 || farena_open(k, arena) != 0)
             _exit(11);
-        for (size_t i = 0; i < N; i++) {
-            farena_buf_clear(&kb);
-            if (farena_get_into(k, arena, locs[i], &kb) != 0 || !payload_ok(i, kb.data, kb.len))
-                _exit(12);
-        }
+        if (!child_gets_ok(k, arena, locs, N, &kb))
+            _exit(12);
         farena_buf_free(&kb);
         farena_close(k);
         _exit(0);
