@@ -32,6 +32,29 @@ class FarenaTest(unittest.TestCase):
         self.addCleanup(c.close)
         return c
 
+    def assert_in_child(self, check):
+        """Runs check() in a forked child, which exits 0 only if it returns
+        True (any exception fails), and asserts that it did."""
+        pid = os.fork()
+        if pid == 0:
+            status = 1
+            try:
+                status = 0 if check() else 1
+            finally:
+                os._exit(status)
+        _, ws = os.waitpid(pid, 0)
+        self.assertEqual(os.waitstatus_to_exitcode(ws), 0)
+
+    def assert_fork_error(self, call):
+        """call() in a forked child raises farena.ForkError."""
+        def check():
+            try:
+                call()
+            except farena.ForkError:
+                return True
+            return False
+        self.assert_in_child(check)
+
     def test_usage(self):
         with farena.Client(self.daemon.sock) as c:
             w = c.writer_new(0)
@@ -131,20 +154,14 @@ class FarenaTest(unittest.TestCase):
         loc = c.push(w, b"parent data")
         arena = c.into_arena(w)
         c.name(arena, "py-fork")
-        pid = os.fork()
-        if pid == 0:
-            status = 1
+        def check():
             try:
-                try:
-                    c.stat()
-                except farena.ForkError:
-                    with farena.Client(self.daemon.sock, timeout=10) as own:
-                        if own.get(own.lookup("py-fork"), loc) == b"parent data":
-                            status = 0
-            finally:
-                os._exit(status)
-        _, ws = os.waitpid(pid, 0)
-        self.assertEqual(os.waitstatus_to_exitcode(ws), 0)
+                c.stat()
+            except farena.ForkError:
+                with farena.Client(self.daemon.sock, timeout=10) as own:
+                    return own.get(own.lookup("py-fork"), loc) == b"parent data"
+            return False
+        self.assert_in_child(check)
         self.assertEqual(c.stat()["names"] >= 1, True)  # the parent's client still works
         c.unname("py-fork")
 
@@ -282,18 +299,7 @@ class FarenaTest(unittest.TestCase):
                 cl.get(arena, (0, 1 << 20, 1))
             self.assertIn("is past the end of file 0", e.exception.message)
         # A forked child never reads through the parent's descriptors.
-        pid = os.fork()
-        if pid == 0:
-            code = 1
-            try:
-                try:
-                    c.get(arena, locs[1])
-                except farena.ForkError:
-                    code = 0
-            finally:
-                os._exit(code)
-        _, ws = os.waitpid(pid, 0)
-        self.assertEqual(os.waitstatus_to_exitcode(ws), 0)
+        self.assert_fork_error(lambda: c.get(arena, locs[1]))
         # Released by both: gone, whatever c learnt of its files.
         self.assertEqual(c.get(arena, locs[1]), payloads[1])
         off.release(arena)
@@ -348,18 +354,7 @@ class FarenaTest(unittest.TestCase):
         self.assertEqual(reader.get_many(locs[:3]), payloads[:3])
         self.assertEqual([bytes(v) for v in reader.get_many_views(farena.Locs(locs))], payloads)
         self.assertEqual(reader.get_str(locs[0]), "")
-        pid = os.fork()
-        if pid == 0:
-            code = 1
-            try:
-                try:
-                    reader.get(locs[1])
-                except farena.ForkError:
-                    code = 0
-            finally:
-                os._exit(code)
-        _, ws = os.waitpid(pid, 0)
-        self.assertEqual(os.waitstatus_to_exitcode(ws), 0)
+        self.assert_fork_error(lambda: reader.get(locs[1]))
         reader.close()
         with self.assertRaises(farena.ConnectionLostError):
             reader.get(locs[0])
