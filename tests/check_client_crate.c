@@ -15,6 +15,22 @@
 
 /* ---- the crate README's scenarios ---- */
 
+/* Writes text as the one payload of a new file of the given index and
+ * finishes it: returns the finished file's handle, its payload's location
+ * in *loc, and the writer's handle in *writer when not NULL. */
+static farena_handle one_file(farena_client *c, uint16_t index, const char *text, farena_loc *loc,
+                              farena_handle *writer)
+{
+    farena_handle w, f;
+
+    OK(c, farena_writer_new(c, index, &w));
+    *loc = push_str(c, w, text);
+    OK(c, farena_finish(c, w, &f));
+    if (writer != NULL)
+        *writer = w;
+    return f;
+}
+
 /* "Usage": one writer, two payloads, into_arena, get. */
 START_TEST(crate_usage)
 {
@@ -50,18 +66,14 @@ END_TEST
 START_TEST(crate_builder_any_order)
 {
     farena_client *c;
-    farena_handle w0, w1, f0, f1, arena, again;
+    farena_handle w0, f0, f1, arena, again;
     farena_loc loc0, loc1;
     struct farena_arena_info info;
 
     start(NULL);
     c = conn();
-    OK(c, farena_writer_new(c, 0, &w0));
-    loc0 = push_str(c, w0, "data0");
-    OK(c, farena_finish(c, w0, &f0));
-    OK(c, farena_writer_new(c, 1, &w1));
-    loc1 = push_str(c, w1, "data1");
-    OK(c, farena_finish(c, w1, &f1));
+    f0 = one_file(c, 0, "data0", &loc0, &w0);
+    f1 = one_file(c, 1, "data1", &loc1, NULL);
     ck_assert_uint_ne(f0, w0); /* finish gives a new handle */
     ck_assert_uint_eq(loc1.file_index, 1);
 
@@ -83,17 +95,13 @@ END_TEST
 START_TEST(crate_arena_new_low_level)
 {
     farena_client *c;
-    farena_handle w1, w2, f1, f2, arena, bad;
+    farena_handle f1, f2, arena, bad;
     farena_loc loc1, loc2;
 
     start(NULL);
     c = conn();
-    OK(c, farena_writer_new(c, 0, &w1));
-    loc1 = push_str(c, w1, "data1");
-    OK(c, farena_finish(c, w1, &f1));
-    OK(c, farena_writer_new(c, 1, &w2));
-    loc2 = push_str(c, w2, "data2");
-    OK(c, farena_finish(c, w2, &f2));
+    f1 = one_file(c, 0, "data1", &loc1, NULL);
+    f2 = one_file(c, 1, "data2", &loc2, NULL);
 
     FAILS(c, FARENA_EINDEXMISMATCH, farena_arena_new(c, (farena_handle[]){f2, f1}, 2, &bad));
     OK(c, farena_arena_new(c, (farena_handle[]){f1, f2}, 2, &arena));
@@ -453,7 +461,7 @@ END_TEST
 START_TEST(arena_lifecycle)
 {
     struct farena_arena_info info;
-    farena_handle w, w1, f1, arena, big, found, files[4];
+    farena_handle w, arena, big, found, files[4];
     farena_loc l0, l1;
     size_t n = 0;
     farena_client *c;
@@ -486,10 +494,7 @@ START_TEST(arena_lifecycle)
     ck_assert_uint_eq(n, 1);
     OK(c, farena_arena_files(c, arena, NULL, 0, &n)); /* count only */
     ck_assert_uint_eq(n, 1);
-    OK(c, farena_writer_new(c, 1, &w1));
-    l1 = push_str(c, w1, "second file");
-    OK(c, farena_finish(c, w1, &f1));
-    files[1] = f1;
+    files[1] = one_file(c, 1, "second file", &l1, NULL);
     OK(c, farena_build(c, files, 2, &big));
     expect_payload(c, big, l0, "first file");
     expect_payload(c, big, l1, "second file");
