@@ -839,15 +839,16 @@ static int read_loc(const msgpack_object *o, struct store_loc *out, const char *
 
 /* A sendfile part of a get's reply went out (or was dropped): the file's
  * reference goes. */
-static void file_part_done(void *arg)
+static void file_part_done(void *arg, int sent)
 {
+    (void)sent;
     store_file_unref(arg);
 }
 
-/* A spliced get's pipe came back from its reply. */
-static void pipe_part_done(void *arg, int drained)
+/* A spliced get's pipe came back from its reply: reusable if drained. */
+static void pipe_part_done(void *arg, int sent)
 {
-    io_pipe_put(arg, drained);
+    io_pipe_put(arg, sent);
 }
 
 /* Issues the splice of a get's payload (loc of f) into p, which then goes

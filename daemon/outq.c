@@ -50,20 +50,16 @@ struct outq_slot {
     int64_t item; /* the failing batch item, or -1 */
     int *fds;     /* descriptors to pass with the first byte (owned), or NULL */
     size_t nfds;
-    /* A file part (outq_file): bytes left at file_off of file_fd, sent
-     * with sendfile; file_done(file_arg) when sent or dropped. */
-    int is_file;
-    int file_fd;
-    uint64_t file_off, file_left;
-    void (*file_done)(void *arg);
-    void *file_arg;
-    /* A pipe (outq_slot_attach_pipe): pipe_left bytes in pipe_fd that go
-     * out after b; pipe_done(pipe_arg, drained) once, when they are out or
-     * dropped. */
-    int pipe_fd;
-    uint64_t pipe_left;
-    void (*pipe_done)(void *arg, int drained);
-    void *pipe_arg;
+    /* Bytes that go out after b, not through memory: part_left bytes of
+     * the file part_fd from part_off with sendfile (outq_file: an element
+     * whose b is empty), or of the pipe part_fd with splice
+     * (outq_slot_attach_pipe). part_done(part_arg, sent) runs once, when
+     * they are all out (sent 1) or dropped. */
+    int part_is_file;
+    int part_fd;
+    uint64_t part_off, part_left;
+    void (*part_done)(void *arg, int sent);
+    void *part_arg;
 };
 
 struct outq {
@@ -111,16 +107,16 @@ static void slot_close_fds(struct outq_slot *s)
     s->nfds = 0;
 }
 
-/* Lets go of a slot's pipe: its bytes are out (pipe_left 0) or never
+/* Lets go of a slot's part: its bytes are out (part_left 0) or never
  * will be (counted out of the back-pressure bytes). */
-static void slot_drop_pipe(struct outq_slot *s)
+static void slot_drop_part(struct outq_slot *s)
 {
-    if (s->pipe_done == NULL)
+    if (s->part_done == NULL)
         return;
-    s->q->chain_bytes -= s->pipe_left;
-    s->pipe_done(s->pipe_arg, s->pipe_left == 0);
-    s->pipe_done = NULL;
-    s->pipe_left = 0;
+    s->q->chain_bytes -= s->part_left;
+    s->part_done(s->part_arg, s->part_left == 0);
+    s->part_done = NULL;
+    s->part_left = 0;
 }
 
 /* Frees one chain element, keeping a large buffer as the spare. */
@@ -129,12 +125,7 @@ static void slot_free(struct outq_slot *s)
     struct outq *q = s->q;
 
     slot_close_fds(s);
-    slot_drop_pipe(s);
-    if (s->is_file) {
-        s->file_done(s->file_arg);
-        free(s);
-        return;
-    }
+    slot_drop_part(s);
     if (s->b.cap >= OUTQ_SPARE_MIN && q->spare_bytes + s->b.cap <= OUTQ_SPARE_TOTAL) {
         struct outq_spare *sp = (struct outq_spare *)(void *)s->b.p;
 
@@ -159,10 +150,7 @@ void outq_free(struct outq *q)
     while (q->head != NULL) {
         struct outq_slot *s = q->head;
         q->head = s->next;
-        if (s->is_file)
-            q->chain_bytes -= s->file_left;
-        else
-            outq_count(q, -(int64_t)(s->counted - s->sent));
+        outq_count(q, -(int64_t)(s->counted - s->sent));
         slot_free(s);
     }
     obuf_fini(&q->tail);
@@ -256,23 +244,24 @@ struct outq_slot *outq_slot_new(struct outq *q, uint32_t msgid, size_t size, uns
 }
 
 /* Appends a file part; see outq.h. */
-int outq_file(struct outq *q, int fd, uint64_t off, uint64_t len, void (*done)(void *arg),
+int outq_file(struct outq *q, int fd, uint64_t off, uint64_t len, void (*done)(void *arg, int sent),
               void *arg)
 {
     struct outq_slot *s;
 
+    assert(len > 0);
     if (tail_freeze(q) < 0)
         return -1;
     s = calloc(1, sizeof(*s));
     if (s == NULL)
         return -1;
     s->q = q;
-    s->is_file = 1;
-    s->file_fd = fd;
-    s->file_off = off;
-    s->file_left = len;
-    s->file_done = done;
-    s->file_arg = arg;
+    s->part_is_file = 1;
+    s->part_fd = fd;
+    s->part_off = off;
+    s->part_left = len;
+    s->part_done = done;
+    s->part_arg = arg;
     chain_add(q, s);
     q->chain_bytes += len; /* back-pressure; not memory, so not the total */
     return 0;
@@ -286,13 +275,13 @@ struct obuf *outq_slot_buf(struct outq_slot *s)
 
 /* Attaches a pipe; see outq.h. */
 void outq_slot_attach_pipe(struct outq_slot *s, int rfd, uint64_t len,
-                           void (*done)(void *arg, int drained), void *arg)
+                           void (*done)(void *arg, int sent), void *arg)
 {
-    assert(s->pipe_done == NULL && s->nfds == 0 && s->pending > 0);
-    s->pipe_fd = rfd;
-    s->pipe_left = len;
-    s->pipe_done = done;
-    s->pipe_arg = arg;
+    assert(s->part_done == NULL && s->nfds == 0 && s->pending > 0 && len > 0);
+    s->part_fd = rfd;
+    s->part_left = len;
+    s->part_done = done;
+    s->part_arg = arg;
     s->q->chain_bytes += len; /* back-pressure; not memory, so not the total */
 }
 
@@ -317,7 +306,7 @@ static void slot_complete(struct outq_slot *s)
         obuf_truncate(&s->b, 0);
         obuf_packer(&s->b, &pk);
         proto_pack_error_item(&pk, s->msgid, s->code, s->msg, s->failed ? s->item : -1);
-        slot_drop_pipe(s); /* the error replaces the payload too */
+        slot_drop_part(s); /* the error replaces the payload too */
     }
     outq_count(q, (int64_t)s->b.len - (int64_t)s->counted);
     s->counted = s->b.len;
@@ -404,8 +393,8 @@ static void outq_consume(struct outq *q, size_t n)
         s->sent += k;
         n -= k;
         outq_count(q, -(int64_t)k);
-        if (s->sent < s->b.len || s->pipe_left > 0)
-            return; /* more of it, or its pipe, goes next */
+        if (s->sent < s->b.len || s->part_left > 0)
+            return; /* more of it, or its part, goes next */
         q->head = s->next;
         if (q->head == NULL)
             q->last = NULL;
@@ -427,16 +416,15 @@ static void outq_consume(struct outq *q, size_t n)
 static ssize_t send_part(struct outq *q, int fd, size_t room)
 {
     struct outq_slot *s = q->head;
-    uint64_t *left = s->is_file ? &s->file_left : &s->pipe_left;
-    size_t k = *left < room ? (size_t)*left : room;
+    size_t k = s->part_left < room ? (size_t)s->part_left : room;
     ssize_t rc;
 
     do {
-        if (s->is_file) {
-            off_t off = (off_t)s->file_off;
-            rc = sendfile(fd, s->file_fd, &off, k);
+        if (s->part_is_file) {
+            off_t off = (off_t)s->part_off;
+            rc = sendfile(fd, s->part_fd, &off, k);
         } else {
-            rc = splice(s->pipe_fd, NULL, fd, NULL, k, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+            rc = splice(s->part_fd, NULL, fd, NULL, k, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
         }
     } while (rc < 0 && errno == EINTR);
     /* A pipe holds every byte still owed, so EAGAIN is the socket. */
@@ -448,11 +436,10 @@ static ssize_t send_part(struct outq *q, int fd, size_t room)
         errno = EIO;
         return -1;
     }
-    if (s->is_file)
-        s->file_off += (uint64_t)rc;
-    *left -= (uint64_t)rc;
+    s->part_off += (uint64_t)rc;
+    s->part_left -= (uint64_t)rc;
     q->chain_bytes -= (uint64_t)rc;
-    if (*left == 0) {
+    if (s->part_left == 0) {
         q->head = s->next;
         if (q->head == NULL)
             q->last = NULL;
@@ -481,8 +468,6 @@ long outq_send(struct outq *q, int fd, size_t budget)
         for (s = q->head; s != NULL && n < OUTQ_IOV && want < room; s = s->next) {
             if (s->pending > 0)
                 break;
-            if (s->is_file)
-                break; /* sent below, once what comes before it is out */
             /* Descriptors travel on their reply's first byte, sent alone
              * (PROTOCOL.md 4.20: a client finds them at the end of the
              * read that brings that byte): stop before such a reply, or
@@ -503,11 +488,10 @@ long outq_send(struct outq *q, int fd, size_t budget)
                 want += iov[n].iov_len;
                 n++;
             }
-            if (s->pipe_left > 0)
-                break; /* its pipe goes out below, after these bytes */
+            if (s->part_left > 0)
+                break; /* its part goes out below, after these bytes */
         }
-        if (n == 0 && s != NULL && s == q->head && s->pending == 0 &&
-            (s->is_file || s->pipe_left > 0)) {
+        if (n == 0 && s != NULL && s == q->head && s->pending == 0 && s->part_left > 0) {
             ssize_t k = send_part(q, fd, room);
 
             if (k < 0)

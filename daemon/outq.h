@@ -68,17 +68,17 @@ struct obuf *outq_slot_buf(struct outq_slot *s);
  * caller still owns them). */
 int outq_slot_attach_fds(struct outq_slot *s, const int *fds, size_t n);
 
-/* Gives the slot a pipe whose len bytes go out, with splice(2), right
- * after the slot's own bytes: the payload of a get whose reply buffer holds
- * only its head. rfd is the pipe's non-blocking read end; the pipe is
- * filled while the slot waits (one of its parts). done(arg, drained) runs
- * once the bytes are out (drained 1) or when they never will be: the slot
+/* Gives the slot a pipe whose len (> 0) bytes go out, with splice(2),
+ * right after the slot's own bytes: the payload of a get whose reply
+ * buffer holds only its head. rfd is the pipe's non-blocking read end; the pipe is
+ * filled while the slot waits (one of its parts). done(arg, sent) runs
+ * once the bytes are out (sent 1) or when they never will be: the slot
  * failed (its error response goes out instead) or was freed unsent
- * (drained 0; the pipe may hold bytes). At most once per slot, and not
+ * (sent 0; the pipe may hold bytes). At most once per slot, and not
  * with descriptors. The bytes count in outq_pending (back-pressure) but
  * not in the shared memory total: they are page-cache pages. */
 void outq_slot_attach_pipe(struct outq_slot *s, int rfd, uint64_t len,
-                           void (*done)(void *arg, int drained), void *arg);
+                           void (*done)(void *arg, int sent), void *arg);
 
 /* Adds n pending parts (one per read issued into the slot). */
 void outq_slot_add(struct outq_slot *s, uint32_t n);
@@ -90,13 +90,14 @@ void outq_slot_done(struct outq_slot *s);
  * (with {"item": item} when item >= 0; the first failure wins). */
 void outq_slot_fail(struct outq_slot *s, enum proto_err code, const char *message, int64_t item);
 
-/* Appends len bytes of the file fd from offset off, sent with sendfile(2)
- * after everything queued so far (no copy through the daemon's memory:
- * for replies whose pages are cached, io_cached). done(arg) runs once
- * they are sent or the queue drops them; fd must stay open until then.
- * They count in outq_pending (back-pressure) but not in the shared memory
- * total. Returns 0 or -1 (out of memory; done is not called). */
-int outq_file(struct outq *q, int fd, uint64_t off, uint64_t len, void (*done)(void *arg),
+/* Appends len (> 0) bytes of the file fd from offset off, sent with
+ * sendfile(2) after everything queued so far (no copy through the daemon's
+ * memory: for replies whose pages are cached, io_cached). done(arg, sent)
+ * runs once they are all sent (sent 1) or the queue drops them (0); fd
+ * must stay open until then. They count in outq_pending (back-pressure)
+ * but not in the shared memory total. Returns 0 or -1 (out of memory;
+ * done is not called). */
+int outq_file(struct outq *q, int fd, uint64_t off, uint64_t len, void (*done)(void *arg, int sent),
               void *arg);
 
 /* Slots still waiting. */
